@@ -51,9 +51,18 @@ type app struct {
 // not given.
 var defaultConfigDirs = []string{".", "/etc/gitorch"}
 
+func newApp(stdout, stderr io.Writer) *app {
+	return &app{cfg: viper.New(), stdout: stdout, stderr: stderr}
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
-	a := &app{cfg: viper.New(), stdout: stdout, stderr: stderr}
-	root := a.rootCommand()
+	a := newApp(stdout, stderr)
+	return a.execute(a.rootCommand(), args)
+}
+
+// execute runs root with args and turns its error into an exit status.
+func (a *app) execute(root *cobra.Command, args []string) int {
+	stdout, stderr := a.stdout, a.stderr
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
