@@ -1,0 +1,327 @@
+// Package applytest is the test harness of pkg/apply: it starts a private
+// containerd for a test, builds a small busybox image in Go, and creates
+// network namespaces that a test owns. It never touches a containerd, an
+// image store or a network it did not create.
+package applytest
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"golang.org/x/sys/unix"
+)
+
+// inCI reports whether the tests run in CI, where a missing prerequisite
+// is a failure rather than a reason to skip.
+func inCI() bool { return os.Getenv("CI") == "true" }
+
+// Require stops the test when a prerequisite is missing: t.Fatal in CI,
+// t.Skip (saying how to run the test) elsewhere.
+func Require(t testing.TB, ok bool, what string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	msg := fmt.Sprintf("%s; run as root on Debian with: apt-get install -y containerd runc busybox-static iproute2 (scripts/test.sh does this)", what)
+	if inCI() {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// RequireRoot stops the test unless it runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	Require(t, os.Geteuid() == 0, "this test needs root (containerd, runc, namespaces)")
+}
+
+// RequireBinary stops the test unless name is on PATH (or in /usr/sbin,
+// /sbin, where Debian puts runc) and returns its path.
+func RequireBinary(t testing.TB, name string) string {
+	t.Helper()
+	p, err := lookPath(name)
+	Require(t, err == nil, fmt.Sprintf("%s not found on PATH", name))
+	return p
+}
+
+func lookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
+
+// Containerd is a containerd daemon started for one test, with its own
+// root, state directory and socket.
+type Containerd struct {
+	// Address is the gRPC socket.
+	Address string
+	// Dir holds root/, state/ and the daemon's log.
+	Dir string
+	// Namespace is a containerd namespace unique to this daemon: runc
+	// keeps its state in /run/containerd/runc/<namespace>, shared by every
+	// containerd on the machine, so a unique name keeps tests apart.
+	Namespace string
+	// Snapshotter is overlayfs when the daemon loaded it, else native.
+	Snapshotter string
+	// Client is connected to Address, with Namespace as default.
+	Client *client.Client
+
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// StartContainerd starts Debian's containerd with a generated config in a
+// temporary directory and waits until it serves. It stops the daemon,
+// every task it runs and every mount left under its directories when the
+// test ends.
+func StartContainerd(t testing.TB) *Containerd {
+	t.Helper()
+	RequireRoot(t)
+	bin := RequireBinary(t, "containerd")
+	RequireBinary(t, "runc")
+	RequireBinary(t, "containerd-shim-runc-v2")
+
+	// Unix socket paths must be shorter than 108 bytes, and t.TempDir's
+	// names grow with the test's name: keep the whole daemon in a short
+	// directory of its own.
+	dir, err := os.MkdirTemp("", "gtc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := "gitorch-test-" + RandomHex(4)
+	c := &Containerd{
+		Address:   filepath.Join(dir, "c.sock"),
+		Dir:       dir,
+		Namespace: ns,
+		done:      make(chan error, 1),
+	}
+	cfg := fmt.Sprintf(`version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = %q
+
+[ttrpc]
+  address = %q
+
+[plugins."io.containerd.gc.v1.scheduler"]
+  deletion_threshold = 0
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Address, c.Address+".t")
+	cfgPath := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config", cfgPath, "--log-level", "info")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, and killed if the test binary dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start containerd: %v", err)
+	}
+	c.cmd = cmd
+	go func() { c.done <- cmd.Wait(); logf.Close() }()
+	t.Cleanup(func() { c.stop(t) })
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(c.Address); err == nil {
+			cl, err := client.New(c.Address, client.WithDefaultNamespace(ns), client.WithTimeout(5*time.Second))
+			if err == nil {
+				ok, err := cl.IsServing(context.Background())
+				if err == nil && ok {
+					c.Client = cl
+					break
+				}
+				cl.Close()
+			}
+		}
+		select {
+		case err := <-c.done:
+			c.done <- err
+			t.Fatalf("containerd exited before serving: %v\n%s", err, c.Log())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd did not serve on %s within 30s\n%s", c.Address, c.Log())
+		}
+	}
+	c.Snapshotter = c.pickSnapshotter(t)
+	return c
+}
+
+// Context returns a context carrying the daemon's namespace.
+func (c *Containerd) Context(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, c.Namespace)
+}
+
+// Log returns the daemon's log so far.
+func (c *Containerd) Log() string {
+	b, _ := os.ReadFile(filepath.Join(c.Dir, "containerd.log"))
+	return string(b)
+}
+
+// pickSnapshotter returns overlayfs if the daemon loaded it, else native.
+func (c *Containerd) pickSnapshotter(t testing.TB) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Client.IntrospectionService().Plugins(ctx, `type=="io.containerd.snapshotter.v1"`)
+	if err != nil {
+		t.Fatalf("list snapshotters: %v", err)
+	}
+	ok := map[string]bool{}
+	for _, p := range resp.Plugins {
+		if p.InitErr == nil {
+			ok[p.ID] = true
+		}
+	}
+	switch {
+	case ok["overlayfs"]:
+		return "overlayfs"
+	case ok["native"]:
+		return "native"
+	}
+	t.Fatalf("containerd has neither overlayfs nor native snapshotter: %v", ok)
+	return ""
+}
+
+// stop kills every task in every namespace, stops the daemon and removes
+// its directory (after unmounting whatever is still mounted under it).
+func (c *Containerd) stop(t testing.TB) {
+	if c.Client != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if nss, err := c.Client.NamespaceService().List(ctx); err == nil {
+			for _, ns := range nss {
+				killAll(namespaces.WithNamespace(ctx, ns), c.Client)
+			}
+		}
+		cancel()
+		c.Client.Close()
+	}
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+	}
+	if err := UnmountUnder(c.Dir); err != nil {
+		t.Errorf("unmount under %s: %v", c.Dir, err)
+	}
+	if err := os.RemoveAll(c.Dir); err != nil {
+		t.Errorf("remove %s: %v", c.Dir, err)
+	}
+}
+
+func killAll(ctx context.Context, cl *client.Client) {
+	ctrs, err := cl.Containers(ctx)
+	if err != nil {
+		return
+	}
+	for _, ctr := range ctrs {
+		if task, err := ctr.Task(ctx, nil); err == nil {
+			if ch, err := task.Wait(ctx); err == nil {
+				if task.Kill(ctx, syscall.SIGKILL) == nil {
+					select {
+					case <-ch:
+					case <-time.After(10 * time.Second):
+					}
+				}
+			}
+			_, _ = task.Delete(ctx, client.WithProcessKill)
+		}
+		_ = ctr.Delete(ctx, client.WithSnapshotCleanup)
+	}
+}
+
+// UnmountUnder lazily unmounts every mount point at or below dir, deepest
+// first, so that the directory can be removed.
+func UnmountUnder(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var points []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		p := unescapeMountPath(fields[4])
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	var errs []error
+	for i := len(points) - 1; i >= 0; i-- {
+		if err := unix.Unmount(points[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", points[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v int
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// RandomHex returns 2n random hex digits.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
