@@ -145,8 +145,12 @@ func Remove(dir string, kinds ...Kind) error {
 }
 
 // Do runs fn on an OS thread that has joined the network namespace at
-// path, so that sockets fn opens belong to that namespace. The thread
-// returns to its own namespace afterwards, or is ended if it cannot.
+// path, so that sockets fn opens itself belong to that namespace. Work fn
+// hands to other goroutines runs elsewhere: http.Client, for one, dials
+// from a goroutine of its own, outside the namespace. Dial in fn (net.Dial
+// to an IP literal dials on the calling goroutine) and use the connection
+// after. The thread returns to its own namespace afterwards, or is ended
+// if it cannot.
 func Do(path string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {

@@ -1,0 +1,262 @@
+package apply
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Labels gitorch puts on every container it creates. A restarted gitorch
+// rebuilds its view of the node from them.
+const (
+	LabelPodNamespace = "gitorch.io/pod-namespace"
+	LabelPod          = "gitorch.io/pod"
+	LabelContainer    = "gitorch.io/container"
+	LabelRevision     = "gitorch.io/revision"
+	LabelTemplateHash = "gitorch.io/template-hash"
+	// LabelAttempt counts the starts of a container of a pod, from 0.
+	LabelAttempt = "gitorch.io/attempt"
+)
+
+// Errors callers decide on with errors.Is.
+var (
+	// ErrImageNotPresent: the image is not in containerd's image store.
+	ErrImageNotPresent = errors.New("image not present")
+	// ErrNotFound: no such pod or container on this node.
+	ErrNotFound = errors.New("not found")
+)
+
+// Runtime runs pods on the node. Every method is idempotent and safe to
+// call again after an error or a restart of gitorch: the state lives in
+// containerd and the data directory, never only in memory.
+type Runtime interface {
+	// RunPod makes the pod's sandbox (namespaces, network) if missing and
+	// starts each of its containers that does not exist yet. Containers
+	// that exist, running or exited, are left alone: restarting an exited
+	// container is the caller's decision (StartContainer).
+	RunPod(ctx context.Context, pod PodSpec) (PodStatus, error)
+	// StartContainer starts the named container of pod, replacing an
+	// exited instance with a new one (its attempt count one higher). A
+	// running instance is left running. The sandbox must exist (RunPod).
+	StartContainer(ctx context.Context, pod PodSpec, container string) (ContainerStatus, error)
+	// StopContainer sends SIGTERM to the container, waits up to grace for
+	// it to exit and then sends SIGKILL. The exited container stays, so
+	// that its exit status can be observed.
+	StopContainer(ctx context.Context, namespace, pod, container string, grace time.Duration) error
+	// StopPod stops every container of the pod as StopContainer does and
+	// removes everything the pod had: containers, snapshots, network
+	// (veth, IP), namespaces, and its directory with its logs.
+	StopPod(ctx context.Context, namespace, name string, grace time.Duration) error
+	// ListPods returns what runs on the node, as observed in containerd
+	// and the data directory.
+	ListPods(ctx context.Context) ([]PodStatus, error)
+}
+
+// PodSpec is a pod as the runtime runs it: everything resolved (images
+// named, environment computed, volumes as host paths).
+type PodSpec struct {
+	Namespace string
+	Name      string
+	// Revision is the Git commit the pod comes from; TemplateHash the hash
+	// of its workload's pod template. Both label its containers.
+	Revision     string
+	TemplateHash string
+	// Hostname defaults to Name (cut to 63 bytes).
+	Hostname   string
+	Containers []ContainerSpec
+}
+
+// Key identifies the pod on the node: "<namespace>_<name>". Kubernetes
+// names cannot hold '_', so keys never collide.
+func (p PodSpec) Key() string { return PodKey(p.Namespace, p.Name) }
+
+// PodKey is the key of the pod namespace/name.
+func PodKey(namespace, name string) string { return namespace + "_" + name }
+
+func (p PodSpec) hostname() string {
+	h := p.Hostname
+	if h == "" {
+		h = p.Name
+	}
+	if len(h) > 63 {
+		h = h[:63]
+	}
+	return h
+}
+
+func (p PodSpec) container(name string) (ContainerSpec, bool) {
+	for _, c := range p.Containers {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return ContainerSpec{}, false
+}
+
+// ContainerSpec is one container of a pod.
+type ContainerSpec struct {
+	Name  string
+	Image string
+	// Command replaces the image's entrypoint, Args its command, as in
+	// Kubernetes: Command+Args, or entrypoint+Args, or entrypoint+cmd.
+	Command []string
+	Args    []string
+	// Env is KEY=value, applied over the image's environment.
+	Env        []string
+	WorkingDir string
+	Mounts     []Mount
+	Resources  Resources
+}
+
+// Mount binds a host path into the container.
+type Mount struct {
+	Source      string
+	Destination string
+	ReadOnly    bool
+}
+
+// Resources are a container's cgroup settings, from its requests and
+// limits. Zero means unset.
+type Resources struct {
+	// CPURequestMilli sets the CPU weight (shares), CPULimitMilli the CFS
+	// quota, in thousandths of a CPU.
+	CPURequestMilli int64
+	CPULimitMilli   int64
+	// MemoryLimit in bytes; swap is limited to the same amount (none).
+	MemoryLimit int64
+}
+
+// ContainerState is the state of a container as containerd reports it.
+type ContainerState string
+
+// The states of a container.
+const (
+	// StateCreated: the container exists but has no task (not started,
+	// or gitorch stopped between creating and starting it).
+	StateCreated ContainerState = "created"
+	StateRunning ContainerState = "running"
+	StateExited  ContainerState = "exited"
+	StateUnknown ContainerState = "unknown"
+)
+
+// ContainerStatus is one container as observed.
+type ContainerStatus struct {
+	Name    string
+	ID      string
+	Image   string
+	Attempt int
+	State   ContainerState
+	// PID of the container's first process, while it runs.
+	PID       uint32
+	CreatedAt time.Time
+	// ExitCode, ExitedAt and OOMKilled are set once the container exited.
+	ExitCode  uint32
+	ExitedAt  time.Time
+	OOMKilled bool
+	// Revision and TemplateHash from the container's labels.
+	Revision     string
+	TemplateHash string
+	// LogPath is the file the container's stdout and stderr go to.
+	LogPath string
+}
+
+// PodStatus is one pod as observed.
+type PodStatus struct {
+	Namespace string
+	Name      string
+	// IP is the pod's address; invalid when the runtime has no network.
+	IP netip.Addr
+	// Containers sorted by name.
+	Containers []ContainerStatus
+}
+
+// Key is the pod's key (see PodKey).
+func (s PodStatus) Key() string { return PodKey(s.Namespace, s.Name) }
+
+// Container returns the status of the named container.
+func (s PodStatus) Container(name string) (ContainerStatus, bool) {
+	for _, c := range s.Containers {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return ContainerStatus{}, false
+}
+
+// containerID is the containerd ID of a pod's container: readable when
+// the names allow, else a hash (containerd IDs are at most 76 bytes of
+// [A-Za-z0-9] separated by single '.', '_' or '-').
+func containerID(namespace, pod, container string) string {
+	id := namespace + "_" + pod + "_" + container
+	if validID(id) {
+		return id
+	}
+	h := sha256.Sum256([]byte(namespace + "/" + pod + "/" + container))
+	return "gitorch-" + hex.EncodeToString(h[:20])
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > 76 {
+		return false
+	}
+	prevSep := true
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			prevSep = false
+		case c == '.' || c == '_' || c == '-':
+			if prevSep {
+				return false
+			}
+			prevSep = true
+		default:
+			return false
+		}
+	}
+	return !prevSep
+}
+
+// processArgs applies Kubernetes' rules for command and args over the
+// image's entrypoint and cmd.
+func processArgs(command, args, entrypoint, cmd []string) ([]string, error) {
+	var out []string
+	switch {
+	case len(command) > 0:
+		out = append(append(out, command...), args...)
+	case len(args) > 0:
+		out = append(append(out, entrypoint...), args...)
+	default:
+		out = append(append(out, entrypoint...), cmd...)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no command: the container sets none and its image has no entrypoint or cmd")
+	}
+	return out, nil
+}
+
+// cpuShares maps a CPU request to cgroup v1 shares, as kubelet does.
+func cpuShares(milli int64) uint64 {
+	const minShares, maxShares = 2, 262144
+	s := milli * 1024 / 1000
+	if s < minShares {
+		return minShares
+	}
+	if s > maxShares {
+		return maxShares
+	}
+	return uint64(s)
+}
+
+// cpuQuota maps a CPU limit to a CFS quota over a 100 ms period.
+func cpuQuota(milli int64) (quota int64, period uint64) {
+	const p = 100000
+	q := milli * p / 1000
+	if q < 1000 {
+		q = 1000
+	}
+	return q, p
+}
