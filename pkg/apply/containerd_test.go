@@ -33,7 +33,7 @@ type node struct {
 	ipam    *apply.IPAM
 }
 
-func newNode(t *testing.T) *node {
+func newNode(t testing.TB) *node {
 	t.Helper()
 	cd := applytest.StartContainerd(t)
 	f, err := os.Open(applytest.BusyboxArchive(t))
@@ -58,7 +58,7 @@ func newNode(t *testing.T) *node {
 
 // runtime returns a new runtime instance on the node's containerd, data
 // dir and network, as a restarted gitorch would build it.
-func (n *node) runtime(t *testing.T, c *client.Client) (*apply.Containerd, *apply.IPAM) {
+func (n *node) runtime(t testing.TB, c *client.Client) (*apply.Containerd, *apply.IPAM) {
 	t.Helper()
 	ipam, err := apply.OpenIPAM(filepath.Join(n.dataDir, "ipam.json"), n.prefix)
 	if err != nil {
