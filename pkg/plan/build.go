@@ -1,0 +1,130 @@
+package plan
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Options tune Build.
+type Options struct {
+	// ServiceCIDR is the range ClusterIPs come from; zero means
+	// DefaultServiceCIDR.
+	ServiceCIDR netip.Prefix
+}
+
+// PodChange is what happens to one pod.
+type PodChange struct {
+	Action    Action      `json:"action"`
+	Namespace string      `json:"namespace"`
+	Name      string      `json:"name"`
+	Workload  WorkloadRef `json:"workload"`
+	// Node is where the pod runs after the plan (create, move); for
+	// destroy, where it ran.
+	Node string `json:"node,omitempty"`
+	// From is where a moved pod ran before.
+	From string `json:"from,omitempty"`
+	// Reason says why a pod moves ("node-a left") or cannot be placed.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Summary counts a plan: objects added, changed and destroyed; pods placed
+// on a node after the plan, pods that move, and pods that fit nowhere.
+type Summary struct {
+	Add         int `json:"add"`
+	Change      int `json:"change"`
+	Destroy     int `json:"destroy"`
+	Placed      int `json:"placed"`
+	Moved       int `json:"moved"`
+	Unplaceable int `json:"unplaceable"`
+}
+
+// Plan is what taking a cluster from one revision and membership to
+// another does.
+type Plan struct {
+	Changes  []Change    `json:"changes"`
+	Pods     []PodChange `json:"pods"`
+	Services []ServiceIP `json:"services"`
+	Summary  Summary     `json:"summary"`
+}
+
+// HasChanges reports whether the plan changes any object or pod.
+func (p *Plan) HasChanges() bool {
+	for _, c := range p.Pods {
+		if c.Action != ActionUnplaceable {
+			return true
+		}
+	}
+	return len(p.Changes) > 0
+}
+
+// Build compares the objects old placed on oldNodes with the objects new
+// placed on newNodes. Pods that keep their node are not listed; pods that
+// fit nowhere after the plan are, as unplaceable.
+func Build(old, new []runtime.Object, oldNodes, newNodes []Node, opts Options) Plan {
+	cidr := opts.ServiceCIDR
+	if !cidr.IsValid() {
+		cidr = DefaultServiceCIDR
+	}
+	p := Plan{Changes: Diff(old, new)}
+	for _, c := range p.Changes {
+		switch c.Action {
+		case ActionCreate:
+			p.Summary.Add++
+		case ActionDestroy:
+			p.Summary.Destroy++
+		case ActionUpdate:
+			p.Summary.Change++
+		}
+	}
+	before, after := Schedule(old, oldNodes), Schedule(new, newNodes)
+	alive := map[string]bool{}
+	for _, n := range newNodes {
+		alive[n.Name] = true
+	}
+	for _, q := range after.Pods {
+		c := PodChange{Namespace: q.Namespace, Name: q.Name, Workload: q.Workload, Node: q.Node}
+		prev := before.Find(q.Namespace, q.Name)
+		switch {
+		case q.Node == "":
+			c.Action, c.Reason = ActionUnplaceable, q.Unplaceable
+			if prev != nil {
+				c.From = prev.Node
+			}
+			p.Summary.Unplaceable++
+		case prev == nil || prev.Node == "":
+			c.Action = ActionCreate
+		case prev.Node != q.Node:
+			c.Action, c.From = ActionMove, prev.Node
+			if !alive[prev.Node] {
+				c.Reason = prev.Node + " left"
+			}
+			p.Summary.Moved++
+		}
+		if q.Node != "" {
+			p.Summary.Placed++
+		}
+		if c.Action != "" {
+			p.Pods = append(p.Pods, c)
+		}
+	}
+	for _, q := range before.Pods {
+		if q.Node != "" && after.Find(q.Namespace, q.Name) == nil {
+			p.Pods = append(p.Pods, PodChange{Action: ActionDestroy, Namespace: q.Namespace, Name: q.Name, Workload: q.Workload, Node: q.Node})
+		}
+	}
+	slices.SortFunc(p.Pods, func(a, b PodChange) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	var svcs []*corev1.Service
+	for _, o := range new {
+		if s, ok := o.(*corev1.Service); ok {
+			svcs = append(svcs, s)
+		}
+	}
+	p.Services = AllocateClusterIPs(svcs, cidr)
+	return p
+}
