@@ -45,7 +45,6 @@ func TestParseNodes(t *testing.T) {
 	}
 }
 
-
 func TestBuildAndRender(t *testing.T) {
 	nodes, _ := ParseNodes([]byte(testNodes))
 	old := []runtime.Object{deployment("web", 2, "nginx:1.7.9"), svc("default", "web", "")}
