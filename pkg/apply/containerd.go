@@ -112,12 +112,30 @@ func (r *Containerd) readRecord(key string) (podRecord, error) {
 	return rec, json.Unmarshal(b, &rec)
 }
 
+// CreateSandbox implements Runtime.
+func (r *Containerd) CreateSandbox(ctx context.Context, pod PodSpec) (netip.Addr, error) {
+	ctx = r.ctx(ctx)
+	unlock := r.locks.lock(pod.Key())
+	defer unlock()
+	rec, err := r.ensureSandbox(ctx, pod)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	if rec.IP == "" {
+		return netip.Addr{}, nil
+	}
+	return netip.ParseAddr(rec.IP)
+}
+
 // RunPod implements Runtime.
 func (r *Containerd) RunPod(ctx context.Context, pod PodSpec) (PodStatus, error) {
 	ctx = r.ctx(ctx)
 	unlock := r.locks.lock(pod.Key())
 	defer unlock()
 	if _, err := r.ensureSandbox(ctx, pod); err != nil {
+		return PodStatus{}, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	if err := r.syncVolumes(pod); err != nil {
 		return PodStatus{}, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	for _, c := range pod.Containers {
@@ -139,6 +157,9 @@ func (r *Containerd) StartContainer(ctx context.Context, pod PodSpec, name strin
 	}
 	if _, err := r.readRecord(pod.Key()); err != nil {
 		return ContainerStatus{}, fmt.Errorf("pod %s/%s has no sandbox (RunPod first): %w", pod.Namespace, pod.Name, ErrNotFound)
+	}
+	if err := r.syncVolumes(pod); err != nil {
+		return ContainerStatus{}, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	st, err := r.startContainer(ctx, pod, c, true)
 	if err != nil {
@@ -297,11 +318,15 @@ func (r *Containerd) startContainer(ctx context.Context, pod PodSpec, c Containe
 		{Destination: "/etc/hostname", Type: "bind", Source: filepath.Join(dir, "hostname"), Options: []string{"rbind", "rw"}},
 	}
 	for _, m := range c.Mounts {
+		src, err := r.mountSource(pod, m)
+		if err != nil {
+			return ContainerStatus{}, err
+		}
 		opts := []string{"rbind", "rw"}
 		if m.ReadOnly {
 			opts = []string{"rbind", "ro"}
 		}
-		mounts = append(mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
+		mounts = append(mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: src, Options: opts})
 	}
 	specOpts := []oci.SpecOpts{
 		oci.WithImageConfig(img),
@@ -595,11 +620,9 @@ func (r *Containerd) removeSandbox(ctx context.Context, key string) error {
 	if err := nsfile.Remove(nsDir, nsfile.Net, nsfile.IPC, nsfile.UTS); err != nil {
 		return fmt.Errorf("pod %s: %w", key, err)
 	}
-	shm := filepath.Join(dir, "shm")
-	if mounted, _ := isMountPoint(shm); mounted {
-		if err := unix.Unmount(shm, unix.MNT_DETACH); err != nil {
-			return fmt.Errorf("pod %s: unmount %s: %w", key, shm, err)
-		}
+	// /dev/shm and memory-backed volumes.
+	if err := nsfile.UnmountUnder(dir); err != nil {
+		return fmt.Errorf("pod %s: %w", key, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("pod %s: %w", key, err)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"os"
 	"time"
 )
 
@@ -33,6 +34,11 @@ var (
 // call again after an error or a restart of gitorch: the state lives in
 // containerd and the data directory, never only in memory.
 type Runtime interface {
+	// CreateSandbox makes the pod's namespaces and network if missing and
+	// returns the pod's IP (invalid without a network). RunPod does it too;
+	// a caller that needs the IP to build the containers' environment
+	// (fieldRef status.podIP) calls it first.
+	CreateSandbox(ctx context.Context, pod PodSpec) (netip.Addr, error)
 	// RunPod makes the pod's sandbox (namespaces, network) if missing and
 	// starts each of its containers that does not exist yet. Containers
 	// that exist, running or exited, are left alone: restarting an exited
@@ -65,8 +71,39 @@ type PodSpec struct {
 	Revision     string
 	TemplateHash string
 	// Hostname defaults to Name (cut to 63 bytes).
-	Hostname   string
-	Containers []ContainerSpec
+	Hostname string
+	Volumes  []Volume
+	// InitContainers are not started by RunPod: the caller runs them to
+	// completion, in order, with StartContainer, before RunPod.
+	InitContainers []ContainerSpec
+	Containers     []ContainerSpec
+}
+
+// Volume is a directory the pod's containers can mount. Exactly one of
+// EmptyDir, HostPath and Files is set.
+type Volume struct {
+	Name string
+	// EmptyDir: an empty directory made with the pod and removed with it.
+	EmptyDir bool
+	// HostPath: a directory or file of the node; with HostPathCreate a
+	// missing directory is made (DirectoryOrCreate).
+	HostPath       string
+	HostPathCreate bool
+	// Files: a directory holding these files (a configMap's or a
+	// secret's keys). RunPod rewrites changed files and removes files no
+	// longer listed, so containers see updates.
+	Files []VolumeFile
+	// Memory keeps the directory on tmpfs (emptyDir medium Memory, and
+	// secrets, which never touch the node's disk).
+	Memory bool
+}
+
+// VolumeFile is one file of a Files volume.
+type VolumeFile struct {
+	// Path relative to the volume, without "..".
+	Path string
+	Data []byte
+	Mode os.FileMode
 }
 
 // Key identifies the pod on the node: "<namespace>_<name>". Kubernetes
@@ -88,7 +125,7 @@ func (p PodSpec) hostname() string {
 }
 
 func (p PodSpec) container(name string) (ContainerSpec, bool) {
-	for _, c := range p.Containers {
+	for _, c := range append(append([]ContainerSpec(nil), p.InitContainers...), p.Containers...) {
 		if c.Name == name {
 			return c, true
 		}
@@ -111,9 +148,15 @@ type ContainerSpec struct {
 	Resources  Resources
 }
 
-// Mount binds a host path into the container.
+// Mount binds a pod volume (or, with Source, a host path) into the
+// container at Destination.
 type Mount struct {
-	Source      string
+	// Volume names one of the pod's Volumes.
+	Volume string
+	// Source is a host path, for a mount that is no pod volume.
+	Source string
+	// SubPath mounts a path inside the volume instead of its root.
+	SubPath     string
 	Destination string
 	ReadOnly    bool
 }

@@ -1,0 +1,186 @@
+package apply
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+func (r *Containerd) volumeDir(key, name string) string {
+	return filepath.Join(r.podDir(key), "volumes", name)
+}
+
+// syncVolumes makes the pod's emptyDir and Files volumes, and brings the
+// files of Files volumes up to date.
+func (r *Containerd) syncVolumes(pod PodSpec) error {
+	seen := map[string]bool{}
+	for _, v := range pod.Volumes {
+		if !validName(v.Name) {
+			return fmt.Errorf("volume name %q: want a DNS label", v.Name)
+		}
+		if seen[v.Name] {
+			return fmt.Errorf("volume %q declared twice", v.Name)
+		}
+		seen[v.Name] = true
+		switch {
+		case v.HostPath != "":
+			if !filepath.IsAbs(v.HostPath) {
+				return fmt.Errorf("volume %s: hostPath %q is not absolute", v.Name, v.HostPath)
+			}
+			if v.HostPathCreate {
+				if err := os.MkdirAll(v.HostPath, 0o755); err != nil {
+					return fmt.Errorf("volume %s: %w", v.Name, err)
+				}
+			} else if _, err := os.Stat(v.HostPath); err != nil {
+				return fmt.Errorf("volume %s: hostPath: %w", v.Name, err)
+			}
+		default:
+			dir := r.volumeDir(pod.Key(), v.Name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+			if v.Memory {
+				if mounted, err := isMountPoint(dir); err != nil {
+					return err
+				} else if !mounted {
+					if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+						return fmt.Errorf("volume %s: mount tmpfs: %w", v.Name, err)
+					}
+				}
+			}
+			if !v.EmptyDir {
+				if err := syncFiles(dir, v.Files); err != nil {
+					return fmt.Errorf("volume %s: %w", v.Name, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// syncFiles makes dir hold exactly files: changed files are replaced
+// atomically (rename), files not listed are removed.
+func syncFiles(dir string, files []VolumeFile) error {
+	want := map[string]bool{}
+	for _, f := range files {
+		rel, err := cleanRel(f.Path)
+		if err != nil {
+			return err
+		}
+		want[rel] = true
+		p := filepath.Join(dir, rel)
+		mode := f.Mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, f.Data) {
+			if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() == mode.Perm() {
+				continue
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := writeFileSync(p, f.Data, mode.Perm()); err != nil {
+			return err
+		}
+	}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		if !want[rel] {
+			return os.Remove(p)
+		}
+		return nil
+	})
+}
+
+// cleanRel checks that p is a relative path that stays inside its
+// directory and returns it cleaned.
+func cleanRel(p string) (string, error) {
+	c := filepath.Clean(p)
+	if p == "" || filepath.IsAbs(p) || c == "." || c == ".." || strings.HasPrefix(c, "../") {
+		return "", fmt.Errorf("path %q must be relative and stay inside the volume", p)
+	}
+	return c, nil
+}
+
+// mountSource is the host path a container mount binds.
+func (r *Containerd) mountSource(pod PodSpec, m Mount) (string, error) {
+	var src string
+	switch {
+	case m.Volume != "":
+		var vol *Volume
+		for i := range pod.Volumes {
+			if pod.Volumes[i].Name == m.Volume {
+				vol = &pod.Volumes[i]
+			}
+		}
+		if vol == nil {
+			return "", fmt.Errorf("mount of %s: pod has no volume %q", m.Destination, m.Volume)
+		}
+		if vol.HostPath != "" {
+			src = vol.HostPath
+		} else {
+			src = r.volumeDir(pod.Key(), vol.Name)
+		}
+	case m.Source != "":
+		src = m.Source
+	default:
+		return "", fmt.Errorf("mount of %s names no volume", m.Destination)
+	}
+	if m.SubPath != "" {
+		rel, err := cleanRel(m.SubPath)
+		if err != nil {
+			return "", fmt.Errorf("mount of %s: subPath: %w", m.Destination, err)
+		}
+		root := src
+		src = filepath.Join(src, rel)
+		// A subPath inside a volume that does not exist yet is made, as
+		// Kubernetes does.
+		if _, err := os.Lstat(src); os.IsNotExist(err) {
+			if err := os.MkdirAll(src, 0o755); err != nil {
+				return "", err
+			}
+		}
+		// A symlink could lead out of the volume.
+		realRoot, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			return "", err
+		}
+		real, err := filepath.EvalSymlinks(src)
+		if err != nil {
+			return "", err
+		}
+		if real != realRoot && !strings.HasPrefix(real, realRoot+"/") {
+			return "", fmt.Errorf("mount of %s: subPath %q leaves its volume", m.Destination, m.SubPath)
+		}
+	}
+	return src, nil
+}
+
+// validName reports whether s is a DNS label (RFC 1123), as volume
+// names are.
+func validName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && (c != '-' || i == 0 || i == len(s)-1) {
+			return false
+		}
+	}
+	return true
+}
