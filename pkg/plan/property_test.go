@@ -162,70 +162,108 @@ func compare(before, after Placement, gone, to string) movement {
 	return m
 }
 
-// moveOptions: clusters where capacity is not tight.
+// moveOptions: clusters where capacity is not tight, 3 to 40 nodes,
+// workloads of 1 to 8 replicas.
 var moveOptions = genOptions{minNodes: 3, maxNodes: 40, workloads: 30, maxReplicas: 8, constraints: true, small: true}
 
-func TestSurvivorsStay(t *testing.T) {
-	var pods, moved int
+// smallClusters: 3 to 10 nodes and as many replicas, where spreading binds
+// most and so moves most.
+var smallClusters = genOptions{minNodes: 3, maxNodes: 10, workloads: 30, maxReplicas: 10, constraints: true, small: true}
+
+// figures measure movement over the seeded clusters of o.
+type figures struct {
+	// Joins: the fraction of pods that move when a node joins, divided by
+	// the ideal 1/(N+1).
+	joinMean, joinWorst float64
+	// Leaves: the fraction of pods that move when a node leaves, divided
+	// by 1/N, the share of the node that left.
+	leaveMean, leaveWorst float64
+	// Pods that moved between two nodes that were members before and
+	// after, as a share of the pods on such nodes.
+	joinStray, leaveStray float64
+}
+
+func measure(t *testing.T, o genOptions) figures {
+	var f figures
+	var joinStray, joinPods, leaveStray, leavePods int
 	for seed := uint64(0); seed < clusters; seed++ {
-		r, nodes, objs := cluster(seed, moveOptions)
-		before := Schedule(objs, nodes)
+		r, nodes, objs := cluster(seed, o)
 		x := r.IntN(len(nodes))
-		rest := append(append([]Node(nil), nodes[:x]...), nodes[x+1:]...)
-		after := Schedule(objs, rest)
-		for usage(after, rest) > 0.7 {
-			// Too tight for the property: give every node more room.
+		z := genNodes(r, 1, "new-", o)[0]
+		var before, left Placement
+		var rest []Node
+		for {
+			rest = append(append([]Node(nil), nodes[:x]...), nodes[x+1:]...)
+			before, left = Schedule(objs, nodes), Schedule(objs, rest)
+			if usage(left, rest) <= 0.7 {
+				break
+			}
+			// Too tight for the properties: give every node more room.
 			for i := range nodes {
 				nodes[i].Allocatable.MilliCPU = nodes[i].Allocatable.MilliCPU * 3 / 2
 				nodes[i].Allocatable.Memory = nodes[i].Allocatable.Memory * 3 / 2
 			}
-			rest = append(append([]Node(nil), nodes[:x]...), nodes[x+1:]...)
-			before, after = Schedule(objs, nodes), Schedule(objs, rest)
 		}
-		// Pods on the node that left move; count the others.
-		m := compare(before, after, nodes[x].Name, "")
+		joined := Schedule(objs, append(append([]Node(nil), nodes...), z))
+
+		m := compare(before, left, nodes[x].Name, "")
 		if m.notToNewSingle > 0 {
 			t.Fatalf("seed %d: %d pods of unreplicated workloads moved between surviving nodes when %s left", seed, m.notToNewSingle, nodes[x].Name)
 		}
-		pods += m.pods
-		moved += m.notToNew
-	}
-	frac := float64(moved) / float64(pods)
-	t.Logf("survivors: %d of %d pods on surviving nodes moved (%.2f%%), all of them replicas of spread workloads", moved, pods, frac*100)
-	if frac > maxSurvivorMoves {
-		t.Errorf("%.2f%% of pods on surviving nodes moved; the bound is %.0f%%", frac*100, maxSurvivorMoves*100)
-	}
-}
+		all := compare(before, left, "", "")
+		lf := float64(all.moved) / float64(all.pods) * float64(len(nodes))
+		f.leaveMean += lf / clusters
+		f.leaveWorst = max(f.leaveWorst, lf)
+		leaveStray += m.notToNew
+		leavePods += m.pods
 
-// maxSurvivorMoves bounds the share of pods on surviving nodes that
-// spreading moves when a node leaves (docs/placement.md: spreading and
-// exact stability cannot both hold).
-const maxSurvivorMoves = 0.05
-
-func TestJoinsMoveLittle(t *testing.T) {
-	var sum, worst float64
-	var notToNew, pods int
-	for seed := uint64(0); seed < clusters; seed++ {
-		r, nodes, objs := cluster(seed, moveOptions)
-		before := Schedule(objs, nodes)
-		z := genNodes(r, 1, "new-", moveOptions)[0]
-		after := Schedule(objs, append(append([]Node(nil), nodes...), z))
-		m := compare(before, after, "", z.Name)
+		m = compare(before, joined, "", z.Name)
 		if m.notToNewSingle > 0 {
 			t.Fatalf("seed %d: %d pods of unreplicated workloads moved to another node than the new one", seed, m.notToNewSingle)
 		}
-		f := float64(m.moved) / float64(m.pods) * float64(len(nodes)+1)
-		sum += f
-		worst = max(worst, f)
-		notToNew += m.notToNew
-		pods += m.pods
+		jf := float64(m.moved) / float64(m.pods) * float64(len(nodes)+1)
+		f.joinMean += jf / clusters
+		f.joinWorst = max(f.joinWorst, jf)
+		joinStray += m.notToNew
+		joinPods += m.pods
 	}
-	mean := sum / clusters
-	t.Logf("joins: fraction moved / ideal 1/(N+1): mean %.3f, worst %.3f; %d of %d pods moved elsewhere than the new node", mean, worst, notToNew, pods)
-	if mean > 1.25 {
-		t.Errorf("mean fraction moved is %.3f x 1/(N+1); the bound is 1.25", mean)
+	f.joinStray = float64(joinStray) / float64(joinPods)
+	f.leaveStray = float64(leaveStray) / float64(leavePods)
+	t.Logf("join: moved/ideal mean %.3f worst %.3f, %.2f%% of pods moved between old nodes", f.joinMean, f.joinWorst, 100*f.joinStray)
+	t.Logf("leave: moved/ideal mean %.3f worst %.3f, %.2f%% of pods on survivors moved", f.leaveMean, f.leaveWorst, 100*f.leaveStray)
+	return f
+}
+
+// TestMovement checks, over 100 clusters of 3 to 40 nodes at most 70%
+// used, that
+//   - survivors stay and joins move only to the new node, exactly, for
+//     every workload that spreading does not constrain (bare Pods, one
+//     replica, DaemonSets);
+//   - for replicated workloads, which spreading does constrain
+//     (TestSpreadAndStabilityConflict), at most 5% of the pods on nodes
+//     that stay move;
+//   - the fraction of pods moved when a node joins averages at most
+//     1.25 x 1/(N+1).
+func TestMovement(t *testing.T) {
+	f := measure(t, moveOptions)
+	if f.joinMean > 1.25 {
+		t.Errorf("mean fraction moved on join is %.3f x 1/(N+1); the bound is 1.25", f.joinMean)
 	}
-	if frac := float64(notToNew) / float64(pods); frac > maxSurvivorMoves {
-		t.Errorf("%.2f%% of pods moved between old nodes; the bound is %.0f%%", frac*100, maxSurvivorMoves*100)
+	if f.joinStray > 0.05 || f.leaveStray > 0.05 {
+		t.Errorf("%.2f%% (join), %.2f%% (leave) of pods moved between nodes that stayed; the bound is 5%%", 100*f.joinStray, 100*f.leaveStray)
+	}
+}
+
+// TestMovementSmallClusters measures the worst case for spreading: 3 to 10
+// nodes and workloads of up to 10 replicas. The exact properties still
+// hold for unreplicated workloads; the bounds for the others are looser,
+// as docs/placement.md reports.
+func TestMovementSmallClusters(t *testing.T) {
+	f := measure(t, smallClusters)
+	if f.joinMean > 2 {
+		t.Errorf("mean fraction moved on join is %.3f x 1/(N+1); the bound for small clusters is 2", f.joinMean)
+	}
+	if f.joinStray > 0.15 || f.leaveStray > 0.15 {
+		t.Errorf("%.2f%% (join), %.2f%% (leave) of pods moved between nodes that stayed; the bound for small clusters is 15%%", 100*f.joinStray, 100*f.leaveStray)
 	}
 }

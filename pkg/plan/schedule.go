@@ -146,25 +146,44 @@ func (s *scheduler) place(w *workload) {
 	}
 	s.count = slices.Grow(s.count[:0], n)[:n]
 	clear(s.count)
-	for ord := 0; ord < w.replicas; ord++ {
-		p := newPod(w.podName(ord, ""))
-		key := hashString(p.Namespace + "/" + p.Name)
-		best := s.choose(key, w.requests, limit)
-		if best < 0 {
-			// Better to exceed the spread cap than to leave a pod pending:
-			// some nodes had room for fewer pods than the cap.
-			best = s.choose(key, w.requests, w.replicas+1)
-		}
-		if best < 0 {
-			p.Unplaceable = s.unplaceable(w.requests)
+	pods := make([]Pod, w.replicas)
+	keys := make([]uint64, w.replicas)
+	var deferred []int
+	// First pass: every pod, in ordinal order, takes its first choice (the
+	// node with the highest score among those with room) if that node is
+	// below the spread cap.
+	for ord := range pods {
+		pods[ord] = newPod(w.podName(ord, ""))
+		keys[ord] = hashString(w.namespace + "/" + pods[ord].Name)
+		best := s.choose(keys[ord], w.requests, w.replicas+1)
+		if best >= 0 && s.count[best] < limit {
+			s.bind(&pods[ord], best, w.requests)
 		} else {
-			nd := &s.nodes[best]
-			nd.free = nd.free.sub(w.requests)
-			s.count[best]++
-			p.Node = nd.Name
+			deferred = append(deferred, ord)
 		}
-		s.pods = append(s.pods, p)
 	}
+	// Second pass: the others, in ordinal order, take the best node below
+	// the cap; failing that (some nodes had room for fewer pods than the
+	// cap) the best with room, since running beats spreading.
+	for _, ord := range deferred {
+		best := s.choose(keys[ord], w.requests, limit)
+		if best < 0 {
+			best = s.choose(keys[ord], w.requests, w.replicas+1)
+		}
+		if best < 0 {
+			pods[ord].Unplaceable = s.unplaceable(w.requests)
+		} else {
+			s.bind(&pods[ord], best, w.requests)
+		}
+	}
+	s.pods = append(s.pods, pods...)
+}
+
+func (s *scheduler) bind(p *Pod, node int, req Resources) {
+	nd := &s.nodes[node]
+	nd.free = nd.free.sub(req)
+	s.count[node]++
+	p.Node = nd.Name
 }
 
 // choose returns the index of the eligible node with the highest weighted
