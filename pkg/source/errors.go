@@ -2,6 +2,8 @@ package source
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/url"
@@ -25,6 +27,9 @@ var (
 	// ErrHostKey: the SSH server's host key is unknown or does not match
 	// known_hosts.
 	ErrHostKey = errors.New("ssh host key not trusted")
+	// ErrTLS: the HTTPS server's certificate is not trusted (give its CA
+	// bundle).
+	ErrTLS = errors.New("tls certificate not trusted")
 	// ErrRepoNotFound: the remote has no such repository.
 	ErrRepoNotFound = errors.New("repository not found")
 	// ErrRefNotFound: no branch, tag or fetched commit has that name.
@@ -69,7 +74,11 @@ func (e *kindError) Error() string {
 	if e.err == nil {
 		return e.msg
 	}
-	return e.msg + ": " + e.err.Error()
+	inner := e.err.Error()
+	if strings.HasPrefix(inner, e.msg) {
+		return inner
+	}
+	return e.msg + ": " + inner
 }
 
 func (e *kindError) Unwrap() []error {
@@ -89,6 +98,10 @@ func classifyRemote(err error) error {
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
 	var urlErr *url.Error
+	var certErr *tls.CertificateVerificationError
+	var authorityErr x509.UnknownAuthorityError
+	var hostnameErr x509.HostnameError
+	var invalidErr x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &keyErr):
 		if len(keyErr.Want) == 0 {
@@ -97,6 +110,8 @@ func classifyRemote(err error) error {
 		return &kindError{ErrHostKey, "ssh host key does NOT match known_hosts: someone may be intercepting the connection, or the server's key changed", err}
 	case errors.As(err, &revoked):
 		return &kindError{ErrHostKey, "ssh host key is revoked in known_hosts", err}
+	case errors.As(err, &certErr), errors.As(err, &authorityErr), errors.As(err, &hostnameErr), errors.As(err, &invalidErr):
+		return &kindError{ErrTLS, "tls certificate of the server is not trusted (give its CA with --git-ca-file)", err}
 	case errors.Is(err, transport.ErrAuthenticationRequired),
 		errors.Is(err, transport.ErrAuthorizationFailed),
 		strings.Contains(err.Error(), "unable to authenticate"):
@@ -139,7 +154,9 @@ type scrubbed struct {
 func (e *scrubbed) Error() string {
 	s := userinfoRE.ReplaceAllString(e.err.Error(), "$1")
 	for _, secret := range e.secrets {
-		if secret != "" {
+		// Very short secrets would blank out ordinary letters; they are
+		// never put into messages in the first place.
+		if len(secret) >= 4 {
 			s = strings.ReplaceAll(s, secret, "***")
 		}
 	}

@@ -224,6 +224,7 @@ func startHTTP(tb testing.TB, root, user, pass string, useTLS bool) (baseURL str
 			"HOME=" + os.Getenv("HOME"),
 		},
 		InheritEnv: []string{"PATH", "GIT_CONFIG_GLOBAL"},
+		Stderr:     io.Discard,
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, ok := r.BasicAuth()
