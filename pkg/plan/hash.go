@@ -14,6 +14,19 @@ func hashString(s string) uint64 {
 	return h
 }
 
+// hashKey is hashString(namespace + "/" + name) without building the
+// string.
+func hashKey(namespace, name string) uint64 {
+	h := uint64(14695981039346656037)
+	for _, s := range [...]string{namespace, "/", name} {
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= 1099511628211
+		}
+	}
+	return h
+}
+
 // mix is the splitmix64 finaliser: it turns two hashes into one whose bits
 // are all equally likely to be set, fast enough to call for every
 // (pod, node) pair.

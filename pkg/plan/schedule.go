@@ -61,6 +61,8 @@ type nodeState struct {
 	hash uint64
 	w    uint64
 	free Resources
+	// taintReasons[i] is the unplaceable reason for Taints[i].
+	taintReasons []string
 }
 
 // Schedule places the pods that objects ask for on nodes. It is a pure
@@ -80,6 +82,9 @@ func Schedule(objects []runtime.Object, nodes []Node) Placement {
 		ns[i].hash = hashString(ns[i].Name)
 		ns[i].w = ns[i].weight()
 		ns[i].free = ns[i].Allocatable
+		for _, t := range ns[i].Taints {
+			ns[i].taintReasons = append(ns[i].taintReasons, fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.Key, t.Value))
+		}
 	}
 	s := scheduler{nodes: ns}
 	for _, w := range workloads(objects) {
@@ -105,7 +110,7 @@ func (s *scheduler) place(w *workload) {
 	s.eligible = s.eligible[:0]
 	s.reasons = slices.Grow(s.reasons[:0], n)[:n]
 	for i := range s.nodes {
-		r := staticReason(s.nodes[i].Node, &w.template.Spec)
+		r := s.nodes[i].staticReason(&w.template.Spec)
 		s.reasons[i] = r
 		if r == "" {
 			s.eligible = append(s.eligible, i)
@@ -154,7 +159,7 @@ func (s *scheduler) place(w *workload) {
 	// below the spread cap.
 	for ord := range pods {
 		pods[ord] = newPod(w.podName(ord, ""))
-		keys[ord] = hashString(w.namespace + "/" + pods[ord].Name)
+		keys[ord] = hashKey(w.namespace, pods[ord].Name)
 		best := s.choose(keys[ord], w.requests, w.replicas+1)
 		if best >= 0 && s.count[best] < limit {
 			s.bind(&pods[ord], best, w.requests)
@@ -259,21 +264,42 @@ func insufficient(free, req Resources) []string {
 	return r
 }
 
+// staticReason is like the function staticReason, with the taint messages
+// formatted once per node rather than once per workload.
+func (n *nodeState) staticReason(spec *corev1.PodSpec) string {
+	r, taint := staticCheck(n.Node, spec)
+	if taint >= 0 {
+		return n.taintReasons[taint]
+	}
+	return r
+}
+
 // staticReason is why node cannot run a pod with spec whatever its free
 // resources, or "" when it can.
 func staticReason(node *Node, spec *corev1.PodSpec) string {
+	r, taint := staticCheck(node, spec)
+	if taint >= 0 {
+		t := node.Taints[taint]
+		return fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.Key, t.Value)
+	}
+	return r
+}
+
+// staticCheck returns staticReason's answer, except that for an
+// untolerated taint it returns the taint's index (else -1).
+func staticCheck(node *Node, spec *corev1.PodSpec) (string, int) {
 	if node.Unschedulable {
-		return "node(s) were unschedulable"
+		return "node(s) were unschedulable", -1
 	}
 	for k, v := range spec.NodeSelector {
 		if got, ok := node.Labels[k]; !ok || got != v {
-			return "node(s) didn't match nodeSelector"
+			return "node(s) didn't match nodeSelector", -1
 		}
 	}
 	if a := spec.Affinity; a != nil && a.NodeAffinity != nil {
 		if req := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution; req != nil {
 			if !matchNodeSelector(node, req) {
-				return "node(s) didn't match node affinity"
+				return "node(s) didn't match node affinity", -1
 			}
 		}
 	}
@@ -283,10 +309,10 @@ func staticReason(node *Node, spec *corev1.PodSpec) string {
 			continue
 		}
 		if !tolerated(spec.Tolerations, t) {
-			return fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.Key, t.Value)
+			return "", i
 		}
 	}
-	return ""
+	return "", -1
 }
 
 func tolerated(tols []corev1.Toleration, t *corev1.Taint) bool {
