@@ -45,6 +45,8 @@ type ContainerdConfig struct {
 	DataDir string
 	// Network connects pods; nil leaves them with loopback only.
 	Network Network
+	// Registries holds pull credentials and plain-HTTP registries.
+	Registries Registries
 	// Logger for what the runtime does; nil discards.
 	Logger *slog.Logger
 }
@@ -287,19 +289,9 @@ func (r *Containerd) startContainer(ctx context.Context, pod PodSpec, c Containe
 		return ContainerStatus{}, err
 	}
 
-	img, err := r.cfg.Client.GetImage(ctx, c.Image)
+	img, err := EnsureImage(ctx, r.cfg.Client, r.cfg.Namespace, r.cfg.Snapshotter, c.Image, c.PullPolicy, r.cfg.Registries)
 	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return ContainerStatus{}, fmt.Errorf("%w: %s (import it with 'gitorch image import')", ErrImageNotPresent, c.Image)
-		}
 		return ContainerStatus{}, err
-	}
-	if ok, err := img.IsUnpacked(ctx, r.cfg.Snapshotter); err != nil {
-		return ContainerStatus{}, err
-	} else if !ok {
-		if err := img.Unpack(ctx, r.cfg.Snapshotter); err != nil {
-			return ContainerStatus{}, fmt.Errorf("unpack %s: %w", c.Image, err)
-		}
 	}
 	imgSpec, err := img.Spec(ctx)
 	if err != nil {

@@ -402,7 +402,7 @@ func TestRunPodWithoutImage(t *testing.T) {
 	n := newNode(t)
 	ctx := context.Background()
 	pod := apply.PodSpec{Namespace: "default", Name: "ghost", Containers: []apply.ContainerSpec{
-		{Name: "c", Image: "gitorch.test/absent:1"},
+		{Name: "c", Image: "gitorch.test/absent:1", PullPolicy: apply.PullNever},
 	}}
 	_, err := n.rt.RunPod(ctx, pod)
 	if !errors.Is(err, apply.ErrImageNotPresent) {

@@ -81,9 +81,14 @@ func containerFor(pod *corev1.Pod, c *corev1.Container, in PodInputs) (Container
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}
+	policy := PullPolicy(c.ImagePullPolicy)
+	if policy == "" {
+		policy = DefaultPullPolicy(c.Image)
+	}
 	out := ContainerSpec{
 		Name:       c.Name,
 		Image:      img,
+		PullPolicy: policy,
 		Command:    expandAll(c.Command, vars),
 		Args:       expandAll(c.Args, vars),
 		Env:        env,

@@ -190,11 +190,12 @@ func TestPodSpecFor(t *testing.T) {
 			{Name: "logs", HostPath: "/var/log/app", HostPathCreate: true},
 		},
 		Containers: []ContainerSpec{{
-			Name:    "web",
-			Image:   "docker.io/library/nginx:latest",
-			Command: []string{"sh", "-c"},
-			Args:    []string{"echo hi"},
-			Env:     []string{"GREETING=hi"},
+			Name:       "web",
+			Image:      "docker.io/library/nginx:latest",
+			PullPolicy: PullAlways,
+			Command:    []string{"sh", "-c"},
+			Args:       []string{"echo hi"},
+			Env:        []string{"GREETING=hi"},
 			Mounts: []Mount{
 				{Volume: "config", Destination: "/etc/app", ReadOnly: true},
 				{Volume: "scratch", Destination: "/scratch", SubPath: "web"},

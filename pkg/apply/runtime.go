@@ -24,7 +24,8 @@ const (
 
 // Errors callers decide on with errors.Is.
 var (
-	// ErrImageNotPresent: the image is not in containerd's image store.
+	// ErrImageNotPresent: the image is not in containerd's image store
+	// (and the pull policy forbids pulling it).
 	ErrImageNotPresent = errors.New("image not present")
 	// ErrNotFound: no such pod or container on this node.
 	ErrNotFound = errors.New("not found")
@@ -137,6 +138,8 @@ func (p PodSpec) container(name string) (ContainerSpec, bool) {
 type ContainerSpec struct {
 	Name  string
 	Image string
+	// PullPolicy for Image; "" is IfNotPresent.
+	PullPolicy PullPolicy
 	// Command replaces the image's entrypoint, Args its command, as in
 	// Kubernetes: Command+Args, or entrypoint+Args, or entrypoint+cmd.
 	Command []string

@@ -30,12 +30,12 @@ func TestPodFromManifestWithVolumesAndEnv(t *testing.T) {
 			},
 			Containers: []corev1.Container{
 				{
-					Name: "writer", Image: applytest.BusyboxRef,
+					Name: "writer", Image: applytest.BusyboxRef, ImagePullPolicy: corev1.PullIfNotPresent,
 					Command:      []string{"sh", "-c", "echo from-writer > /shared/msg; exec sleep 3600"},
 					VolumeMounts: []corev1.VolumeMount{{Name: "shared", MountPath: "/shared"}},
 				},
 				{
-					Name: "reader", Image: applytest.BusyboxRef,
+					Name: "reader", Image: applytest.BusyboxRef, ImagePullPolicy: corev1.PullIfNotPresent,
 					Command: []string{"sh", "-c", `
 i=0; until [ -f /shared/msg ]; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.1; done
 echo "shared=$(cat /shared/msg)"
