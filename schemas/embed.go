@@ -1,0 +1,14 @@
+// Package schemas holds gitorch's CUE definitions of the Kubernetes kinds it
+// supports, the contract a repository is checked against (see
+// docs/schemas.md). pkg/schema compiles the embedded files as one CUE
+// package, and users can run them with the cue command:
+//
+//	cue vet -c -d '#Deployment' ./schemas deployment.yaml
+package schemas
+
+import "embed"
+
+// FS holds the .cue files of package schemas, at its root.
+//
+//go:embed *.cue
+var FS embed.FS
