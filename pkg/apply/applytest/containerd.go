@@ -170,6 +170,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		}
 	}
 	c.Snapshotter = c.pickSnapshotter(t)
+	t.Logf("containerd on %s, namespace %s, snapshotter %s", c.Address, ns, c.Snapshotter)
 	return c
 }
 
