@@ -153,32 +153,66 @@ func (s *scheduler) place(w *workload) {
 	clear(s.count)
 	pods := make([]Pod, w.replicas)
 	keys := make([]uint64, w.replicas)
+	wishes := make([]wish, 0, w.replicas)
 	var deferred []int
-	// First pass: every pod, in ordinal order, takes its first choice (the
-	// node with the highest score among those with room) if that node is
-	// below the spread cap.
+	// First pass: every pod's first choice is the node with the highest
+	// score among those with room. Where more pods want a node than the
+	// spread cap (or its room) allows, the node takes those with the
+	// highest scores for it: a pod whose first choice this node is among
+	// more nodes tends to score higher on it than one that has it as first
+	// choice only because its better node is gone, so incumbents win.
 	for ord := range pods {
 		pods[ord] = newPod(w.podName(ord, ""))
 		keys[ord] = hashKey(w.namespace, pods[ord].Name)
-		best := s.choose(keys[ord], w.requests, w.replicas+1)
-		if best >= 0 && s.count[best] < limit {
-			s.bind(&pods[ord], best, w.requests)
-		} else {
+		best, sc := s.choose(keys[ord], w.requests, w.replicas+1)
+		if best < 0 {
 			deferred = append(deferred, ord)
+			continue
+		}
+		wishes = append(wishes, wish{ord, best, sc})
+	}
+	slices.SortFunc(wishes, func(a, b wish) int {
+		if a.before(b) {
+			return -1
+		}
+		return 1
+	})
+	for _, x := range wishes {
+		if s.count[x.node] < limit && s.nodes[x.node].free.fits(w.requests) {
+			s.bind(&pods[x.ord], x.node, w.requests)
+		} else {
+			deferred = append(deferred, x.ord)
 		}
 	}
-	// Second pass: the others, in ordinal order, take the best node below
-	// the cap; failing that (some nodes had room for fewer pods than the
-	// cap) the best with room, since running beats spreading.
+	// Second pass: the other pods take their best node below the cap, the
+	// pod with the highest such score first (re-choosing when a node it
+	// wanted fills up), for the same reason. A pod with no node below the
+	// cap (some nodes had room for fewer pods than the cap) takes the best
+	// node with room: running beats spreading.
+	h := wishHeap{}
 	for _, ord := range deferred {
-		best := s.choose(keys[ord], w.requests, limit)
-		if best < 0 {
-			best = s.choose(keys[ord], w.requests, w.replicas+1)
+		if best, sc := s.choose(keys[ord], w.requests, limit); best >= 0 {
+			h.push(wish{ord, best, sc})
+			continue
 		}
-		if best < 0 {
-			pods[ord].Unplaceable = s.unplaceable(w.requests)
-		} else {
+		if best, _ := s.choose(keys[ord], w.requests, w.replicas+1); best >= 0 {
 			s.bind(&pods[ord], best, w.requests)
+		} else {
+			pods[ord].Unplaceable = s.unplaceable(w.requests)
+		}
+	}
+	for len(h) > 0 {
+		x := h.pop()
+		if s.count[x.node] < limit && s.nodes[x.node].free.fits(w.requests) {
+			s.bind(&pods[x.ord], x.node, w.requests)
+			continue
+		}
+		if best, sc := s.choose(keys[x.ord], w.requests, limit); best >= 0 {
+			h.push(wish{x.ord, best, sc})
+		} else if best, _ := s.choose(keys[x.ord], w.requests, w.replicas+1); best >= 0 {
+			s.bind(&pods[x.ord], best, w.requests)
+		} else {
+			pods[x.ord].Unplaceable = s.unplaceable(w.requests)
 		}
 	}
 	s.pods = append(s.pods, pods...)
@@ -194,7 +228,7 @@ func (s *scheduler) bind(p *Pod, node int, req Resources) {
 // choose returns the index of the eligible node with the highest weighted
 // rendezvous score for key among those with room for req and fewer than
 // limit pods of the current workload, or -1.
-func (s *scheduler) choose(key uint64, req Resources, limit int) int {
+func (s *scheduler) choose(key uint64, req Resources, limit int) (int, score) {
 	best := -1
 	var bestScore score
 	for _, i := range s.eligible {
@@ -209,7 +243,7 @@ func (s *scheduler) choose(key uint64, req Resources, limit int) int {
 			best, bestScore = i, sc
 		}
 	}
-	return best
+	return best, bestScore
 }
 
 // unplaceable explains, node class by node class, why no node takes a pod
@@ -391,4 +425,61 @@ func matchRequirement(op corev1.NodeSelectorOperator, v string, has bool, values
 		return a < b
 	}
 	return false
+}
+
+// wish is a pod's choice of a node, with its score there.
+type wish struct {
+	ord, node int
+	sc        score
+}
+
+// before orders wishes by descending score, then ordinal.
+func (a wish) before(b wish) bool {
+	switch {
+	case a.sc.higher(b.sc):
+		return true
+	case b.sc.higher(a.sc):
+		return false
+	}
+	return a.ord < b.ord
+}
+
+// wishHeap is a binary max-heap of wishes by wish.before.
+type wishHeap []wish
+
+func (h *wishHeap) push(x wish) {
+	*h = append(*h, x)
+	i := len(*h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !(*h)[i].before((*h)[p]) {
+			break
+		}
+		(*h)[i], (*h)[p] = (*h)[p], (*h)[i]
+		i = p
+	}
+}
+
+func (h *wishHeap) pop() wish {
+	old := *h
+	top := old[0]
+	n := len(old) - 1
+	old[0] = old[n]
+	*h = old[:n]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && (*h)[l].before((*h)[m]) {
+			m = l
+		}
+		if r < n && (*h)[r].before((*h)[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		(*h)[i], (*h)[m] = (*h)[m], (*h)[i]
+		i = m
+	}
+	return top
 }
