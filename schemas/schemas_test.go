@@ -84,3 +84,48 @@ func TestCompile(t *testing.T) {
 		}
 	}
 }
+
+// TestClosedEverywhere walks every definition the way pkg/schema does when
+// it looks for fields a document may not have: every struct of the schema
+// must refuse an unknown field (a comprehension whose condition cannot be
+// decided on the bare definition makes CUE answer "allowed"), except maps
+// such as labels.
+func TestClosedEverywhere(t *testing.T) {
+	pkg := compile(t, cuecontext.New())
+	for _, k := range kinds {
+		walkSchema(t, pkg.LookupPath(cue.ParsePath("#"+k)), "#"+k, 0)
+	}
+}
+
+func walkSchema(t *testing.T, v cue.Value, path string, depth int) {
+	if depth > 20 {
+		t.Fatalf("%s: schema nested too deep", path)
+	}
+	switch v.IncompleteKind() {
+	case cue.BottomKind:
+		t.Errorf("%s cannot be evaluated on its own (an `if` whose condition is not guarded with != _|_?): %v", path, v.Err())
+	case cue.StructKind:
+		if isMap(v) {
+			return
+		}
+		if v.Allows(cue.Str("notAField")) {
+			t.Errorf("%s allows any field", path)
+		}
+		it, err := v.Fields(cue.Optional(true))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		for it.Next() {
+			walkSchema(t, it.Value(), path+"."+it.Selector().Unquoted(), depth+1)
+		}
+	case cue.ListKind:
+		walkSchema(t, v.LookupPath(cue.MakePath(cue.AnyIndex)), path+"[]", depth+1)
+	}
+}
+
+// isMap reports whether a struct schema is a map, such as labels or a
+// ConfigMap's data: patterns for its keys and no named fields.
+func isMap(v cue.Value) bool {
+	it, err := v.Fields(cue.Optional(true))
+	return err == nil && !it.Next()
+}
