@@ -60,6 +60,9 @@ type Runtime interface {
 	// ListPods returns what runs on the node, as observed in containerd
 	// and the data directory.
 	ListPods(ctx context.Context) ([]PodStatus, error)
+	// Exec runs a command in a running container and waits up to
+	// timeout (exec probes, preStop exec hooks).
+	Exec(ctx context.Context, namespace, pod, container string, cmd []string, timeout time.Duration) (ExecResult, error)
 }
 
 // PodSpec is a pod as the runtime runs it: everything resolved (images
