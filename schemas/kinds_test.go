@@ -84,6 +84,7 @@ func TestPod(t *testing.T) {
 		{"every implemented field", "Pod", pod(`
 restartPolicy: OnFailure
 terminationGracePeriodSeconds: 10
+enableServiceLinks: false
 hostname: web-0
 subdomain: web
 nodeSelector: {disktype: ssd}
@@ -197,7 +198,10 @@ containers:
 		{"env valueFrom with two sources", "Pod", podWith("env: [{name: N, valueFrom: {configMapKeyRef: {name: a, key: k}, secretKeyRef: {name: a, key: k}}}]\n"), "valueFrom has one source, not configMapKeyRef and secretKeyRef"},
 		{"configMapKeyRef needs a key", "Pod", podWith("env: [{name: N, valueFrom: {configMapKeyRef: {name: a}}}]\n"), "key: field is required"},
 		{"fieldRef path gitorch does not provide", "Pod", podWith("env: [{name: N, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}]\n"), "fieldPath"},
-		{"resourceFieldRef is left out", "Pod", podWith("env: [{name: N, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}]\n"), "resourceFieldRef: field not allowed"},
+		{"fieldRef to a label", "Pod", podWith("env: [{name: N, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['app.kubernetes.io/name']\"}}}]\n"), ""},
+		{"fieldRef to all labels", "Pod", podWith("env: [{name: N, valueFrom: {fieldRef: {fieldPath: metadata.labels}}}]\n"), "fieldPath"},
+		{"resourceFieldRef", "Pod", podWith("resources: {limits: {memory: 1Gi}}\nenv: [{name: MEM, valueFrom: {resourceFieldRef: {containerName: c, resource: limits.memory, divisor: 1Mi}}}]\n"), ""},
+		{"resourceFieldRef resource gitorch does not count", "Pod", podWith("env: [{name: N, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage}}}]\n"), "resource"},
 		{"envFrom without a source", "Pod", podWith("envFrom: [{prefix: X_}]\n"), "envFrom[0] needs a source"},
 		{"envFrom with two sources", "Pod", podWith("envFrom: [{configMapRef: {name: a}, secretRef: {name: b}}]\n"), "envFrom has one source"},
 
@@ -214,6 +218,7 @@ containers:
 		{"volume source gitorch leaves out", "Pod", pod("volumes: [{name: v, persistentVolumeClaim: {claimName: data}}]\ncontainers: [{name: c, image: i}]\n"), "persistentVolumeClaim: field not allowed"},
 		{"hostPath is absolute", "Pod", pod("volumes: [{name: v, hostPath: {path: var/log}}]\ncontainers: [{name: c, image: i}]\n"), "hostPath.path"},
 		{"hostPath type value", "Pod", pod("volumes: [{name: v, hostPath: {path: /x, type: Folder}}]\ncontainers: [{name: c, image: i}]\n"), "hostPath.type"},
+		{"hostPath type gitorch does not support", "Pod", pod("volumes: [{name: v, hostPath: {path: /run/docker.sock, type: Socket}}]\ncontainers: [{name: c, image: i}]\n"), "hostPath.type"},
 		{"configMap volume needs a name", "Pod", pod("volumes: [{name: v, configMap: {optional: true}}]\ncontainers: [{name: c, image: i}]\n"), "configMap.name: field is required"},
 		{"secret volume needs secretName", "Pod", pod("volumes: [{name: v, secret: {name: s}}]\ncontainers: [{name: c, image: i}]\n"), "secret.name: field not allowed"},
 		{"item path may not go up", "Pod", pod("volumes: [{name: v, configMap: {name: c, items: [{key: k, path: ../k}]}}]\ncontainers: [{name: c, image: i}]\n"), "items.0.path"},
