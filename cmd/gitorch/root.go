@@ -108,6 +108,7 @@ environment and data-dir in the config file.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	root.AddCommand(
 		a.versionCommand(),
+		a.validateCommand(),
 		a.imageCommand(),
 	)
 	// An unknown command is a usage error, not a reason to print help and

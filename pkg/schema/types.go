@@ -3,6 +3,8 @@ package schema
 import (
 	"fmt"
 
+	"cuelang.org/go/cue"
+
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -84,6 +86,19 @@ type Object struct {
 	// Obj is a pointer to a k8s.io/api type: *corev1.Pod, *appsv1.Deployment,
 	// *batchv1.Job, ... with defaults applied.
 	Obj runtime.Object
+
+	// src is the document as read, kept to find where a field is.
+	src cue.Value
+}
+
+// FieldPos is where the field at path (spec.template.spec.containers[0].image
+// as a list of selectors: "spec", "template", ..., "0", "image") is written in
+// the manifest, or the nearest enclosing field that is.
+func (o *Object) FieldPos(path ...string) Pos {
+	if !o.src.Exists() {
+		return o.Pos
+	}
+	return fieldPos(o.src, path, o.Pos)
 }
 
 // Result is what loading a tree of manifests found.

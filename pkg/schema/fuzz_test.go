@@ -1,0 +1,45 @@
+package schema
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// FuzzLoad feeds arbitrary bytes to the loader as a YAML, a JSON and a CUE
+// file. It must never panic, and every finding must point into the file.
+// Run: go test -run NONE -fuzz FuzzLoad -fuzztime 5m ./pkg/schema
+func FuzzLoad(f *testing.F) {
+	for _, seed := range []string{
+		deployment,
+		"apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n",
+		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80, targetPort: http}], selector: {app: x}}\n",
+		"---\n---\n",
+		`{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dg=="}}`,
+		"package x\n\na: {apiVersion: \"v1\", kind: \"Namespace\", metadata: name: \"n\"}\n",
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: &a x}\nspec: *a\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, name := range []string{"m.yaml", "m.json", "m.cue"} {
+			res, err := Load(fstest.MapFS{name: {Data: data}}, Options{Workers: 1})
+			if err != nil {
+				t.Fatalf("%s: Load returned an error for content (must be a finding): %v", name, err)
+			}
+			for _, fd := range res.Findings {
+				if fd.Pos.File != name {
+					t.Fatalf("%s: finding outside the file: %s", name, fd)
+				}
+				if fd.Message == "" {
+					t.Fatalf("%s: finding without a message: %+v", name, fd)
+				}
+			}
+			for _, o := range res.Objects {
+				if o.Obj == nil || strings.TrimSpace(o.Kind) == "" {
+					t.Fatalf("%s: object without a value: %+v", name, o)
+				}
+			}
+		}
+	})
+}
