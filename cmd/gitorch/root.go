@@ -110,6 +110,7 @@ environment and data-dir in the config file.`,
 		a.versionCommand(),
 		a.validateCommand(),
 		a.imageCommand(),
+		a.planCommand(),
 	)
 	// An unknown command is a usage error, not a reason to print help and
 	// succeed.
