@@ -36,8 +36,11 @@ type ServiceIP struct {
 //     range.
 //
 // So a Service keeps its address across revisions unless a Service before
-// it in that order took it, and adding a Service moves no other Service
-// whose address it does not take. The result is sorted by namespace/name.
+// it in that order comes to take it: removing a Service never moves one
+// that sits at its home address (the one its hash points to), and adding
+// one moves only a Service whose address it takes (and so on, along a
+// probe chain). In a range much larger than the number of Services both
+// are rare. The result is sorted by namespace/name.
 func AllocateClusterIPs(services []*corev1.Service, cidr netip.Prefix) []ServiceIP {
 	cidr = cidr.Masked()
 	svcs := slices.Clone(services)

@@ -56,19 +56,30 @@ func TestClusterIPsStableAndUnique(t *testing.T) {
 		}
 		seen[s.ClusterIP] = true
 	}
-	// Removing a Service moves no Service that did not probe past its
-	// address: here, every Service keeps its address unless it probed.
-	c := AllocateClusterIPs(svcs[1:], cidr)
-	moved := 0
-	for _, s := range c {
-		for _, o := range a {
-			if o.Namespace == s.Namespace && o.Name == s.Name && o.ClusterIP != s.ClusterIP {
-				moved++
-			}
-		}
+	// Removing a Service never moves one that sits at its home address
+	// (where its hash points): at every step of the allocation the taken
+	// addresses are a subset of those taken before the removal.
+	home := func(s ServiceIP) string {
+		one := AllocateClusterIPs([]*corev1.Service{svc(s.Namespace, s.Name, "")}, cidr)
+		return one[0].ClusterIP
 	}
-	if moved > 1 {
-		t.Errorf("removing one Service changed the address of %d others", moved)
+	for k := 0; k < 20; k++ {
+		i := r.IntN(len(svcs))
+		rest := append(append([]*corev1.Service(nil), svcs[:i]...), svcs[i+1:]...)
+		after := AllocateClusterIPs(rest, cidr)
+		j := 0
+		for _, s := range a {
+			if s.Namespace == svcs[i].Namespace && s.Name == svcs[i].Name {
+				continue
+			}
+			if after[j].Name != s.Name {
+				t.Fatalf("result order differs at %s", s.Name)
+			}
+			if s.ClusterIP == home(s) && after[j].ClusterIP != s.ClusterIP {
+				t.Errorf("%s/%s moved from its home address %s to %s when %s was removed", s.Namespace, s.Name, s.ClusterIP, after[j].ClusterIP, svcs[i].Name)
+			}
+			j++
+		}
 	}
 }
 
