@@ -446,3 +446,63 @@ func TestRedact(t *testing.T) {
 		t.Errorf("scrubbed error still has the secret: %v", err)
 	}
 }
+
+// TestSnapshotDuringFetch reads snapshots from several goroutines while
+// new commits are fetched: each snapshot keeps reading its own revision.
+func TestSnapshotDuringFetch(t *testing.T) {
+	isolate(t)
+	ctx := context.Background()
+	up := newUpstream(t)
+	first := up.commit("rev 0", map[string]string{"a.yaml": "rev 0\n"})
+	up.push("main")
+	d := startGitDaemon(t, up.root)
+	r := openRepo(t, t.TempDir(), Config{URL: d.url("repo.git")})
+	if err := r.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := mustSnapshot(t, r, first)
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				b, err := fs.ReadFile(s.FS, "a.yaml")
+				if err == nil && string(b) != "rev 0\n" {
+					err = errors.New("snapshot changed: " + string(b))
+				}
+				if err == nil {
+					var latest *Snapshot
+					if latest, err = r.Snapshot(ctx, "main"); err == nil {
+						_, err = fs.ReadFile(latest.FS, "a.yaml")
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := 1; i <= 5; i++ {
+		up.commit("rev", map[string]string{"a.yaml": "rev " + string(rune('0'+i)) + "\n"})
+		up.push("main")
+		if err := r.Fetch(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := readFile(t, mustSnapshot(t, r, "main").FS, "a.yaml"); got != "rev 5\n" {
+		t.Errorf("latest = %q", got)
+	}
+}
