@@ -61,7 +61,10 @@ type Repo struct {
 	reclone []string // why the cache was re-cloned, oldest first
 }
 
-const remoteName = "origin"
+const (
+	remoteName = "origin"
+	originHead = plumbing.ReferenceName("refs/remotes/origin/HEAD")
+)
 
 // Refs the cache keeps: every branch (forced, so a force push is followed
 // and deleted branches are pruned), every tag, and the remote's HEAD.
@@ -308,7 +311,7 @@ func (r *Repo) Fetch(ctx context.Context) error {
 
 func (r *Repo) fetch(ctx context.Context) error {
 	start := time.Now()
-	err := r.repo.FetchContext(ctx, &git.FetchOptions{
+	opts := &git.FetchOptions{
 		RemoteName: remoteName,
 		RefSpecs:   fetchSpecs,
 		Auth:       r.auth,
@@ -316,7 +319,18 @@ func (r *Repo) fetch(ctx context.Context) error {
 		Force:      true,
 		Prune:      true,
 		CABundle:   r.cfg.Auth.CABundle,
-	})
+	}
+	err := r.repo.FetchContext(ctx, opts)
+	var noHead git.NoMatchingRefSpecError
+	if errors.As(err, &noHead) {
+		// The remote's HEAD names a branch that does not exist: fetch the
+		// branches and tags, and forget the default branch.
+		opts.RefSpecs = fetchSpecs[:2]
+		err = r.repo.FetchContext(ctx, opts)
+		if rerr := r.repo.Storer.RemoveReference(originHead); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
 	if errors.Is(err, git.NoErrAlreadyUpToDate) {
 		err = nil
 	}
@@ -352,9 +366,9 @@ func (r *Repo) resolve(rev string) (*object.Commit, error) {
 		rev = r.cfg.Ref
 	}
 	if rev == "" {
-		ref, err := r.repo.Reference(plumbing.ReferenceName("refs/remotes/origin/HEAD"), true)
+		ref, err := r.repo.Reference(originHead, true)
 		if err != nil {
-			return nil, fmt.Errorf("%w: the remote's HEAD (default branch) of %s is not fetched yet; run Fetch, or give a ref", ErrRefNotFound, r.remote.display)
+			return nil, fmt.Errorf("%w: no default branch (HEAD) of %s: it has none, or it was not fetched yet; give a ref%s", ErrRefNotFound, r.remote.display, r.available())
 		}
 		return r.commit(ref.Hash(), "HEAD")
 	}

@@ -255,6 +255,19 @@ func TestMissingRefAndPath(t *testing.T) {
 			t.Errorf("path %q: %v, want ErrInvalidPath", p, err)
 		}
 	}
+	// A remote whose HEAD names no branch: branches still fetch, and the
+	// default ref is an error that lists them.
+	gitCmd(t, up.bare, "symbolic-ref", "HEAD", "refs/heads/gone")
+	r = openRepo(t, t.TempDir(), Config{URL: up.bare})
+	if err := r.Fetch(context.Background()); err != nil {
+		t.Fatalf("fetch with dangling remote HEAD: %v", err)
+	}
+	if _, err := r.Resolve("main"); err != nil {
+		t.Error(err)
+	}
+	if _, err := r.Resolve(""); !errors.Is(err, ErrRefNotFound) || !strings.Contains(err.Error(), "branches: both, main") {
+		t.Errorf("default ref with dangling remote HEAD: %v", err)
+	}
 	for p, want := range map[string]string{"": "", ".": "", "./deploy/": "deploy", "deploy//x": "deploy/x"} {
 		if got, err := CleanPath(p); err != nil || got != want {
 			t.Errorf("CleanPath(%q) = %q, %v; want %q", p, got, err, want)
