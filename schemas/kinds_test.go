@@ -385,3 +385,30 @@ func TestConfig(t *testing.T) {
 		{"Namespace spec is left out", "Namespace", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\nspec: {finalizers: [kubernetes]}\n", "spec: field not allowed"},
 	})
 }
+
+// TestManifest checks that #Manifest, for the cue command, applies the
+// definition of each document's kind.
+func TestManifest(t *testing.T) {
+	runCases(t, []docCase{
+		{"Pod", "Manifest", podWith(""), ""},
+		{"Deployment", "Manifest", workload("apps/v1", "Deployment", selector+"\n"), ""},
+		{"Deployment rules apply", "Manifest", workload("apps/v1", "Deployment", "replicas: 1\n"), "spec.selector: field is required"},
+		{"Service", "Manifest", service("ports: [{port: 80}]\n"), ""},
+		{"Service rules apply", "Manifest", service("sessionAffinity: ClientIP\nports: [{port: 80}]\n"), "sessionAffinity: field not allowed"},
+		{"Secret", "Manifest", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {a: b}\n", ""},
+		{"Namespace", "Manifest", "apiVersion: v1\nkind: Namespace\nmetadata: {name: ns}\n", ""},
+		{"Job", "Manifest", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec: {template: {spec: {containers: [{name: c, image: i}]}}}\n", "restartPolicy: field is required"},
+		{"kind gitorch does not support", "Manifest", "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: i}\n", "kind"},
+		{"kind is required", "Manifest", "{}\n", "kind: field is required"},
+	})
+	for _, k := range kinds {
+		t.Run("dispatches "+k, func(t *testing.T) {
+			pkg := compile(t, cuecontext.New())
+			doc := "kind: " + k + "\n"
+			err := check(t, pkg, "Manifest", doc)
+			if err == nil || !strings.Contains(errors.Details(err, nil), "apiVersion: field is required") {
+				t.Errorf("#Manifest did not apply #%s: %v", k, errors.Details(err, nil))
+			}
+		})
+	}
+}
