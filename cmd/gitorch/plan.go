@@ -57,8 +57,8 @@ The nodes file lists the cluster's members (docs/placement.md):
 Colour is used on a terminal unless NO_COLOR is set. -o json writes one
 JSON document whose schema docs/placement.md describes.
 
-Exit status: 0 no changes, 2 changes, 1 error (invalid manifests print as
-gitorch validate prints them).`,
+Exit status: 0 no changes, 2 changes, 1 error, including a mistake in the
+command line (invalid manifests print as gitorch validate prints them).`,
 		Example: `  # What the manifests in ./deploy do to a three-node cluster
   gitorch plan --nodes nodes.yaml ./deploy
 
@@ -78,7 +78,7 @@ gitorch validate prints them).`,
   gitorch plan -o json --nodes nodes.yaml . | jq .summary`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 1 {
-				return usageError(fmt.Errorf("plan takes at most one directory, got %d", len(args)))
+				return planError(usageError(fmt.Errorf("plan takes at most one directory, got %d", len(args))))
 			}
 			return nil
 		},
@@ -87,9 +87,19 @@ gitorch validate prints them).`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return a.runPlan(cmd.Context(), dir, len(args) == 1)
+			changes, err := a.runPlan(cmd.Context(), dir, len(args) == 1)
+			if err != nil {
+				return planError(err)
+			}
+			if changes {
+				return &exitCodeError{code: exitChanges}
+			}
+			return nil
 		},
 	}
+	// Exit status 2 means "changes" for plan, so a mistake in the command
+	// line is an error like any other (1).
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return planError(usageError(err)) })
 	addSourceFlags(cmd)
 	f := cmd.Flags()
 	f.String("nodes", "", "membership file: the nodes to place pods on")
@@ -101,41 +111,52 @@ gitorch validate prints them).`,
 	return cmd
 }
 
-func (a *app) runPlan(ctx context.Context, dir string, dirGiven bool) error {
+// planError turns a usage error (exit 2 elsewhere) into exit 1, since plan
+// exits 2 for a plan with changes.
+func planError(err error) error {
+	var ec *exitCodeError
+	if errors.As(err, &ec) && ec.code == exitUsage {
+		return &exitCodeError{code: exitError, err: ec.err}
+	}
+	return err
+}
+
+// runPlan prints the plan and reports whether it changes anything.
+func (a *app) runPlan(ctx context.Context, dir string, dirGiven bool) (bool, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	format := a.cfg.GetString("output")
 	if format != "text" && format != "json" {
-		return usageError(fmt.Errorf("--output %q: want text or json", format))
+		return false, usageError(fmt.Errorf("--output %q: want text or json", format))
 	}
 	cidr, err := netip.ParsePrefix(a.cfg.GetString("service-cidr"))
 	if err != nil {
-		return usageError(fmt.Errorf("--service-cidr: %w", err))
+		return false, usageError(fmt.Errorf("--service-cidr: %w", err))
 	}
 	against, againstDir := a.cfg.GetString("against"), a.cfg.GetString("against-dir")
 	if against != "" && againstDir != "" {
-		return usageError(errors.New("--against and --against-dir exclude each other"))
+		return false, usageError(errors.New("--against and --against-dir exclude each other"))
 	}
 	remote := a.cfg.GetString("repo") != ""
 	if remote && dirGiven {
-		return usageError(errors.New("give either DIR or --repo, not both"))
+		return false, usageError(errors.New("give either DIR or --repo, not both"))
 	}
 	if !remote {
 		for _, name := range []string{"ref", "path"} {
 			if a.cfg.GetString(name) != "" {
-				return usageError(fmt.Errorf("--%s needs --repo", name))
+				return false, usageError(fmt.Errorf("--%s needs --repo", name))
 			}
 		}
 	}
 	nodes, err := readNodes(a.cfg.GetString("nodes"))
 	if err != nil {
-		return err
+		return false, err
 	}
 	oldNodes := nodes
 	if f := a.cfg.GetString("against-nodes"); f != "" {
 		if oldNodes, err = readNodes(f); err != nil {
-			return err
+			return false, err
 		}
 	}
 
@@ -144,45 +165,45 @@ func (a *app) runPlan(ctx context.Context, dir string, dirGiven bool) error {
 	case remote:
 		cfg, err := a.sourceConfig()
 		if err != nil {
-			return err
+			return false, err
 		}
 		repo, err := a.fetchRepo(ctx, cfg)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if objs, err = a.loadRevision(ctx, repo, ""); err != nil {
-			return err
+			return false, err
 		}
 		if against != "" {
 			if old, err = a.loadRevision(ctx, repo, against); err != nil {
-				return err
+				return false, err
 			}
 		}
 	default:
 		t, err := dirTree(dir)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if objs, err = a.loadObjects(t, dir); err != nil {
-			return err
+			return false, err
 		}
 		if against != "" {
 			repo, err := a.localRepo(ctx, dir)
 			if err != nil {
-				return err
+				return false, err
 			}
 			if old, err = a.loadRevision(ctx, repo, against); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
 	if againstDir != "" {
 		t, err := dirTree(againstDir)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if old, err = a.loadObjects(t, againstDir); err != nil {
-			return err
+			return false, err
 		}
 	}
 
@@ -193,12 +214,9 @@ func (a *app) runPlan(ctx context.Context, dir string, dirGiven bool) error {
 		err = p.WriteText(a.stdout, useColor(a.stdout))
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	if p.HasChanges() {
-		return &exitCodeError{code: exitChanges}
-	}
-	return nil
+	return p.HasChanges(), nil
 }
 
 // localRepo opens the Git repository that holds dir as a source, rooted at
