@@ -153,66 +153,40 @@ func (s *scheduler) place(w *workload) {
 	clear(s.count)
 	pods := make([]Pod, w.replicas)
 	keys := make([]uint64, w.replicas)
-	wishes := make([]wish, 0, w.replicas)
-	var deferred []int
-	// First pass: every pod's first choice is the node with the highest
-	// score among those with room. Where more pods want a node than the
-	// spread cap (or its room) allows, the node takes those with the
-	// highest scores for it: a pod whose first choice this node is among
-	// more nodes tends to score higher on it than one that has it as first
-	// choice only because its better node is gone, so incumbents win.
-	for ord := range pods {
-		pods[ord] = newPod(w.podName(ord, ""))
-		keys[ord] = hashKey(w.namespace, pods[ord].Name)
-		best, sc := s.choose(keys[ord], w.requests, w.replicas+1)
-		if best < 0 {
-			deferred = append(deferred, ord)
-			continue
-		}
-		wishes = append(wishes, wish{ord, best, sc})
-	}
-	slices.SortFunc(wishes, func(a, b wish) int {
-		if a.before(b) {
-			return -1
-		}
-		return 1
-	})
-	for _, x := range wishes {
-		if s.count[x.node] < limit && s.nodes[x.node].free.fits(w.requests) {
-			s.bind(&pods[x.ord], x.node, w.requests)
-		} else {
-			deferred = append(deferred, x.ord)
-		}
-	}
-	// Second pass: the other pods take their best node below the cap, the
-	// pod with the highest such score first (re-choosing when a node it
-	// wanted fills up), for the same reason. A pod with no node below the
-	// cap (some nodes had room for fewer pods than the cap) takes the best
-	// node with room: running beats spreading.
-	h := wishHeap{}
-	for _, ord := range deferred {
+	// Pairs (pod, node) are granted in descending order of score while the
+	// node is below the spread cap and has room. Every pod wishes for its
+	// best node below the cap with room; the highest wish of the workload
+	// is granted first; a pod whose node has filled up in the meantime
+	// wishes again. So where more replicas want a node than the cap allows,
+	// the node keeps those that score highest on it — and a pod for which
+	// a node is the first choice among more nodes tends to score higher on
+	// it than one that wants it only because its better node left, so
+	// incumbents stay.
+	h := make(wishHeap, 0, w.replicas)
+	wishOrFallBack := func(ord int) {
 		if best, sc := s.choose(keys[ord], w.requests, limit); best >= 0 {
 			h.push(wish{ord, best, sc})
-			continue
+			return
 		}
+		// No node below the cap has room (some nodes had room for fewer
+		// pods than the cap): running beats spreading.
 		if best, _ := s.choose(keys[ord], w.requests, w.replicas+1); best >= 0 {
 			s.bind(&pods[ord], best, w.requests)
 		} else {
 			pods[ord].Unplaceable = s.unplaceable(w.requests)
 		}
 	}
+	for ord := range pods {
+		pods[ord] = newPod(w.podName(ord, ""))
+		keys[ord] = hashKey(w.namespace, pods[ord].Name)
+		wishOrFallBack(ord)
+	}
 	for len(h) > 0 {
 		x := h.pop()
 		if s.count[x.node] < limit && s.nodes[x.node].free.fits(w.requests) {
 			s.bind(&pods[x.ord], x.node, w.requests)
-			continue
-		}
-		if best, sc := s.choose(keys[x.ord], w.requests, limit); best >= 0 {
-			h.push(wish{x.ord, best, sc})
-		} else if best, _ := s.choose(keys[x.ord], w.requests, w.replicas+1); best >= 0 {
-			s.bind(&pods[x.ord], best, w.requests)
 		} else {
-			pods[x.ord].Unplaceable = s.unplaceable(w.requests)
+			wishOrFallBack(x.ord)
 		}
 	}
 	s.pods = append(s.pods, pods...)
