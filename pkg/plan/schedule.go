@@ -128,7 +128,11 @@ func (s *scheduler) place(w *workload) {
 				nd.free = nd.free.sub(w.requests)
 				p.Node = nd.Name
 			} else {
-				p.Unplaceable = "0/1 nodes are available: " + strings.Join(insufficient(nd.free, w.requests), ", ") + "."
+				counts := map[string]int{}
+				for _, r := range insufficient(nd.free, w.requests) {
+					counts[r] = 1
+				}
+				p.Unplaceable = "0/1 nodes are available: " + joinCounts(counts) + "."
 			}
 			s.pods = append(s.pods, p)
 		}

@@ -170,3 +170,15 @@ func TestNegLog2(t *testing.T) {
 		}
 	}
 }
+
+func TestDaemonSetPodWithoutRoom(t *testing.T) {
+	nodes := []Node{node("a", 1000, 1024, nil), node("b", 100, 1024, nil)}
+	tmpl := corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c",
+		Resources: corev1.ResourceRequirements{Requests: requests("500m", "")}}}}}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "agent"}, Spec: appsv1.DaemonSetSpec{Template: tmpl}}
+	p := Schedule([]runtime.Object{ds}, nodes)
+	if len(p.Pods) != 2 || p.Pods[0].Node != "a" || p.Pods[1].Node != "" ||
+		p.Pods[1].Unplaceable != "0/1 nodes are available: 1 insufficient cpu." {
+		t.Errorf("got %+v", p.Pods)
+	}
+}
