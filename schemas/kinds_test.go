@@ -380,6 +380,8 @@ func TestConfig(t *testing.T) {
 		{"Secret", "Secret", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: Opaque\ndata: {password: cGFzc3dvcmQ=, user: YWRtaW4=}\nstringData: {token: plain text}\n", ""},
 		{"Secret data on several lines", "Secret", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: |\n    LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t\n    LS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQ==\n  tls.key: \"\"\n", ""},
 		{"Secret data is base64", "Secret", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {password: hunter 2!}\n", "data.password"},
+		{"Secret data without padding", "Secret", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {password: cGFzc3dvcmQ}\n", "data.password"},
+		{"Secret data padded in the middle", "Secret", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {password: YQ==YQ==}\n", "data.password"},
 		{"Secret stringData values are strings", "Secret", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {port: 5432}\n", "stringData.port"},
 		{"Secret type is a string", "Secret", "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: 1\n", "type"},
 		{"Namespace", "Namespace", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: web}}\n", ""},
