@@ -1,9 +1,11 @@
 // Package schemas holds gitorch's CUE definitions of the Kubernetes kinds it
 // supports, the contract a repository is checked against (see
 // docs/schemas.md). pkg/schema compiles the embedded files as one CUE
-// package, and users can run them with the cue command:
+// package (it looks up one definition per kind: #Deployment, #Service, ...),
+// and users can run them with the cue command:
 //
 //	cue vet -c -d '#Deployment' ./schemas deployment.yaml
+//	cue vet -c -d '#Manifest' ./schemas manifests.yaml
 package schemas
 
 import "embed"
