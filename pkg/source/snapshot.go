@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // Snapshot is one revision's files under the configured path, read from
@@ -42,6 +43,18 @@ type Snapshot struct {
 	// Skipped lists the symbolic links and submodules under Path, which FS
 	// leaves out.
 	Skipped []Skipped
+
+	closer io.Closer
+}
+
+// Close releases the pack files the snapshot keeps open (at most 16). It is
+// optional, since the garbage collector closes them too, and FS fails
+// after it.
+func (s *Snapshot) Close() error {
+	if s.closer == nil {
+		return nil
+	}
+	return s.closer.Close()
 }
 
 // Skipped is an entry of the tree that a Snapshot's FS does not serve.
@@ -88,16 +101,23 @@ func (r *Repo) Snapshot(ctx context.Context, rev string) (*Snapshot, error) {
 	// The FS reads through its own storage: go-git's storage is not safe
 	// for concurrent use, and packs written by a later fetch are only added
 	// (by rename), never changed, so this one stays consistent.
-	st := r.storage()
+	st := r.storage(16 * cache.MiByte)
 	commit, err := object.GetCommit(st, c.Hash)
 	var tree *object.Tree
 	if err == nil {
 		tree, err = commit.Tree()
 	}
 	if err != nil {
+		_ = st.Close()
 		r.corrupt = fmt.Errorf("%w: read commit %s: %v", ErrCorrupt, c.Hash, err)
 		return nil, r.corrupt
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = st.Close()
+		}
+	}()
 	if r.cfg.Path != "" {
 		e, err := tree.FindEntry(r.cfg.Path)
 		if err != nil || e.Mode != filemode.Dir {
@@ -113,6 +133,8 @@ func (r *Repo) Snapshot(ctx context.Context, rev string) (*Snapshot, error) {
 		return nil, fmt.Errorf("commit %s: %w", c.Hash, err)
 	}
 	snap.FS = tfs
+	snap.closer = tfs
+	ok = true
 	r.log.Debug("snapshot", "rev", name, "commit", snap.Revision, "path", r.cfg.Path)
 	return snap, nil
 }
@@ -125,7 +147,8 @@ func firstLine(s string) string {
 // treeFS is an fs.FS over a Git tree object.
 type treeFS struct {
 	mu      sync.Mutex // go-git storage is not safe for concurrent use
-	s       storer.EncodedObjectStorer
+	s       *filesystem.Storage
+	closed  bool
 	root    *object.Tree
 	modTime time.Time
 }
@@ -135,6 +158,17 @@ var (
 	_ fs.ReadFileFS = (*treeFS)(nil)
 	_ fs.StatFS     = (*treeFS)(nil)
 )
+
+// Close releases the storage's open files.
+func (t *treeFS) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	return t.s.Close()
+}
 
 // skipped walks the tree for symbolic links and submodules.
 func (t *treeFS) skipped(ctx context.Context) ([]Skipped, error) {
@@ -205,6 +239,9 @@ type node struct {
 func (t *treeFS) lookup(op, name string) (node, error) {
 	if !fs.ValidPath(name) {
 		return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+	}
+	if t.closed {
+		return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrClosed}
 	}
 	if name == "." {
 		return node{name: ".", tree: t.root}, nil

@@ -56,9 +56,11 @@ type Repo struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
+	st      *filesystem.Storage // nil after Close
 	repo    *git.Repository
-	corrupt error    // set when a read found the cache damaged
-	reclone []string // why the cache was re-cloned, oldest first
+	corrupt error                       // set when a read found the cache damaged
+	merged  map[plumbing.Hash]time.Time // packs merged into another, and when
+	reclone []string                    // why the cache was re-cloned, oldest first
 }
 
 const (
@@ -140,22 +142,48 @@ func (r *Repo) Reclones() []string {
 	return append([]string(nil), r.reclone...)
 }
 
-func (r *Repo) storage() *filesystem.Storage {
-	return filesystem.NewStorage(osfs.New(r.dir, osfs.WithBoundOS()), cache.NewObjectLRUDefault())
+// storage opens the cache's object store. Keeping a few pack files open
+// saves an open and close per object read; BoundOS keeps every path inside
+// the cache directory.
+func (r *Repo) storage(cacheSize cache.FileSize) *filesystem.Storage {
+	return filesystem.NewStorageWithOptions(osfs.New(r.dir, osfs.WithBoundOS()), cache.NewObjectLRU(cacheSize),
+		filesystem.Options{MaxOpenDescriptors: 16})
+}
+
+// Close releases the cache's open files. Snapshots stay readable.
+func (r *Repo) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.st == nil {
+		return nil
+	}
+	err := r.st.Close()
+	r.st, r.repo = nil, nil
+	return err
+}
+
+// closeStorage releases the open files of the current store, if any.
+func (r *Repo) closeStorage() {
+	if r.st != nil {
+		_ = r.st.Close()
+		r.st, r.repo = nil, nil
+	}
 }
 
 // openCache opens the existing cache, checks it, and starts a fresh one
 // when there is none or it is damaged.
 func (r *Repo) openCache() error {
 	if _, err := os.Stat(filepath.Join(r.dir, "HEAD")); err == nil {
-		repo, err := git.Open(r.storage(), nil)
+		st := r.storage(cache.DefaultMaxSize)
+		repo, err := git.Open(st, nil)
 		if err == nil {
 			err = checkRefs(repo)
 		}
 		if err == nil {
-			r.repo = repo
+			r.st, r.repo = st, repo
 			return nil
 		}
+		_ = st.Close()
 		r.noteReclone(err)
 	}
 	return r.initCache()
@@ -170,21 +198,26 @@ func (r *Repo) noteReclone(reason error) {
 // initCache replaces whatever is at r.dir with an empty bare repository
 // whose origin is the remote.
 func (r *Repo) initCache() error {
+	r.closeStorage()
 	if err := removeAside(r.dir); err != nil {
 		return fmt.Errorf("remove damaged cache: %w", err)
 	}
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
 		return err
 	}
-	repo, err := git.Init(r.storage(), nil)
+	st := r.storage(cache.DefaultMaxSize)
+	repo, err := git.Init(st, nil)
 	if err != nil {
+		_ = st.Close()
 		return fmt.Errorf("create cache %s: %w", r.dir, err)
 	}
+	r.st = st
 	if _, err := repo.CreateRemote(&config.RemoteConfig{Name: remoteName, URLs: []string{r.remote.url}, Fetch: fetchSpecs}); err != nil {
 		return fmt.Errorf("create cache %s: %w", r.dir, err)
 	}
 	r.repo = repo
 	r.corrupt = nil
+	r.merged = nil
 	return nil
 }
 
@@ -282,6 +315,9 @@ func (r *Repo) lockDir(ctx context.Context) (unlock func(), err error) {
 func (r *Repo) Fetch(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.repo == nil {
+		return errClosed
+	}
 	unlock, err := r.lockDir(ctx)
 	if err != nil {
 		return err
@@ -294,7 +330,14 @@ func (r *Repo) Fetch(ctx context.Context) error {
 		}
 	}
 	err = r.fetch(ctx)
-	if err == nil || IsRetryable(err) || errors.Is(err, ErrAuth) || errors.Is(err, ErrHostKey) || errors.Is(err, ErrRepoNotFound) || ctx.Err() != nil {
+	if err == nil {
+		if cerr := r.compact(time.Now()); cerr != nil {
+			// The fetch itself succeeded; reads are only slower.
+			r.log.Warn("could not merge the cache's packs", "err", cerr)
+		}
+		return nil
+	}
+	if IsRetryable(err) || errors.Is(err, ErrAuth) || errors.Is(err, ErrHostKey) || errors.Is(err, ErrTLS) || errors.Is(err, ErrRepoNotFound) || ctx.Err() != nil {
 		return err
 	}
 	// Not the remote's fault: the cache may be damaged.
@@ -361,7 +404,13 @@ func (r *Repo) Resolve(rev string) (string, error) {
 	return c.Hash.String(), nil
 }
 
+// errClosed is returned by a Repo's methods after Close.
+var errClosed = errors.New("source: repository cache is closed")
+
 func (r *Repo) resolve(rev string) (*object.Commit, error) {
+	if r.repo == nil {
+		return nil, errClosed
+	}
 	if rev == "" {
 		rev = r.cfg.Ref
 	}

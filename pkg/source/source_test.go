@@ -184,6 +184,24 @@ func TestGitDaemon(t *testing.T) {
 	if got, _ := r2.Resolve("main"); got != c5 {
 		t.Errorf("reopened cache main = %s, want %s", got, c5)
 	}
+
+	// Closing releases files: the snapshot and the repo refuse further use.
+	s5 := mustSnapshot(t, r2, "main")
+	if err := s5.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.ReadFile(s5.FS, "deploy/app.yaml"); !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("read after Snapshot.Close: %v", err)
+	}
+	if err := r2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Fetch(ctx); err == nil {
+		t.Error("Fetch after Close succeeded")
+	}
+	if _, err := r2.Resolve("main"); err == nil {
+		t.Error("Resolve after Close succeeded")
+	}
 }
 
 func revisions(cs []Commit) []string {
