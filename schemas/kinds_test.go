@@ -218,7 +218,7 @@ containers:
 		{"volume source gitorch leaves out", "Pod", pod("volumes: [{name: v, persistentVolumeClaim: {claimName: data}}]\ncontainers: [{name: c, image: i}]\n"), "persistentVolumeClaim: field not allowed"},
 		{"hostPath is absolute", "Pod", pod("volumes: [{name: v, hostPath: {path: var/log}}]\ncontainers: [{name: c, image: i}]\n"), "hostPath.path"},
 		{"hostPath type value", "Pod", pod("volumes: [{name: v, hostPath: {path: /x, type: Folder}}]\ncontainers: [{name: c, image: i}]\n"), "hostPath.type"},
-		{"hostPath type gitorch does not support", "Pod", pod("volumes: [{name: v, hostPath: {path: /run/docker.sock, type: Socket}}]\ncontainers: [{name: c, image: i}]\n"), "hostPath.type"},
+		{"hostPath types Kubernetes has", "Pod", pod("volumes:\n- {name: a, hostPath: {path: /run/docker.sock, type: Socket}}\n- {name: b, hostPath: {path: /dev/null, type: CharDevice}}\n- {name: c, hostPath: {path: /dev/sda, type: BlockDevice}}\n- {name: d, hostPath: {path: /var/log/x.log, type: FileOrCreate}}\ncontainers: [{name: c, image: i}]\n"), ""},
 		{"configMap volume needs a name", "Pod", pod("volumes: [{name: v, configMap: {optional: true}}]\ncontainers: [{name: c, image: i}]\n"), "configMap.name: field is required"},
 		{"secret volume needs secretName", "Pod", pod("volumes: [{name: v, secret: {name: s}}]\ncontainers: [{name: c, image: i}]\n"), "secret.name: field not allowed"},
 		{"item path may not go up", "Pod", pod("volumes: [{name: v, configMap: {name: c, items: [{key: k, path: ../k}]}}]\ncontainers: [{name: c, image: i}]\n"), "items.0.path"},
