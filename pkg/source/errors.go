@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -93,7 +94,6 @@ func (e *kindError) Unwrap() []error {
 func classifyRemote(err error) error {
 	var keyErr *knownhosts.KeyError
 	var revoked *knownhosts.RevokedError
-	var httpErr *githttp.Err
 	var netErr net.Error
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
@@ -118,7 +118,7 @@ func classifyRemote(err error) error {
 		return &kindError{ErrAuth, "authentication failed", err}
 	case errors.Is(err, transport.ErrRepositoryNotFound):
 		return &kindError{ErrRepoNotFound, "repository not found", err}
-	case errors.As(err, &httpErr) && httpErr.Response != nil && httpErr.Response.StatusCode >= 500:
+	case httpStatus(err) >= 500:
 		return &kindError{ErrUnreachable, "remote unreachable", err}
 	case errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, syscall.ECONNREFUSED),
@@ -129,6 +129,20 @@ func classifyRemote(err error) error {
 		return &kindError{ErrUnreachable, "remote unreachable", err}
 	}
 	return err
+}
+
+// httpStatus digs the HTTP status out of go-git's error, which does not
+// unwrap; 0 if there is none.
+func httpStatus(err error) int {
+	var httpErr *githttp.Err
+	if errors.As(err, &httpErr) && httpErr.Response != nil {
+		return httpErr.Response.StatusCode
+	}
+	var unexpected *plumbing.UnexpectedError
+	if errors.As(err, &unexpected) && errors.As(unexpected.Err, &httpErr) && httpErr.Response != nil {
+		return httpErr.Response.StatusCode
+	}
+	return 0
 }
 
 // userinfoRE matches the user information of a URL inside free text.

@@ -3,6 +3,8 @@ package source
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +83,16 @@ func TestHTTP(t *testing.T) {
 	}
 	if s := mustSnapshot(t, r, ""); s.Revision != c1 {
 		t.Errorf("https: %s", s.Revision)
+	}
+
+	// A server error is worth retrying.
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+	}))
+	defer failing.Close()
+	r = openRepo(t, t.TempDir(), Config{URL: failing.URL + "/repo.git"})
+	if err := r.Fetch(ctx); !errors.Is(err, ErrUnreachable) || !IsRetryable(err) {
+		t.Errorf("HTTP 503: %v, want ErrUnreachable", err)
 	}
 
 	// A missing repository.
