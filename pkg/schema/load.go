@@ -250,8 +250,18 @@ func (g *ignorer) match(p string, isDir bool) bool {
 	return g.matcher.Match(strings.Split(p, "/"), isDir)
 }
 
-// run loads the files of one job.
-func (v *validator) run(fsys fs.FS, j job) jobResult {
+// run loads the files of one job. A parser that panics on some input is a
+// bug of that parser, but the input is untrusted and the caller may be a
+// long-running daemon: the panic becomes a finding on the file, and the
+// validator, whose CUE context may be left inconsistent, is retired.
+func (v *validator) run(fsys fs.FS, j job) (res jobResult) {
+	defer func() {
+		if r := recover(); r != nil {
+			v.uses = validatorUses
+			res = jobResult{findings: []Finding{{Severity: SeverityError, Pos: Pos{File: j.files[0]},
+				Message: fmt.Sprintf("cannot parse: the parser failed on this file (%v)", r)}}}
+		}
+	}()
 	switch j.kind {
 	case "cue":
 		return v.runCUE(fsys, j.files)
@@ -261,7 +271,7 @@ func (v *validator) run(fsys fs.FS, j job) jobResult {
 	if err != nil {
 		return jobResult{err: err}
 	}
-	var res jobResult
+	data = normalizeLineBreaks(data)
 	next := v.documents(name, data, j.kind)
 	for {
 		expr, err := next()
@@ -291,6 +301,23 @@ func (v *validator) documents(name string, data []byte, kind string) func() (ast
 	}
 	d := cueyaml.NewDecoder(name, bytes.NewReader(data))
 	return d.Extract
+}
+
+// normalizeLineBreaks turns each lone carriage return, a line break in
+// YAML, into a newline, which the YAML decoder handles. Lines and columns
+// stay the same.
+func normalizeLineBreaks(data []byte) []byte {
+	i := bytes.IndexByte(data, '\r')
+	if i < 0 {
+		return data
+	}
+	out := append([]byte(nil), data...)
+	for ; i < len(out); i++ {
+		if out[i] == '\r' && (i+1 == len(out) || out[i+1] != '\n') {
+			out[i] = '\n'
+		}
+	}
+	return out
 }
 
 func isNull(e ast.Expr) bool {

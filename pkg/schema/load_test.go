@@ -339,3 +339,11 @@ func TestPathsRestrictLoading(t *testing.T) {
 		t.Error("a path outside the tree was accepted")
 	}
 }
+
+func TestOldMacLineBreaksAreLineBreaks(t *testing.T) {
+	// CUE's YAML decoder panics on lone carriage returns; they are YAML
+	// line breaks, so the loader reads them as such.
+	doc := strings.ReplaceAll("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad\n", "\n", "\r")
+	res := load(t, map[string]string{"mac.yaml": doc})
+	expect(t, res, `mac.yaml:4:9: ConfigMap/default/Bad: metadata.name: invalid value "Bad"`)
+}
