@@ -322,6 +322,8 @@ func friendly(msg string) string {
 var patternHints = []struct{ pattern, hint string }{
 	{`=~"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"`,
 		"must be a lowercase RFC 1123 subdomain: a-z, 0-9, '-' and '.', starting and ending with a letter or digit"},
+	{`=~"^[a-z]([-a-z0-9]*[a-z0-9])?$"`,
+		"must be a lowercase RFC 1035 label: a-z, 0-9 and '-', starting with a letter and ending with a letter or digit"},
 	{`=~"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"`,
 		"must be a lowercase RFC 1123 label: a-z, 0-9 and '-', starting and ending with a letter or digit"},
 	{`strings.MaxRunes(63)`, "must be at most 63 characters"},
@@ -334,6 +336,9 @@ var patternHints = []struct{ pattern, hint string }{
 	{`[-A-Za-z0-9_.]{0,61}`, "must be a label: at most 63 characters of A-Z, a-z, 0-9, '-', '_' and '.', starting and ending with a letter or digit"},
 	{`=~"^([A-Za-z0-9+/]{4})*`, "must be base64 (use stringData for plain text)"},
 	{`=~"^[-._a-zA-Z0-9]+$"`, "must consist of letters, digits, '-', '_' and '.'"},
+	{`=~"^/"`, "must be an absolute path"},
+	{`!~"^/"`, "must be a relative path"},
+	{`!~"(^|/)\\.\\.(/|$)"`, "must not contain '..'"},
 }
 
 // suggest finds a known field close to a misspelt one.
