@@ -320,7 +320,14 @@ func normalizeLineBreaks(data []byte) []byte {
 	return out
 }
 
+// isNull reports an empty document: null, or what the YAML decoder makes of
+// a document of comments only, *null | _.
 func isNull(e ast.Expr) bool {
+	if b, ok := e.(*ast.BinaryExpr); ok && b.Op == token.OR {
+		if u, ok := b.X.(*ast.UnaryExpr); ok && u.Op == token.MUL {
+			e = u.X
+		}
+	}
 	lit, ok := e.(*ast.BasicLit)
 	return ok && lit.Kind == token.NULL
 }
