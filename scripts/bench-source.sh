@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks pkg/source against the git CLI on the same generated repository
 # (10,000 files, 1,000 commits, served by git daemon on 127.0.0.1): a full
-# clone, and an incremental fetch of one new commit. Prints the median of
+# clone, and an incremental fetch of one new commit; and reading every file of
+# a snapshot of the tip. Prints the median of
 # each benchmark and the go-git/CLI ratio.
 #
 #   scripts/bench-source.sh            # COUNT=5 runs of BENCHTIME=5x each
@@ -14,8 +15,8 @@ count=${COUNT:-5}
 benchtime=${BENCHTIME:-5x}
 out=${OUT:-$(mktemp -t gitorch-bench-source.XXXXXX)}
 
-echo "go test ./pkg/source -run '^\$' -bench 'Clone|FetchIncremental' -benchtime=$benchtime -count=$count -benchmem"
-go test ./pkg/source -run '^$' -bench 'Clone|FetchIncremental' -benchtime="$benchtime" -count="$count" -benchmem | tee "$out"
+echo "go test ./pkg/source -run '^\$' -bench 'Clone|FetchIncremental|SnapshotRead' -benchtime=$benchtime -count=$count -benchmem"
+go test ./pkg/source -run '^$' -bench 'Clone|FetchIncremental|SnapshotRead' -benchtime="$benchtime" -count="$count" -benchmem | tee "$out"
 echo
 echo "raw output: $out"
 echo

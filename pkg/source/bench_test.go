@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -232,4 +233,37 @@ func BenchmarkFetchIncremental(b *testing.B) {
 			gitB(b, "-C", dir, "fetch", "-q", "--prune", "origin")
 		}
 	})
+}
+
+// BenchmarkSnapshotRead takes a snapshot of the benchmark repository's tip
+// and reads every one of its 10,000 files, as loading manifests does.
+func BenchmarkSnapshotRead(b *testing.B) {
+	isolate(b)
+	root := benchRepo(b)
+	r, err := Open(b.TempDir(), Config{URL: filepath.Join(root, "repo.git")}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := r.Fetch(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		s, err := r.Snapshot(context.Background(), "main")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		err = fs.WalkDir(s.FS, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			n++
+			_, err = fs.ReadFile(s.FS, p)
+			return err
+		})
+		if err != nil || n != benchFiles {
+			b.Fatalf("read %d files: %v", n, err)
+		}
+		s.Close()
+	}
 }

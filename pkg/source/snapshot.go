@@ -149,6 +149,7 @@ type treeFS struct {
 	mu      sync.Mutex // go-git storage is not safe for concurrent use
 	s       *filesystem.Storage
 	closed  bool
+	trees   map[plumbing.Hash]*object.Tree // decoded trees; they never change
 	root    *object.Tree
 	modTime time.Time
 }
@@ -182,7 +183,7 @@ func (t *treeFS) skipped(ctx context.Context) ([]Skipped, error) {
 			name := path.Join(dir, e.Name)
 			switch e.Mode {
 			case filemode.Dir:
-				sub, err := object.GetTree(t.s, e.Hash)
+				sub, err := t.tree(e.Hash)
 				if err != nil {
 					return fmt.Errorf("%w: read tree %s: %v", ErrCorrupt, name, err)
 				}
@@ -207,6 +208,22 @@ func (t *treeFS) skipped(ctx context.Context) ([]Skipped, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// tree decodes a tree object once. The caller holds t.mu.
+func (t *treeFS) tree(h plumbing.Hash) (*object.Tree, error) {
+	if tree, ok := t.trees[h]; ok {
+		return tree, nil
+	}
+	tree, err := object.GetTree(t.s, h)
+	if err != nil {
+		return nil, err
+	}
+	if t.trees == nil {
+		t.trees = map[plumbing.Hash]*object.Tree{}
+	}
+	t.trees[h] = tree
+	return tree, nil
 }
 
 func (t *treeFS) readBlob(h plumbing.Hash, limit int64) ([]byte, error) {
@@ -268,7 +285,7 @@ func (t *treeFS) lookup(op, name string) (node, error) {
 		case filemode.Submodule:
 			return node{}, &fs.PathError{Op: op, Path: name, Err: ErrSubmodule}
 		case filemode.Dir:
-			sub, err := object.GetTree(t.s, entry.Hash)
+			sub, err := t.tree(entry.Hash)
 			if err != nil {
 				return node{}, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: %v", ErrCorrupt, err)}
 			}
@@ -379,28 +396,49 @@ func (t *treeFS) Stat(name string) (fs.FileInfo, error) {
 }
 
 // dirEntries lists a tree sorted by name, as fs.ReadDir requires (Git
-// sorts directories as if their names ended in "/").
+// sorts directories as if their names ended in "/"). Sizes are looked up
+// only when Info is called: walking a tree does not need them.
 func (t *treeFS) dirEntries(tree *object.Tree) ([]fs.DirEntry, error) {
 	out := make([]fs.DirEntry, 0, len(tree.Entries))
 	for _, e := range tree.Entries {
 		if e.Mode == filemode.Symlink || e.Mode == filemode.Submodule {
 			continue
 		}
-		n := node{name: e.Name, entry: e}
-		if e.Mode == filemode.Dir {
-			// The entry is enough to describe a directory; its tree is read
-			// when it is opened.
-			n.tree = &object.Tree{}
-		}
-		fi, err := t.info(n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, fs.FileInfoToDirEntry(fi))
+		out = append(out, &dirEntry{t: t, entry: e})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out, nil
 }
+
+type dirEntry struct {
+	t     *treeFS
+	entry object.TreeEntry
+}
+
+func (d *dirEntry) Name() string { return d.entry.Name }
+func (d *dirEntry) IsDir() bool  { return d.entry.Mode == filemode.Dir }
+func (d *dirEntry) Type() fs.FileMode {
+	if d.IsDir() {
+		return fs.ModeDir
+	}
+	return 0
+}
+
+func (d *dirEntry) Info() (fs.FileInfo, error) {
+	n := node{name: d.entry.Name, entry: d.entry}
+	if d.IsDir() {
+		// The entry is enough to describe a directory.
+		n.tree = &object.Tree{}
+	}
+	d.t.mu.Lock()
+	defer d.t.mu.Unlock()
+	if d.t.closed {
+		return nil, &fs.PathError{Op: "stat", Path: d.entry.Name, Err: fs.ErrClosed}
+	}
+	return d.t.info(n)
+}
+
+func (d *dirEntry) String() string { return fs.FormatDirEntry(d) }
 
 type fileInfo struct {
 	name    string
