@@ -391,9 +391,9 @@ func (r *Repo) errorf(err error, format string, args ...any) error {
 
 // Resolve turns rev into a full commit SHA: a branch, a tag (annotated
 // tags are peeled), refs/heads/X or refs/tags/X, or a full 40-character
-// SHA present in the cache. Empty rev means Config.Ref, and empty Ref the
-// remote's HEAD. A name that is both a branch and a tag is refused as
-// ambiguous.
+// SHA present in the cache. Empty rev means Config.Ref, and empty Ref (or
+// "HEAD") the remote's HEAD, its default branch. A name that is both a
+// branch and a tag is refused as ambiguous.
 func (r *Repo) Resolve(rev string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -414,7 +414,7 @@ func (r *Repo) resolve(rev string) (*object.Commit, error) {
 	if rev == "" {
 		rev = r.cfg.Ref
 	}
-	if rev == "" {
+	if rev == "" || rev == "HEAD" {
 		ref, err := r.repo.Reference(originHead, true)
 		if err != nil {
 			return nil, fmt.Errorf("%w: no default branch (HEAD) of %s: it has none, or it was not fetched yet; give a ref%s", ErrRefNotFound, r.remote.display, r.available())

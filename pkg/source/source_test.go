@@ -69,7 +69,7 @@ func TestGitDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for rev, want := range map[string]string{"": c2, "main": c2, "refs/heads/main": c2, "v1": c1, "refs/tags/v1": c1, "light": c2, c1: c1} {
+	for rev, want := range map[string]string{"": c2, "HEAD": c2, "main": c2, "refs/heads/main": c2, "v1": c1, "refs/tags/v1": c1, "light": c2, c1: c1} {
 		got, err := r.Resolve(rev)
 		if err != nil || got != want {
 			t.Errorf("Resolve(%q) = %q, %v; want %s", rev, got, err, want)
