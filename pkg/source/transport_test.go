@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -210,6 +211,36 @@ func TestSSH(t *testing.T) {
 	if err := r.Fetch(ctx); !errors.Is(err, ErrAuth) {
 		t.Errorf("unauthorized key: %v, want ErrAuth", err)
 	}
+	// Without a key file, the keys of the agent at SSH_AUTH_SOCK are used.
+	need(t, "ssh-agent", "ssh-add")
+	_, agentPub, agentKeyPath := sshKeygen(t, "")
+	agentSrv := startSSH(t, up.root, agentPub)
+	agentKH := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(agentKH, []byte(knownHostsLine(agentSrv.addr, agentSrv.hostKey)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ssh-agent did not create its socket")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	runCmd(t, "", "ssh-add", "-q", agentKeyPath)
+	r = openRepo(t, t.TempDir(), Config{URL: "ssh://git@" + agentSrv.addr + "/repo.git", Auth: Auth{KnownHosts: []string{agentKH}}})
+	if err := r.Fetch(ctx); err != nil {
+		t.Errorf("ssh agent: %v", err)
+	}
+
 	// scp-like addresses parse as SSH.
 	if !isLocalPath("./x:y") || isLocalPath("git@host:repo.git") || isLocalPath("host:repo") || !isLocalPath("/a:b") {
 		t.Error("isLocalPath misreads scp-like addresses")
