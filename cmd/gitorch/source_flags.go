@@ -19,7 +19,8 @@ import (
 // addSourceFlags registers the flags that name a Git revision to read
 // manifests from (--repo, --ref, --path), where to cache it (--data-dir),
 // and how to authenticate and verify it. Commands read them with
-// openSnapshot.
+// openSnapshot. A command that calls it must not register --data-dir
+// itself.
 //
 // Secrets are never flags: passwords, tokens and passphrases come from
 // files (--git-password-file, ...) or from the environment / config file
@@ -159,6 +160,8 @@ func (a *app) openSnapshot(ctx context.Context) (*source.Snapshot, bool, error) 
 	if err != nil {
 		return nil, true, sourceError(err)
 	}
+	// The snapshot reads through its own handle on the cache.
+	defer repo.Close()
 	if timeout := a.cfg.GetDuration("fetch-timeout"); timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
