@@ -2,7 +2,8 @@
 // hands out read-only snapshots of one revision.
 //
 // It owns: the per-remote cache under the data directory (a bare clone,
-// fetched incrementally and re-cloned when found corrupt), the transports
+// fetched incrementally, its packs merged as they accumulate, re-cloned
+// when found corrupt), the transports
 // and their credentials (local paths, file://, git://, smart HTTP(S) with
 // basic auth, tokens and custom CAs, SSH with private keys and known_hosts),
 // resolving a branch, tag or commit to a full SHA, commit ancestry, the

@@ -99,8 +99,9 @@ func (r *Repo) Snapshot(ctx context.Context, rev string) (*Snapshot, error) {
 		snap.Signer = signer
 	}
 	// The FS reads through its own storage: go-git's storage is not safe
-	// for concurrent use, and packs written by a later fetch are only added
-	// (by rename), never changed, so this one stays consistent.
+	// for concurrent use, and a later fetch only adds packs (by rename) and
+	// deletes merged ones compactGrace after the merge, so this one stays
+	// consistent.
 	st := r.storage(16 * cache.MiByte)
 	commit, err := object.GetCommit(st, c.Hash)
 	var tree *object.Tree
