@@ -3,8 +3,6 @@ package schema
 import (
 	"fmt"
 
-	"cuelang.org/go/cue"
-
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -88,17 +86,14 @@ type Object struct {
 	Obj runtime.Object
 
 	// src is the document as read, kept to find where a field is.
-	src cue.Value
+	src docSource
 }
 
 // FieldPos is where the field at path (spec.template.spec.containers[0].image
 // as a list of selectors: "spec", "template", ..., "0", "image") is written in
 // the manifest, or the nearest enclosing field that is.
 func (o *Object) FieldPos(path ...string) Pos {
-	if !o.src.Exists() {
-		return o.Pos
-	}
-	return fieldPos(o.src, path, o.Pos)
+	return o.src.fieldPos(path, o.Pos)
 }
 
 // Result is what loading a tree of manifests found.

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -147,7 +148,7 @@ func (v *validator) check(val cue.Value, expr ast.Expr) ([]Object, []Finding) {
 	}
 	return []Object{{
 		Pos: d.pos, APIVersion: d.apiVersion, Kind: d.kind,
-		Namespace: d.namespace, Name: d.name, Obj: obj, src: val,
+		Namespace: d.namespace, Name: d.name, Obj: obj, src: source(val, expr),
 	}}, findings
 }
 
@@ -378,4 +379,71 @@ func stringField(val cue.Value, expr ast.Expr, path ...string) string {
 	}
 	s, _ := val.LookupPath(cue.MakePath(sels...)).String()
 	return s
+}
+
+// source is what Object.FieldPos needs of a document: its syntax tree when
+// it has one (a YAML or JSON document), else its value. Keeping the
+// evaluated value of every object of a large tree alive would make the
+// garbage collector scan it all through the rest of the load.
+func source(val cue.Value, expr ast.Expr) docSource {
+	if expr != nil {
+		return docSource{expr: expr}
+	}
+	return docSource{val: val}
+}
+
+type docSource struct {
+	expr ast.Expr
+	val  cue.Value
+}
+
+func (s docSource) fieldPos(p []string, def Pos) Pos {
+	if s.expr == nil {
+		if !s.val.Exists() {
+			return def
+		}
+		return fieldPos(s.val, p, def)
+	}
+	pos := posOf(s.expr.Pos())
+	e := s.expr
+	for _, sel := range p {
+		switch n := e.(type) {
+		case *ast.StructLit:
+			var next *ast.Field
+			for _, d := range n.Elts {
+				if f, ok := d.(*ast.Field); ok {
+					if name, ok := labelName(f.Label); ok && name == sel {
+						next = f
+						break
+					}
+				}
+			}
+			if next == nil {
+				return orDefault(pos, def)
+			}
+			e = next.Value
+			if _, scalar := e.(*ast.BasicLit); scalar {
+				pos = posOf(e.Pos())
+			} else {
+				pos = posOf(next.Pos())
+			}
+		case *ast.ListLit:
+			i, err := strconv.Atoi(sel)
+			if err != nil || i < 0 || i >= len(n.Elts) {
+				return orDefault(pos, def)
+			}
+			e = n.Elts[i]
+			pos = posOf(e.Pos())
+		default:
+			return orDefault(pos, def)
+		}
+	}
+	return orDefault(pos, def)
+}
+
+func orDefault(p, def Pos) Pos {
+	if p.Line == 0 {
+		return def
+	}
+	return p
 }
