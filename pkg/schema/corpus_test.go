@@ -14,21 +14,16 @@ import (
 // change accepts fewer; raise it when a change accepts more.
 const corpusMinAccepted = 185
 
-// corpusDir finds the corpus of real-world manifests beside the repository
-// (shared/corpus/kubernetes-examples), or in $GITORCH_CORPUS.
+// corpusDir is the corpus of real-world manifests: a copy of the YAML
+// files of kubernetes/examples kept in testdata (Apache-2.0, see its
+// SOURCE.md and LICENSE), or the directory $GITORCH_CORPUS names.
 func corpusDir(t testing.TB) string {
-	if d := os.Getenv("GITORCH_CORPUS"); d != "" {
-		return d
-	}
-	d, err := filepath.Abs("../../../shared/corpus/kubernetes-examples")
-	if err != nil {
-		t.Fatal(err)
+	d := "testdata/corpus/kubernetes-examples"
+	if e := os.Getenv("GITORCH_CORPUS"); e != "" {
+		d = e
 	}
 	if _, err := os.Stat(d); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("corpus not found at %s (CI runs with shared/ beside the clone): %v", d, err)
-		}
-		t.Skipf("corpus not found at %s; set GITORCH_CORPUS to the kubernetes-examples directory to run this test", d)
+		t.Fatalf("corpus not found: %v", err)
 	}
 	return d
 }
