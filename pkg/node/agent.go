@@ -1,0 +1,582 @@
+package node
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/plan"
+	"github.com/gitorch/gitorch/pkg/schema"
+	"github.com/gitorch/gitorch/pkg/source"
+)
+
+// Source is the Git repository the agent follows; *source.Repo
+// implements it.
+type Source interface {
+	Fetch(ctx context.Context) error
+	// Resolve names the commit of rev ("" for the configured ref).
+	Resolve(rev string) (string, error)
+	Snapshot(ctx context.Context, rev string) (*source.Snapshot, error)
+	// URL is the remote without credentials.
+	URL() string
+}
+
+// Config configures an Agent.
+type Config struct {
+	// Node is this node as placement sees it (name, labels, allocatable).
+	Node    plan.Node
+	Source  Source
+	Ref     string
+	Path    string
+	Runtime Runtime
+	// DataDir holds the agent's state (the revision it runs).
+	DataDir string
+	// PollInterval is how often the repository is fetched (default 1m).
+	PollInterval time.Duration
+	// FetchBackoff spaces out fetches after failures (default 1 s doubling
+	// to 5 min).
+	FetchBackoff source.Backoff
+	// Resync is how often every pod is looked at even without an event
+	// (default 10 s).
+	Resync time.Duration
+	// Backoff for restarting crashed containers and retrying failed image
+	// pulls (default DefaultBackoff).
+	Backoff Backoff
+	// ServiceCIDR is where Services' ClusterIPs come from, for the
+	// service environment variables (default plan.DefaultServiceCIDR).
+	ServiceCIDR netip.Prefix
+	// LogMaxBytes and LogKeep rotate container logs (defaults 10 MiB, 5),
+	// checked every LogCheck (default 1 min), when the runtime can.
+	LogMaxBytes int64
+	LogKeep     int
+	LogCheck    time.Duration
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// logRotator is implemented by runtimes that can rotate container logs.
+type logRotator interface {
+	RotateLogs(maxBytes int64, keep int) error
+}
+
+// watcher is implemented by runtimes that signal container events.
+type watcher interface {
+	Watch(ctx context.Context) <-chan struct{}
+}
+
+// Agent runs the pods a Git repository asks of this node.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	prober *Prober
+
+	// poke asks the reconcile loop for a pass; fetch asks the source loop
+	// to fetch now.
+	poke  chan struct{}
+	fetch chan struct{}
+
+	mu       sync.Mutex
+	desired  *desiredState // nil until a revision is loaded
+	running  *Revision
+	refused  *Revision
+	srcState SourceStatus
+	pods     map[string]PodStatus
+	workers  map[string]*podWorker
+}
+
+// New returns an agent for cfg; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Source == nil || cfg.Runtime == nil {
+		return nil, errors.New("agent: a source and a runtime are needed")
+	}
+	if cfg.Node.Name == "" {
+		return nil, errors.New("agent: no node name")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("agent: no data dir")
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Minute
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 10 * time.Second
+	}
+	if cfg.Backoff == (Backoff{}) {
+		cfg.Backoff = DefaultBackoff
+	}
+	if !cfg.ServiceCIDR.IsValid() {
+		cfg.ServiceCIDR = plan.DefaultServiceCIDR
+	}
+	if cfg.LogMaxBytes <= 0 {
+		cfg.LogMaxBytes = 10 << 20
+	}
+	if cfg.LogKeep <= 0 {
+		cfg.LogKeep = 5
+	}
+	if cfg.LogCheck <= 0 {
+		cfg.LogCheck = time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "agent"), 0o700); err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		poke:    make(chan struct{}, 1),
+		fetch:   make(chan struct{}, 1),
+		pods:    map[string]PodStatus{},
+		workers: map[string]*podWorker{},
+	}
+	a.prober = NewProber(cfg.Runtime, cfg.Logger, nil, a.probeChanged, a.probeKill)
+	return a, nil
+}
+
+// Sync asks the agent to fetch the repository now (a webhook, a test).
+func (a *Agent) Sync() {
+	select {
+	case a.fetch <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) nudge() {
+	select {
+	case a.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the agent until ctx ends. It leaves the pods running: a new
+// agent adopts them.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := a.restore(ctx); err != nil {
+		a.log.Warn("the revision that ran before could not be loaded; waiting for a fetch", "err", err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { a.sourceLoop(ctx) })
+	wg.Go(func() { a.housekeeping(ctx) })
+	a.reconcileLoop(ctx)
+	wg.Wait()
+	a.mu.Lock()
+	workers := a.workers
+	a.mu.Unlock()
+	for _, w := range workers {
+		<-w.done
+	}
+	a.prober.Stop()
+	return nil
+}
+
+// --- probes ---
+
+// netnser is implemented by runtimes that give pods a network namespace.
+type netnser interface {
+	NetNSPath(namespace, pod string) string
+}
+
+// probeChanged pokes the worker of a pod whose readiness changed.
+func (a *Agent) probeChanged(podKey string) {
+	a.mu.Lock()
+	w := a.workers[podKey]
+	a.mu.Unlock()
+	if w != nil {
+		w.nudge()
+	}
+}
+
+// probeKill hands a failed liveness or startup probe to the pod's worker.
+func (a *Agent) probeKill(podKey string, k killRequest) {
+	a.mu.Lock()
+	w := a.workers[podKey]
+	a.mu.Unlock()
+	if w == nil {
+		return
+	}
+	select {
+	case w.kills <- k:
+	default:
+		// The worker has kills queued; the probe asks again if it
+		// keeps failing.
+	}
+}
+
+// syncProbes runs the probes of the pod's running containers and stops
+// those of instances that no longer run.
+func (a *Agent) syncProbes(ctx context.Context, d *desiredPod, obs *apply.PodStatus) {
+	running := map[string]string{}
+	for _, cs := range obs.Containers {
+		if cs.State == apply.StateRunning {
+			running[cs.Name] = instanceID(cs)
+		}
+	}
+	key := d.key()
+	a.prober.Forget(key, func(container, instance string) bool { return running[container] == instance })
+	for i := range d.pod.Spec.Containers {
+		c := &d.pod.Spec.Containers[i]
+		inst, ok := running[c.Name]
+		if !ok {
+			continue
+		}
+		a.prober.Sync(ctx, a.probeTarget(obs, c, inst), c)
+	}
+}
+
+func (a *Agent) probeTarget(obs *apply.PodStatus, c *corev1.Container, instance string) ProbeTarget {
+	t := ProbeTarget{Namespace: obs.Namespace, Pod: obs.Name, Container: c.Name, Instance: instance, PodIP: obs.IP, Ports: c.Ports}
+	if n, ok := a.cfg.Runtime.(netnser); ok {
+		t.NetNS = n.NetNSPath(obs.Namespace, obs.Name)
+	}
+	return t
+}
+
+// hookHTTP runs an httpGet lifecycle handler against the pod.
+func (a *Agent) hookHTTP(ctx context.Context, obs *apply.PodStatus, c *corev1.Container, h *corev1.HTTPGetAction, timeout time.Duration) error {
+	t := a.probeTarget(obs, c, "")
+	return httpProbe(ctx, h, t, timeout, "preStop hook")
+}
+
+// --- the source: fetch, load, refuse or accept ---
+
+type agentState struct {
+	Running string `json:"running"`
+}
+
+func (a *Agent) statePath() string { return filepath.Join(a.cfg.DataDir, "agent", "state.json") }
+
+// restore loads the revision the agent ran before it stopped, from the
+// cache, so that a restarted agent keeps its pods while it fetches.
+func (a *Agent) restore(ctx context.Context) error {
+	b, err := os.ReadFile(a.statePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st agentState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("%s: %w", a.statePath(), err)
+	}
+	if st.Running == "" {
+		return nil
+	}
+	return a.load(ctx, st.Running)
+}
+
+func (a *Agent) saveState(commit string) error {
+	b, _ := json.Marshal(agentState{Running: commit})
+	tmp := a.statePath() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, a.statePath())
+}
+
+func (a *Agent) sourceLoop(ctx context.Context) {
+	failures := 0
+	for {
+		err := a.cfg.Source.Fetch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		now := a.cfg.Now()
+		wait := a.cfg.PollInterval
+		a.mu.Lock()
+		if err != nil {
+			failures++
+			wait = a.cfg.FetchBackoff.Delay(failures)
+			a.srcState.Failures = failures
+			a.srcState.LastError = err.Error()
+			a.srcState.NextRetry = now.Add(wait)
+		} else {
+			failures = 0
+			a.srcState = SourceStatus{LastFetch: now}
+		}
+		a.mu.Unlock()
+		if err != nil {
+			a.log.Warn("fetch failed", "repo", a.cfg.Source.URL(), "failures", failures, "retry in", wait, "err", err)
+		} else if err := a.update(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("revision", "err", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-a.fetch:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// update loads the ref's commit if it is new.
+func (a *Agent) update(ctx context.Context) error {
+	commit, err := a.cfg.Source.Resolve("")
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	same := a.running != nil && a.running.Commit == commit || a.refused != nil && a.refused.Commit == commit
+	a.mu.Unlock()
+	if same {
+		return nil
+	}
+	return a.load(ctx, commit)
+}
+
+// load reads, validates and places the revision commit. An invalid
+// revision is refused: the one running keeps running.
+func (a *Agent) load(ctx context.Context, commit string) error {
+	snap, err := a.cfg.Source.Snapshot(ctx, commit)
+	if err != nil {
+		a.refuse(&Revision{Commit: commit, LoadedAt: a.cfg.Now(), Errors: []string{err.Error()}})
+		return err
+	}
+	defer snap.Close()
+	rev := &Revision{Commit: snap.Revision, Subject: snap.Subject, Time: snap.Time, LoadedAt: a.cfg.Now()}
+	res, err := schema.Load(snap.FS, schema.Options{})
+	if err != nil {
+		rev.Errors = []string{err.Error()}
+		a.refuse(rev)
+		return err
+	}
+	for _, f := range res.Findings {
+		if f.Severity == schema.SeverityError {
+			rev.Errors = append(rev.Errors, f.String())
+		} else {
+			rev.Warnings = append(rev.Warnings, f.String())
+		}
+	}
+	if len(rev.Errors) > 0 {
+		a.refuse(rev)
+		return fmt.Errorf("revision %s refused: %d errors, the first: %s", short(commit), len(rev.Errors), rev.Errors[0])
+	}
+	objs := make([]runtime.Object, len(res.Objects))
+	for i := range res.Objects {
+		objs[i] = res.Objects[i].Obj
+	}
+	d := computeDesired(objs, []plan.Node{a.cfg.Node}, a.cfg.Node.Name, snap.Revision, a.cfg.ServiceCIDR)
+	a.mu.Lock()
+	a.desired, a.running, a.refused = d, rev, nil
+	a.mu.Unlock()
+	if err := a.saveState(snap.Revision); err != nil {
+		a.log.Warn("saving state", "err", err)
+	}
+	a.log.Info("running revision", "commit", short(snap.Revision), "subject", snap.Subject, "pods", len(d.pods), "unplaceable", len(d.unplaceable))
+	a.nudge()
+	return nil
+}
+
+func (a *Agent) refuse(rev *Revision) {
+	a.mu.Lock()
+	a.refused = rev
+	a.mu.Unlock()
+	a.log.Error("revision refused; the last good one keeps running", "commit", short(rev.Commit), "errors", len(rev.Errors))
+	for _, e := range rev.Errors {
+		a.log.Error("  " + e)
+	}
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+// desiredPod is what the agent wants of the pod with key: known is false
+// while no revision is loaded; the pod is nil when it should not run.
+func (a *Agent) desiredPod(key string) (pod *desiredPod, known bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.desired == nil {
+		return nil, false
+	}
+	return a.desired.pods[key], true
+}
+
+// --- the reconcile loop ---
+
+// reconcileLoop makes sure every pod that should run or does run has a
+// worker, and pokes them all on every signal: a new revision, a container
+// event, a probe result, or the resync period.
+func (a *Agent) reconcileLoop(ctx context.Context) {
+	var events <-chan struct{}
+	w, canWatch := a.cfg.Runtime.(watcher)
+	if canWatch {
+		events = w.Watch(ctx)
+	}
+	resync := time.NewTicker(a.cfg.Resync)
+	defer resync.Stop()
+	for {
+		a.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.poke:
+		case <-resync.C:
+		case _, ok := <-events:
+			if !ok {
+				events = nil
+				if canWatch && ctx.Err() == nil {
+					events = w.Watch(ctx)
+				}
+				continue
+			}
+		}
+	}
+}
+
+func (a *Agent) pass(ctx context.Context) {
+	observed, err := a.cfg.Runtime.ListPods(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("list pods", "err", err)
+		}
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	keys := map[string][2]string{}
+	if a.desired != nil {
+		for k, d := range a.desired.pods {
+			keys[k] = [2]string{d.pod.Namespace, d.pod.Name}
+		}
+	}
+	for _, p := range observed {
+		keys[p.Key()] = [2]string{p.Namespace, p.Name}
+	}
+	for k, w := range a.workers {
+		select {
+		case <-w.done:
+			delete(a.workers, k)
+		default:
+		}
+	}
+	for k, nn := range keys {
+		w := a.workers[k]
+		if w == nil {
+			w = &podWorker{a: a, key: k, ns: nn[0], pod: nn[1], poke: make(chan struct{}, 1),
+				kills: make(chan killRequest, 4), mem: newPodMemory(), done: make(chan struct{})}
+			a.workers[k] = w
+			go w.run(ctx)
+		}
+		w.nudge()
+	}
+}
+
+func (a *Agent) setPodStatus(key string, st *PodStatus) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if st == nil {
+		delete(a.pods, key)
+		return
+	}
+	a.pods[key] = *st
+}
+
+// housekeeping rotates container logs.
+func (a *Agent) housekeeping(ctx context.Context) {
+	r, ok := a.cfg.Runtime.(logRotator)
+	if !ok {
+		return
+	}
+	t := time.NewTicker(a.cfg.LogCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.RotateLogs(a.cfg.LogMaxBytes, a.cfg.LogKeep); err != nil {
+				a.log.Warn("rotate logs", "err", err)
+			}
+		}
+	}
+}
+
+// Status is the node's status (for the API and gitorch status).
+func (a *Agent) Status() NodeStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := NodeStatus{
+		Node:   a.cfg.Node.Name,
+		Repo:   a.cfg.Source.URL(),
+		Ref:    a.cfg.Ref,
+		Path:   a.cfg.Path,
+		Source: a.srcState,
+		Pods:   make([]PodStatus, 0, len(a.pods)),
+	}
+	if a.running != nil {
+		r := *a.running
+		st.Running = &r
+	}
+	if a.refused != nil {
+		r := *a.refused
+		st.Refused = &r
+	}
+	if a.desired != nil {
+		st.Unplaceable = slices.Clone(a.desired.unplaceable)
+	}
+	for _, p := range a.pods {
+		st.Pods = append(st.Pods, p)
+	}
+	slices.SortFunc(st.Pods, func(x, y PodStatus) int {
+		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
+	})
+	return st
+}
+
+// WaitRevision blocks until the agent runs commit or refused it, or ctx
+// ends; for tests and tools.
+func (a *Agent) WaitRevision(ctx context.Context, commit string) (*Revision, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		a.mu.Lock()
+		run, ref := a.running, a.refused
+		a.mu.Unlock()
+		if run != nil && run.Commit == commit {
+			return run, nil
+		}
+		if ref != nil && ref.Commit == commit {
+			return ref, fmt.Errorf("revision %s refused", short(commit))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Pod returns the status of one pod of the node.
+func (a *Agent) Pod(namespace, name string) (PodStatus, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p, ok := a.pods[apply.PodKey(namespace, name)]
+	return p, ok
+}
