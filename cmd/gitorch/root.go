@@ -111,6 +111,9 @@ environment and data-dir in the config file.`,
 		a.validateCommand(),
 		a.imageCommand(),
 		a.planCommand(),
+		a.agentCommand(),
+		a.statusCommand(),
+		a.logsCommand(),
 	)
 	// An unknown command is a usage error, not a reason to print help and
 	// succeed.

@@ -1,0 +1,289 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gitorch/gitorch/pkg/apply"
+)
+
+// StatusSource gives the node's status; *Agent is one.
+type StatusSource interface {
+	Status() NodeStatus
+}
+
+// LogSource finds container log files; *apply.Containerd is one.
+type LogSource interface {
+	// LogFile is the log of the current (or, with previous, the one
+	// before) instance of a container; an error wrapping apply.ErrNotFound
+	// when there is none.
+	LogFile(namespace, pod, container string, previous bool) (string, error)
+}
+
+// APIOptions configure the HTTP API.
+type APIOptions struct {
+	// Token, when set, must be sent as "Authorization: Bearer TOKEN".
+	Token string
+	// FollowPoll is how often a followed log is checked for new bytes
+	// (default 250 ms).
+	FollowPoll time.Duration
+}
+
+// NewAPI serves the node's status and container logs:
+//
+//	GET /healthz                                  "ok"
+//	GET /v1/status                                NodeStatus as JSON
+//	GET /v1/pods/{namespace}/{name}/logs          a container's log as text
+//	    ?container=C  &previous=true  &tail=N  &follow=true
+//
+// Errors are JSON: {"error": "..."}.
+func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
+	if opts.FollowPoll <= 0 {
+		opts.FollowPoll = 250 * time.Millisecond
+	}
+	s := &api{status: status, logs: logs, opts: opts}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /v1/status", s.getStatus)
+	mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", s.getLogs)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		apiError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	if opts.Token == "" {
+		return mux
+	}
+	want := []byte("Bearer " + opts.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gitorch"`)
+			apiError(w, http.StatusUnauthorized, errors.New("a valid bearer token is required"))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+type api struct {
+	status StatusSource
+	logs   LogSource
+	opts   APIOptions
+}
+
+func apiError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+func (s *api) getStatus(w http.ResponseWriter, _ *http.Request) {
+	b, err := json.MarshalIndent(s.status.Status(), "", "  ")
+	if err != nil {
+		apiError(w, http.StatusInternalServerError, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+}
+
+// findPod returns the pod's status, or false.
+func (s *api) findPod(ns, name string) (PodStatus, bool) {
+	for _, p := range s.status.Status().Pods {
+		if p.Namespace == ns && p.Name == name {
+			return p, true
+		}
+	}
+	return PodStatus{}, false
+}
+
+func (s *api) getLogs(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	q := r.URL.Query()
+	pod, ok := s.findPod(ns, name)
+	if !ok {
+		apiError(w, http.StatusNotFound, fmt.Errorf("pod %s/%s not found on this node", ns, name))
+		return
+	}
+	container := q.Get("container")
+	var names []string
+	for _, c := range pod.Containers {
+		names = append(names, c.Name)
+	}
+	if container == "" {
+		var app []string
+		for _, c := range pod.Containers {
+			if !c.Init {
+				app = append(app, c.Name)
+			}
+		}
+		if len(app) != 1 {
+			apiError(w, http.StatusBadRequest, fmt.Errorf("a container name must be specified for pod %s, choose one of: [%s]", name, strings.Join(names, " ")))
+			return
+		}
+		container = app[0]
+	} else if !contains(names, container) {
+		apiError(w, http.StatusBadRequest, fmt.Errorf("container %s is not valid for pod %s, choose one of: [%s]", container, name, strings.Join(names, " ")))
+		return
+	}
+	previous, _ := strconv.ParseBool(q.Get("previous"))
+	follow, _ := strconv.ParseBool(q.Get("follow"))
+	tail := -1
+	if t := q.Get("tail"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < -1 {
+			apiError(w, http.StatusBadRequest, fmt.Errorf("tail %q: want a number of lines", t))
+			return
+		}
+		tail = n
+	}
+	path, err := s.logs.LogFile(ns, name, container, previous)
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, apply.ErrNotFound) {
+			code = http.StatusNotFound
+			if previous {
+				err = fmt.Errorf("previous terminated container %q in pod %q not found", container, name)
+			}
+		}
+		apiError(w, code, err)
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		apiError(w, http.StatusNotFound, fmt.Errorf("log of container %s: %w", container, err))
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	offset, err := writeTail(w, f, tail)
+	if err != nil || !follow || previous {
+		return
+	}
+	s.follow(r.Context(), w, ns, name, container, path, f, offset)
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// writeTail copies the file to w, only its last n lines when n ≥ 0, and
+// returns the offset it read to.
+func writeTail(w io.Writer, f *os.File, n int) (int64, error) {
+	if n < 0 {
+		return io.Copy(w, f)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := fi.Size()
+	// Read backwards in blocks until n+1 newlines are found (the last
+	// byte may itself be a newline).
+	const block = 32 << 10
+	var buf []byte
+	start := size
+	for start > 0 {
+		step := int64(block)
+		if start < step {
+			step = start
+		}
+		start -= step
+		chunk := make([]byte, step)
+		if _, err := f.ReadAt(chunk, start); err != nil && err != io.EOF {
+			return 0, err
+		}
+		buf = append(chunk, buf...)
+		if bytes.Count(buf, []byte{'\n'}) > n {
+			break
+		}
+	}
+	lines := bytes.SplitAfter(buf, []byte{'\n'})
+	if len(lines) > 0 && len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	for _, l := range lines {
+		if _, err := w.Write(l); err != nil {
+			return 0, err
+		}
+	}
+	return size, nil
+}
+
+// follow streams what is appended to the log until the client goes away
+// or the pod is gone. A file that shrinks was rotated (copied and
+// truncated): reading starts again at its beginning. When the container
+// restarts, its new instance's log follows.
+func (s *api) follow(ctx context.Context, w http.ResponseWriter, ns, name, container, path string, f *os.File, offset int64) {
+	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		fl.Flush()
+	}
+	t := time.NewTicker(s.opts.FollowPoll)
+	defer t.Stop()
+	buf := make([]byte, 32<<10)
+	for {
+		for {
+			fi, err := f.Stat()
+			if err != nil {
+				return
+			}
+			if fi.Size() < offset {
+				offset = 0
+			}
+			if fi.Size() == offset {
+				break
+			}
+			n, err := f.ReadAt(buf, offset)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					return
+				}
+				offset += int64(n)
+				if fl != nil {
+					fl.Flush()
+				}
+			}
+			if err != nil && err != io.EOF {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, ok := s.findPod(ns, name); !ok {
+			return
+		}
+		if p, err := s.logs.LogFile(ns, name, container, false); err == nil && p != path {
+			nf, err := os.Open(p)
+			if err != nil {
+				continue
+			}
+			f.Close()
+			f, path, offset = nf, p, 0
+			defer nf.Close()
+		}
+	}
+}
