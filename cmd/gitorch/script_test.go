@@ -1,13 +1,22 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/node"
 )
 
 // The CLI's behaviour — output, exit status — is pinned by the scripts in
@@ -27,6 +36,7 @@ func TestScript(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"fakeagent": fakeAgent,
 			// exits CODE PROGRAM ARGS... runs PROGRAM and checks its exit
 			// status, keeping its output for stdout and stderr.
 			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -51,4 +61,79 @@ func TestScript(t *testing.T) {
 			},
 		},
 	})
+}
+
+// fakeAgent serves the agent's API from files, for status and logs
+// scripts: "fakeagent STATUS.json LOGDIR" serves the NodeStatus in
+// STATUS.json, whose times are relative to 2000-01-01T00:00:00Z standing
+// for now, and logs from LOGDIR/NAMESPACE_POD/CONTAINER.log (and
+// CONTAINER.previous.log). It sets GITORCH_API_ADDRESS to its address.
+func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: fakeagent STATUS.json LOGDIR")
+	}
+	var st node.NodeStatus
+	if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &st); err != nil {
+		ts.Fatalf("fakeagent: %v", err)
+	}
+	srv := httptest.NewServer(node.NewAPI(fixedStatus(st), dirLogs(ts.MkAbs(args[1])), node.APIOptions{}))
+	ts.Defer(srv.Close)
+	ts.Setenv("GITORCH_API_ADDRESS", strings.TrimPrefix(srv.URL, "http://"))
+}
+
+// fixedStatus is a status whose times are relative to 2000-01-01 as now:
+// each answer moves them to the time of the request, so that the ages
+// printed do not depend on how long the script took.
+type fixedStatus node.NodeStatus
+
+func (f fixedStatus) Status() node.NodeStatus {
+	b, _ := json.Marshal(node.NodeStatus(f))
+	var st node.NodeStatus
+	_ = json.Unmarshal(b, &st)
+	shiftTimes(&st, time.Since(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)))
+	return st
+}
+
+type dirLogs string
+
+func (d dirLogs) LogFile(ns, pod, container string, previous bool) (string, error) {
+	name := container + ".log"
+	if previous {
+		name = container + ".previous.log"
+	}
+	p := filepath.Join(string(d), ns+"_"+pod, name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("no log of %s: %w", container, apply.ErrNotFound)
+	}
+	return p, nil
+}
+
+// shiftTimes moves every time of st that is set by d.
+func shiftTimes(st *node.NodeStatus, d time.Duration) {
+	shift := func(t *time.Time) {
+		if !t.IsZero() {
+			*t = t.Add(d)
+		}
+	}
+	for _, r := range []*node.Revision{st.Running, st.Refused} {
+		if r != nil {
+			shift(&r.Time)
+			shift(&r.LoadedAt)
+		}
+	}
+	shift(&st.Source.LastFetch)
+	shift(&st.Source.NextRetry)
+	for i := range st.Pods {
+		p := &st.Pods[i]
+		shift(&p.StartedAt)
+		for j := range p.Containers {
+			c := &p.Containers[j]
+			shift(&c.StartedAt)
+			shift(&c.FinishedAt)
+			shift(&c.NextStart)
+			if c.LastTermination != nil {
+				shift(&c.LastTermination.FinishedAt)
+			}
+		}
+	}
 }
