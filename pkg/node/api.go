@@ -149,6 +149,14 @@ func (s *api) getLogs(w http.ResponseWriter, r *http.Request) {
 		tail = n
 	}
 	path, err := s.logs.LogFile(ns, name, container, previous)
+	if err != nil && !previous {
+		for _, c := range pod.Containers {
+			if c.Name == container && c.State == StateWaiting {
+				apiError(w, http.StatusBadRequest, fmt.Errorf("container %q in pod %q is waiting to start: %s", container, name, c.Reason))
+				return
+			}
+		}
+	}
 	if err != nil {
 		code := http.StatusInternalServerError
 		if errors.Is(err, apply.ErrNotFound) {

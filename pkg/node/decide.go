@@ -86,6 +86,9 @@ type podMemory struct {
 	grace time.Duration
 	// spec is the last desired pod, for status and stopping.
 	spec *desiredPod
+	// firstSeen is when the agent first worked on the pod: its age while
+	// no container of it has started.
+	firstSeen time.Time
 }
 
 func newPodMemory() *podMemory { return &podMemory{containers: map[string]*containerMemory{}} }
@@ -177,6 +180,9 @@ func decide(desired *desiredPod, observed *apply.PodStatus, mem *podMemory, prob
 	pod := desired.pod
 	key := desired.key()
 	mem.spec = desired
+	if mem.firstSeen.IsZero() {
+		mem.firstSeen = now
+	}
 	mem.grace = gracePeriod(pod)
 	st := &d.status
 	*st = PodStatus{
@@ -347,8 +353,9 @@ rest:
 	if st.Reason == "" {
 		st.Reason, st.Message = podReason(st)
 	}
+	st.StartedAt = mem.firstSeen
 	for _, c := range st.Containers {
-		if !c.Init && !c.StartedAt.IsZero() && (st.StartedAt.IsZero() || c.StartedAt.Before(st.StartedAt)) {
+		if !c.StartedAt.IsZero() && c.StartedAt.Before(st.StartedAt) {
 			st.StartedAt = c.StartedAt
 		}
 	}
