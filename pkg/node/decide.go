@@ -106,8 +106,9 @@ func (m *podMemory) container(name string) *containerMemory {
 type probeView interface {
 	// State is whether the instance has started (its startup probe
 	// succeeded, or it has none) and is ready (its readiness probe
-	// succeeded, or it has none and has started).
-	State(podKey, container, instance string) (started, ready bool)
+	// succeeded, or it has none and has started); known is false when
+	// none of its probes runs yet.
+	State(podKey, container, instance string) (started, ready, known bool)
 }
 
 // instanceID names one run of a container: a restarted container is a new
@@ -313,9 +314,14 @@ rest:
 			running++
 			s.State, s.PID, s.StartedAt = StateRunning, cs.PID, cs.CreatedAt
 			inst := instanceID(cs)
-			s.Started, s.Ready = true, true
+			// Until its probes run, a container with a startup probe has
+			// not started, and one with a readiness probe is not ready.
+			s.Started = c.StartupProbe == nil
+			s.Ready = s.Started && c.ReadinessProbe == nil
 			if probes != nil {
-				s.Started, s.Ready = probes.State(key, c.Name, inst)
+				if started, ready, known := probes.State(key, c.Name, inst); known {
+					s.Started, s.Ready = started, ready
+				}
 			}
 			if cm.killInstance == inst {
 				d.actions = append(d.actions, podAction{kind: actKill, container: c.Name, reason: cm.killReason})

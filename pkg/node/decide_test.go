@@ -251,12 +251,12 @@ func TestImagePullFailureShowsErrImagePullThenBackOff(t *testing.T) {
 
 type fixedProbes map[string][2]bool
 
-func (f fixedProbes) State(_, container, _ string) (bool, bool) {
+func (f fixedProbes) State(_, container, _ string) (bool, bool, bool) {
 	s, ok := f[container]
 	if !ok {
-		return true, true
+		return false, false, false
 	}
-	return s[0], s[1]
+	return s[0], s[1], true
 }
 
 func TestReadinessGatesThePod(t *testing.T) {
@@ -271,8 +271,23 @@ func TestReadinessGatesThePod(t *testing.T) {
 	}
 	d = decide(pod, obs, newPodMemory(), fixedProbes{}, testBackoff, t0)
 	if !d.status.Ready {
-		t.Fatal("not ready with every probe passing")
+		t.Fatal("not ready without readiness probes")
 	}
+	// A new instance whose readiness probe has not run yet is not ready.
+	pod.pod.Spec.Containers[1].ReadinessProbe = &corev1.Probe{}
+	d = decide(pod, obs, newPodMemory(), fixedProbes{}, testBackoff, t0)
+	if d.status.Ready || container0(d, "b").Ready {
+		t.Fatal("ready before its readiness probe ran")
+	}
+}
+
+func container0(d decision, name string) ContainerStatus {
+	for _, c := range d.status.Containers {
+		if c.Name == name {
+			return c
+		}
+	}
+	return ContainerStatus{}
 }
 
 func TestKillAppliesOnlyToTheInstanceItNames(t *testing.T) {

@@ -59,16 +59,16 @@ func NewProber(ex execer, log *slog.Logger, after func(time.Duration) <-chan tim
 
 // State says whether the instance has started (its startup probe passed,
 // or it has none) and is ready (its readiness probe passed, or it has
-// none and it has started). An instance without probes, or one Sync was
-// not called for, has started and is ready.
-func (p *Prober) State(podKey, container, instance string) (started, ready bool) {
+// none and it has started). known is false when no probe of the instance
+// runs (it has none, or Sync was not called for it yet).
+func (p *Prober) State(podKey, container, instance string) (started, ready, known bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	in, ok := p.instances[instanceKey{podKey, container, instance}]
 	if !ok {
-		return true, true
+		return false, false, false
 	}
-	return in.started, in.ready && in.started
+	return in.started, in.ready && in.started, true
 }
 
 // Sync starts the probes of a running container instance unless they

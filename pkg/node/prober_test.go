@@ -206,7 +206,7 @@ func waitState(t *testing.T, p *Prober, tgt ProbeTarget, started, ready bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		s, r := p.State(tgt.podKey(), tgt.Container, tgt.Instance)
+		s, r, _ := p.State(tgt.podKey(), tgt.Container, tgt.Instance)
 		if s == started && r == ready {
 			return
 		}
@@ -304,8 +304,11 @@ func TestForgetStopsTheProbesOfGoneInstances(t *testing.T) {
 	p.Sync(context.Background(), cur, c)
 	clk.tick(t, 2)
 	p.Forget("default_p", func(_, instance string) bool { return instance == "i2" })
-	if s, r := p.State("default_p", "c", "i1"); !s || !r {
+	if _, _, known := p.State("default_p", "c", "i1"); known {
 		t.Fatal("a forgotten instance keeps its state")
+	}
+	if _, _, known := p.State("default_p", "c", "i2"); !known {
+		t.Fatal("the kept instance lost its state")
 	}
 	done := make(chan struct{})
 	go func() { p.Stop(); close(done) }()

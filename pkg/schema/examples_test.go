@@ -20,9 +20,9 @@ func TestExamplesRepoIsClean(t *testing.T) {
 		kinds[o.Kind]++
 	}
 	// The guestbook twice (YAML and CUE: three Deployments and three
-	// Services each), nginx's Deployment and Service, and the CUE copy's
-	// Namespace.
-	if kinds["Deployment"] != 7 || kinds["Service"] != 7 || kinds["Namespace"] != 1 {
-		t.Errorf("objects by kind = %v, want 7 Deployments, 7 Services, 1 Namespace", kinds)
+	// Services each), nginx's and hello's Deployment and Service, hello's
+	// ConfigMap, and the CUE copy's Namespace.
+	if kinds["Deployment"] != 8 || kinds["Service"] != 8 || kinds["Namespace"] != 1 || kinds["ConfigMap"] != 1 {
+		t.Errorf("objects by kind = %v, want 8 Deployments, 8 Services, 1 Namespace, 1 ConfigMap", kinds)
 	}
 }
