@@ -460,13 +460,7 @@ func volumeFor(v corev1.Volume, in PodInputs) (Volume, error) {
 	case v.HostPath != nil:
 		out.HostPath = v.HostPath.Path
 		if v.HostPath.Type != nil {
-			switch *v.HostPath.Type {
-			case corev1.HostPathDirectoryOrCreate:
-				out.HostPathCreate = true
-			case corev1.HostPathUnset, corev1.HostPathDirectory, corev1.HostPathFile:
-			default:
-				return Volume{}, fmt.Errorf("hostPath type %q is not supported", *v.HostPath.Type)
-			}
+			out.HostPathType = string(*v.HostPath.Type)
 		}
 	case v.ConfigMap != nil:
 		src := v.ConfigMap

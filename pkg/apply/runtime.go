@@ -89,10 +89,12 @@ type Volume struct {
 	Name string
 	// EmptyDir: an empty directory made with the pod and removed with it.
 	EmptyDir bool
-	// HostPath: a directory or file of the node; with HostPathCreate a
-	// missing directory is made (DirectoryOrCreate).
-	HostPath       string
-	HostPathCreate bool
+	// HostPath: a directory or file of the node, checked or made as
+	// HostPathType (a Kubernetes hostPath type: "" checks nothing,
+	// DirectoryOrCreate, Directory, FileOrCreate, File, Socket,
+	// CharDevice, BlockDevice) when the pod's containers start.
+	HostPath     string
+	HostPathType string
 	// Files: a directory holding these files (a configMap's or a
 	// secret's keys). RunPod rewrites changed files and removes files no
 	// longer listed, so containers see updates.

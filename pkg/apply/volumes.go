@@ -2,6 +2,7 @@ package apply
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 )
 
 func (r *Containerd) volumeDir(key, name string) string {
@@ -32,12 +34,8 @@ func (r *Containerd) syncVolumes(pod PodSpec) error {
 			if !filepath.IsAbs(v.HostPath) {
 				return fmt.Errorf("volume %s: hostPath %q is not absolute", v.Name, v.HostPath)
 			}
-			if v.HostPathCreate {
-				if err := os.MkdirAll(v.HostPath, 0o755); err != nil {
-					return fmt.Errorf("volume %s: %w", v.Name, err)
-				}
-			} else if _, err := os.Stat(v.HostPath); err != nil {
-				return fmt.Errorf("volume %s: hostPath: %w", v.Name, err)
+			if err := checkHostPath(v.HostPath, v.HostPathType); err != nil {
+				return fmt.Errorf("volume %s: %w", v.Name, err)
 			}
 		default:
 			dir := r.volumeDir(pod.Key(), v.Name)
@@ -183,4 +181,74 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+// ErrHostPathType: a hostPath is not of the type its volume asks for.
+var ErrHostPathType = errors.New("hostPath type check failed")
+
+// checkHostPath makes or checks path as the hostPath type typ says, as
+// kubelet does. A path of no type must exist, since it cannot be bind
+// mounted otherwise.
+func checkHostPath(path, typ string) error {
+	switch typ {
+	case string(corev1.HostPathDirectoryOrCreate):
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(path, 0o755); err != nil {
+				return fmt.Errorf("hostPath %s (DirectoryOrCreate): %w", path, err)
+			}
+		}
+	case string(corev1.HostPathFileOrCreate):
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			if err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("hostPath %s (FileOrCreate): %w", path, err)
+			}
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("hostPath: %w", err)
+	}
+	var ok bool
+	switch mode := fi.Mode(); typ {
+	case "":
+		return nil
+	case string(corev1.HostPathDirectoryOrCreate), string(corev1.HostPathDirectory):
+		ok = mode.IsDir()
+	case string(corev1.HostPathFileOrCreate), string(corev1.HostPathFile):
+		ok = mode.IsRegular()
+	case string(corev1.HostPathSocket):
+		ok = mode&os.ModeSocket != 0
+	case string(corev1.HostPathCharDev):
+		ok = mode&os.ModeDevice != 0 && mode&os.ModeCharDevice != 0
+	case string(corev1.HostPathBlockDev):
+		ok = mode&os.ModeDevice != 0 && mode&os.ModeCharDevice == 0
+	default:
+		return fmt.Errorf("hostPath type %q is not a Kubernetes hostPath type", typ)
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s is not a %s (it is %s)", ErrHostPathType, path, typ, describeMode(fi.Mode()))
+	}
+	return nil
+}
+
+func describeMode(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m.IsRegular():
+		return "a regular file"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	}
+	return "of mode " + m.String()
 }

@@ -448,3 +448,55 @@ func samePIDs(t *testing.T, before, after map[string]node.PodStatus) {
 		}
 	}
 }
+
+// hostPath volumes are checked or made by their type: a FileOrCreate file
+// is made and written through the container; a Socket that is a file
+// keeps the pod from starting, with the reason in its status.
+func TestAgentHostPathTypes(t *testing.T) {
+	n := newTestNode(t)
+	dir := t.TempDir()
+	a := n.start(t, nil)
+	a.apply(t, n, "hostpaths", map[string]string{"pods.yaml": strings.NewReplacer("DIR", dir).Replace(`apiVersion: v1
+kind: Pod
+metadata:
+  name: writer
+spec:
+  restartPolicy: Never
+  containers:
+  - name: app
+    image: gitorch.test/busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo written-by-the-pod > /data/out"]
+    volumeMounts:
+    - {name: out, mountPath: /data/out}
+  volumes:
+  - name: out
+    hostPath: {path: DIR/out.txt, type: FileOrCreate}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: wrongtype
+spec:
+  containers:
+  - name: app
+    image: gitorch.test/busybox:latest
+    imagePullPolicy: IfNotPresent
+    volumeMounts:
+    - {name: sock, mountPath: /run/app.sock}
+  volumes:
+  - name: sock
+    hostPath: {path: DIR/out.txt, type: Socket}
+`)})
+	a.waitPod(t, "default", "writer", time.Minute, "succeeded", func(p node.PodStatus) bool { return p.Phase == node.PhaseSucceeded })
+	if got := readFile(t, dir+"/out.txt"); got != "written-by-the-pod\n" {
+		t.Fatalf("host file holds %q", got)
+	}
+	p := a.waitPod(t, "default", "wrongtype", time.Minute, "refused to start", func(p node.PodStatus) bool {
+		// Until the writer made the file, the error is that it is missing.
+		return p.Reason == node.ReasonCreateContainerErr && strings.Contains(p.Message, "is not a Socket")
+	})
+	if p.Phase != node.PhasePending {
+		t.Fatalf("status %s/%s: %s", p.Phase, p.Reason, p.Message)
+	}
+}
