@@ -80,6 +80,9 @@ This release runs a single node: every pod is placed on it.`,
 	f.StringSlice("plain-http-registry", nil, "registries (host or host:port) reached over plain HTTP instead of HTTPS")
 	f.String("api-address", defaultAPIAddress, "address of the status and logs API")
 	f.String("api-token-file", "", "file holding the bearer token the API requires (required when --api-address is not a loopback address)")
+	f.String("containerd-root", apply.DefaultImageFS, "containerd's root directory: unused images are removed when its filesystem fills up")
+	f.Int("image-gc-high-threshold", 85, "remove unused images, oldest first, when the image filesystem is fuller than this percentage")
+	f.Int("image-gc-low-threshold", 80, "... until it is below this percentage")
 	f.String("log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -105,6 +108,9 @@ func (a *app) runAgent(ctx context.Context) error {
 	poll := c.GetDuration("poll-interval")
 	if poll <= 0 {
 		return usageError(fmt.Errorf("--poll-interval %s: want a positive duration", poll))
+	}
+	if hi, lo := c.GetInt("image-gc-high-threshold"), c.GetInt("image-gc-low-threshold"); hi < 1 || hi > 100 || lo < 1 || lo > hi {
+		return usageError(fmt.Errorf("--image-gc-low-threshold %d and --image-gc-high-threshold %d: want 1 ≤ low ≤ high ≤ 100", lo, hi))
 	}
 	apiAddr := c.GetString("api-address")
 	token, err := secret(c.GetString("api-token-file"), c.GetString("api-token"))
@@ -188,7 +194,12 @@ func (a *app) runAgent(ctx context.Context) error {
 		DataDir:      dataDir,
 		PollInterval: poll,
 		ServiceCIDR:  serviceCIDR,
-		Logger:       log,
+		ImageGC: apply.ImageGCPolicy{
+			HighThresholdPercent: c.GetInt("image-gc-high-threshold"),
+			LowThresholdPercent:  c.GetInt("image-gc-low-threshold"),
+			Path:                 c.GetString("containerd-root"),
+		},
+		Logger: log,
 	})
 	if err != nil {
 		return err

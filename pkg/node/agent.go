@@ -63,6 +63,10 @@ type Config struct {
 	LogMaxBytes int64
 	LogKeep     int
 	LogCheck    time.Duration
+	// ImageGC removes unused images when the image filesystem fills up,
+	// checked every ImageGCInterval (default 5 min), when the runtime can.
+	ImageGC         apply.ImageGCPolicy
+	ImageGCInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -71,6 +75,11 @@ type Config struct {
 // logRotator is implemented by runtimes that can rotate container logs.
 type logRotator interface {
 	RotateLogs(maxBytes int64, keep int) error
+}
+
+// imageCollector is implemented by runtimes that can remove unused images.
+type imageCollector interface {
+	CollectImages(ctx context.Context, p apply.ImageGCPolicy) (apply.GCReport, error)
 }
 
 // watcher is implemented by runtimes that signal container events.
@@ -129,6 +138,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.LogCheck <= 0 {
 		cfg.LogCheck = time.Minute
+	}
+	if cfg.ImageGCInterval <= 0 {
+		cfg.ImageGCInterval = 5 * time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -498,21 +510,32 @@ func (a *Agent) setPodStatus(key string, st *PodStatus) {
 	a.pods[key] = *st
 }
 
-// housekeeping rotates container logs.
+// housekeeping rotates container logs and collects unused images.
 func (a *Agent) housekeeping(ctx context.Context) {
-	r, ok := a.cfg.Runtime.(logRotator)
-	if !ok {
-		return
-	}
-	t := time.NewTicker(a.cfg.LogCheck)
-	defer t.Stop()
+	rot, canRotate := a.cfg.Runtime.(logRotator)
+	gc, canCollect := a.cfg.Runtime.(imageCollector)
+	logs := time.NewTicker(a.cfg.LogCheck)
+	defer logs.Stop()
+	imgs := time.NewTicker(a.cfg.ImageGCInterval)
+	defer imgs.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if err := r.RotateLogs(a.cfg.LogMaxBytes, a.cfg.LogKeep); err != nil {
-				a.log.Warn("rotate logs", "err", err)
+		case <-logs.C:
+			if canRotate {
+				if err := rot.RotateLogs(a.cfg.LogMaxBytes, a.cfg.LogKeep); err != nil {
+					a.log.Warn("rotate logs", "err", err)
+				}
+			}
+		case <-imgs.C:
+			if canCollect {
+				rep, err := gc.CollectImages(ctx, a.cfg.ImageGC)
+				if err != nil && ctx.Err() == nil {
+					a.log.Warn("image garbage collection", "err", err)
+				} else if len(rep.Removed) > 0 {
+					a.log.Info("removed unused images", "images", rep.Removed, "usage% before", rep.UsedBefore, "after", rep.UsedAfter)
+				}
 			}
 		}
 	}
