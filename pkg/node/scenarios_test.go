@@ -500,3 +500,69 @@ spec:
 		t.Fatalf("status %s/%s: %s", p.Phase, p.Reason, p.Message)
 	}
 }
+
+// An image that cannot be pulled shows ImagePullBackOff with the pull's
+// error and the time of the next try; a pod removed from the manifests runs
+// its preStop hook before it stops.
+func TestAgentPullBackOffAndPreStop(t *testing.T) {
+	n := newTestNode(t)
+	dir := t.TempDir()
+	a := n.start(t, nil)
+	stopper := strings.NewReplacer("DIR", dir).Replace(`apiVersion: v1
+kind: Pod
+metadata:
+  name: stopper
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: app
+    image: gitorch.test/busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "trap 'echo got-term >> /host/out; exit 0' TERM; while true; do sleep 1; done"]
+    lifecycle:
+      preStop:
+        exec: {command: ["sh", "-c", "echo pre-stop >> /host/out"]}
+    volumeMounts:
+    - {name: host, mountPath: /host/out}
+  volumes:
+  - name: host
+    hostPath: {path: DIR/out, type: FileOrCreate}
+`)
+	// Nothing listens on 127.0.0.1:1: every pull fails at once.
+	unpullable := `apiVersion: v1
+kind: Pod
+metadata:
+  name: unpullable
+spec:
+  containers:
+  - name: app
+    image: 127.0.0.1:1/nothing:1
+`
+	a.apply(t, n, "two pods", map[string]string{"stopper.yaml": stopper, "unpullable.yaml": unpullable})
+	// ErrImagePull shows until the pod is looked at again, which may be
+	// too short for this poll to see (TestImagePullFailureShowsErrImagePullThenBackOff
+	// pins the sequence); the back-off lasts.
+	a.waitPod(t, "default", "unpullable", time.Minute, "in ImagePullBackOff", func(p node.PodStatus) bool {
+		return p.Reason == node.ReasonImagePullBackOff
+	})
+	p, _ := a.Pod("default", "unpullable")
+	if c := container(p, "app"); c.State != node.StateWaiting || !strings.Contains(c.Message, "127.0.0.1:1") || c.NextStart.IsZero() {
+		t.Fatalf("container %+v", c)
+	}
+	a.waitPod(t, "default", "stopper", time.Minute, "running", func(p node.PodStatus) bool { return p.Phase == node.PhaseRunning })
+
+	a.apply(t, n, "remove stopper", map[string]string{"unpullable.yaml": unpullable})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, ok := a.Pod("default", "stopper"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pod stopper not removed within a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := readFile(t, dir+"/out"); got != "pre-stop\ngot-term\n" {
+		t.Fatalf("the pod wrote %q; want the preStop hook's line, then the SIGTERM handler's", got)
+	}
+}
