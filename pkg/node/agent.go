@@ -441,6 +441,10 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 	if canWatch {
 		events = w.Watch(ctx)
 	}
+	// When containerd's event stream ends (containerd restarting), the
+	// loop watches again after a pause rather than at once, and relies on
+	// the resync tick meanwhile.
+	var rewatch <-chan time.Time
 	resync := time.NewTicker(a.cfg.Resync)
 	defer resync.Stop()
 	for {
@@ -450,12 +454,13 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 			return
 		case <-a.poke:
 		case <-resync.C:
+		case <-rewatch:
+			rewatch = nil
+			events = w.Watch(ctx)
 		case _, ok := <-events:
 			if !ok {
 				events = nil
-				if canWatch && ctx.Err() == nil {
-					events = w.Watch(ctx)
-				}
+				rewatch = time.After(time.Second)
 				continue
 			}
 		}
