@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -296,10 +297,10 @@ func dialPod(t *testing.T, hostNS, ip string, port int) (string, error) {
 		defer c.Close()
 		fmt.Fprintf(c, "GET / HTTP/1.0\r\n\r\n")
 		c.SetReadDeadline(time.Now().Add(2 * time.Second))
-		b := make([]byte, 4096)
-		n, _ := c.Read(b)
-		out = string(b[:n])
-		return nil
+		// HTTP/1.0: the server closes the connection after the body.
+		b, err := io.ReadAll(c)
+		out = string(b)
+		return err
 	})
 	return out, err
 }
