@@ -193,6 +193,7 @@ func (a *app) runAgent(ctx context.Context) error {
 		Runtime:      rt,
 		DataDir:      dataDir,
 		PollInterval: poll,
+		FetchTimeout: c.GetDuration("fetch-timeout"),
 		ServiceCIDR:  serviceCIDR,
 		ImageGC: apply.ImageGCPolicy{
 			HighThresholdPercent: c.GetInt("image-gc-high-threshold"),

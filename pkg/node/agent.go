@@ -49,6 +49,9 @@ type Config struct {
 	// FetchBackoff spaces out fetches after failures (default 1 s doubling
 	// to 5 min).
 	FetchBackoff source.Backoff
+	// FetchTimeout bounds one fetch (default 2 min), so that a remote
+	// that hangs cannot stop the agent from trying again.
+	FetchTimeout time.Duration
 	// Resync is how often every pod is looked at even without an event
 	// (default 10 s).
 	Resync time.Duration
@@ -123,6 +126,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = 10 * time.Second
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = 2 * time.Minute
 	}
 	if cfg.Backoff == (Backoff{}) {
 		cfg.Backoff = DefaultBackoff
@@ -309,7 +315,9 @@ func (a *Agent) saveState(commit string) error {
 func (a *Agent) sourceLoop(ctx context.Context) {
 	failures := 0
 	for {
-		err := a.cfg.Source.Fetch(ctx)
+		fctx, cancel := context.WithTimeout(ctx, a.cfg.FetchTimeout)
+		err := a.cfg.Source.Fetch(fctx)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
