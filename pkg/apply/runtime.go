@@ -90,9 +90,10 @@ type Volume struct {
 	// EmptyDir: an empty directory made with the pod and removed with it.
 	EmptyDir bool
 	// HostPath: a directory or file of the node, checked or made as
-	// HostPathType (a Kubernetes hostPath type: "" checks nothing,
-	// DirectoryOrCreate, Directory, FileOrCreate, File, Socket,
-	// CharDevice, BlockDevice) when the pod's containers start.
+	// HostPathType (a Kubernetes hostPath type: "" checks nothing but
+	// makes a missing path a directory, DirectoryOrCreate, Directory,
+	// FileOrCreate, File, Socket, CharDevice, BlockDevice) when the pod's
+	// containers start; a failed check is ErrHostPathType.
 	HostPath     string
 	HostPathType string
 	// Files: a directory holding these files (a configMap's or a

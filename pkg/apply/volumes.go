@@ -183,39 +183,60 @@ func validName(s string) bool {
 	return true
 }
 
-// ErrHostPathType: a hostPath is not of the type its volume asks for.
+// ErrHostPathType: a hostPath volume's path is missing, of another kind
+// than its type asks for, or could not be made. The pod cannot start
+// until the node's files change (kubelet keeps such a pod in
+// ContainerCreating with the reason as an event).
 var ErrHostPathType = errors.New("hostPath type check failed")
 
 // checkHostPath makes or checks path as the hostPath type typ says, as
-// kubelet does. A path of no type must exist, since it cannot be bind
-// mounted otherwise.
+// kubelet does. A path of no type is not checked; when it is missing it
+// is made a directory, as containerd's CRI plugin (and dockerd) do, so
+// that it can be bind mounted.
 func checkHostPath(path, typ string) error {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrHostPathType, fmt.Sprintf(format, args...))
+	}
+	_, err := os.Stat(path)
+	missing := errors.Is(err, fs.ErrNotExist)
+	if err != nil && !missing {
+		return fail("%v", err)
+	}
 	switch typ {
-	case string(corev1.HostPathDirectoryOrCreate):
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	case "", string(corev1.HostPathDirectoryOrCreate):
+		if missing {
 			if err := os.MkdirAll(path, 0o755); err != nil {
-				return fmt.Errorf("hostPath %s (DirectoryOrCreate): %w", path, err)
+				return fail("%v", err)
 			}
 		}
+		if typ == "" {
+			return nil
+		}
 	case string(corev1.HostPathFileOrCreate):
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if missing {
+			// The parent must exist, as in Kubernetes.
 			f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 			if err != nil && !errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("hostPath %s (FileOrCreate): %w", path, err)
+				return fail("FileOrCreate: %v", err)
 			}
 			if f != nil {
 				f.Close()
 			}
 		}
+	case string(corev1.HostPathDirectory), string(corev1.HostPathFile), string(corev1.HostPathSocket),
+		string(corev1.HostPathCharDev), string(corev1.HostPathBlockDev):
+		if missing {
+			return fail("%s is not a %s (it does not exist)", path, typ)
+		}
+	default:
+		return fmt.Errorf("hostPath %s: type %q is not a Kubernetes hostPath type", path, typ)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("hostPath: %w", err)
+		return fail("%v", err)
 	}
 	var ok bool
 	switch mode := fi.Mode(); typ {
-	case "":
-		return nil
 	case string(corev1.HostPathDirectoryOrCreate), string(corev1.HostPathDirectory):
 		ok = mode.IsDir()
 	case string(corev1.HostPathFileOrCreate), string(corev1.HostPathFile):
@@ -226,11 +247,9 @@ func checkHostPath(path, typ string) error {
 		ok = mode&os.ModeDevice != 0 && mode&os.ModeCharDevice != 0
 	case string(corev1.HostPathBlockDev):
 		ok = mode&os.ModeDevice != 0 && mode&os.ModeCharDevice == 0
-	default:
-		return fmt.Errorf("hostPath type %q is not a Kubernetes hostPath type", typ)
 	}
 	if !ok {
-		return fmt.Errorf("%w: %s is not a %s (it is %s)", ErrHostPathType, path, typ, describeMode(fi.Mode()))
+		return fail("%s is not a %s (it is %s)", path, typ, describeMode(fi.Mode()))
 	}
 	return nil
 }
