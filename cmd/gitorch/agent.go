@@ -81,7 +81,7 @@ This release runs a single node: every pod is placed on it.`,
 	f.String("api-address", defaultAPIAddress, "address of the status and logs API")
 	f.String("api-token-file", "", "file holding the bearer token the API requires (required when --api-address is not a loopback address)")
 	f.String("containerd-root", apply.DefaultImageFS, "containerd's root directory: unused images are removed when its filesystem fills up")
-	f.Int("image-gc-high-threshold", 85, "remove unused images, oldest first, when the image filesystem is fuller than this percentage")
+	f.Int("image-gc-high-threshold", 85, "remove unused images, least recently used first, when the image filesystem is fuller than this percentage")
 	f.Int("image-gc-low-threshold", 80, "... until it is below this percentage")
 	f.String("log-level", "info", "debug, info, warn or error")
 	return cmd
