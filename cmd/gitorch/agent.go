@@ -61,7 +61,7 @@ This release runs a single node: every pod is placed on it.`,
   #   repo: https://git.example.com/ops/deploy.git
   #   pod-cidr: 10.88.0.0/24
   gitorch agent`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()

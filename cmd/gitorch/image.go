@@ -26,7 +26,7 @@ func (a *app) imageCommand() *cobra.Command {
 		Short: "Manage the node's container images",
 		Example: `  # Load an image archive on a node without registry access
   gitorch image import app.tar`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	image.AddCommand(a.imageImportCommand())

@@ -170,3 +170,12 @@ func (a *app) loadConfig(cmd *cobra.Command) error {
 	}
 	return nil
 }
+
+// noArgs refuses arguments as a usage error (exit 2), where cobra.NoArgs
+// would make it a plain one.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(cmd, args); err != nil {
+		return usageError(err)
+	}
+	return nil
+}

@@ -30,7 +30,7 @@ RESTARTS, AGE, IP, NODE), then the pods that fit on no node and why.`,
 
   # Everything, as JSON (see docs/api.md for the fields)
   gitorch status -o json | jq '.pods[] | select(.phase != "Running")'`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			format := a.cfg.GetString("output")
 			if format != "text" && format != "wide" && format != "json" {

@@ -16,7 +16,7 @@ func (a *app) versionCommand() *cobra.Command {
 		Use:     "version",
 		Short:   "Print the version of gitorch",
 		Example: `  gitorch version`,
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(a.stdout, "gitorch %s (%s, %s/%s)\n", version, vcsRevision(), runtime.GOOS, runtime.GOARCH)
 			return nil
