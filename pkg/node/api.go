@@ -59,6 +59,14 @@ func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
 	})
 	mux.HandleFunc("GET /v1/status", s.getStatus)
 	mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", s.getLogs)
+	// The same paths without a method catch the other methods, so that
+	// they get a 405 in JSON rather than the catch-all's 404.
+	for _, p := range []string{"/healthz", "/v1/status", "/v1/pods/{namespace}/{name}/logs"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "GET, HEAD")
+			apiError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s: use GET", r.Method, r.URL.Path))
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -241,57 +249,86 @@ func writeTail(w io.Writer, f *os.File, n int) (int64, error) {
 // follow streams what is appended to the log until the client goes away
 // or the pod is gone. A file that shrinks was rotated (copied and
 // truncated): reading starts again at its beginning. When the container
-// restarts, its new instance's log follows.
+// restarts, what its old instance wrote last is sent, then its new
+// instance's log follows. f stays the caller's to close.
 func (s *api) follow(ctx context.Context, w http.ResponseWriter, ns, name, container, path string, f *os.File, offset int64) {
 	fl, _ := w.(http.Flusher)
-	if fl != nil {
-		fl.Flush()
+	flush := func() {
+		if fl != nil {
+			fl.Flush()
+		}
 	}
+	flush()
 	t := time.NewTicker(s.opts.FollowPoll)
 	defer t.Stop()
 	buf := make([]byte, 32<<10)
+	var opened *os.File // a later instance's log, opened here
+	defer func() {
+		if opened != nil {
+			opened.Close()
+		}
+	}()
+	var ok bool
 	for {
-		for {
-			fi, err := f.Stat()
-			if err != nil {
-				return
-			}
-			if fi.Size() < offset {
-				offset = 0
-			}
-			if fi.Size() == offset {
-				break
-			}
-			n, err := f.ReadAt(buf, offset)
-			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
-					return
-				}
-				offset += int64(n)
-				if fl != nil {
-					fl.Flush()
-				}
-			}
-			if err != nil && err != io.EOF {
-				return
-			}
+		if offset, ok = copyNew(w, flush, f, offset, buf); !ok {
+			return
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if _, ok := s.findPod(ns, name); !ok {
+		if _, there := s.findPod(ns, name); !there {
+			// Its containers are stopped: send their last words.
+			copyNew(w, flush, f, offset, buf)
 			return
 		}
-		if p, err := s.logs.LogFile(ns, name, container, false); err == nil && p != path {
-			nf, err := os.Open(p)
-			if err != nil {
-				continue
+		p, err := s.logs.LogFile(ns, name, container, false)
+		if err != nil || p == path {
+			continue
+		}
+		nf, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		// The old instance may have written since the last look; a
+		// crashing one's last lines are the ones that matter.
+		if _, ok = copyNew(w, flush, f, offset, buf); !ok {
+			nf.Close()
+			return
+		}
+		if opened != nil {
+			opened.Close()
+		}
+		opened, f, path, offset = nf, nf, p, 0
+	}
+}
+
+// copyNew sends what f holds past offset, and returns the offset it read
+// to; false when the client or the file failed. A file shorter than
+// offset was truncated: it is read from its start.
+func copyNew(w io.Writer, flush func(), f *os.File, offset int64, buf []byte) (int64, bool) {
+	for {
+		fi, err := f.Stat()
+		if err != nil {
+			return offset, false
+		}
+		if fi.Size() < offset {
+			offset = 0
+		}
+		if fi.Size() == offset {
+			return offset, true
+		}
+		n, err := f.ReadAt(buf, offset)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return offset, false
 			}
-			f.Close()
-			f, path, offset = nf, p, 0
-			defer nf.Close()
+			offset += int64(n)
+			flush()
+		}
+		if err != nil && err != io.EOF {
+			return offset, false
 		}
 	}
 }

@@ -2,14 +2,17 @@ package node
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,5 +184,143 @@ func TestAPITail(t *testing.T) {
 		if string(got) != c.want {
 			t.Errorf("tail=%s: %q, want %q", c.tail, got, c.want)
 		}
+	}
+}
+
+// steppedLogs gives the first path to the request's first look, then
+// answers each later look with the next path the test sends, so the test
+// decides when the container restarts.
+type steppedLogs struct {
+	first string
+	looks atomic.Int32
+	next  chan string
+}
+
+func (l *steppedLogs) LogFile(_, _, _ string, previous bool) (string, error) {
+	if previous {
+		return "", apply.ErrNotFound
+	}
+	if l.looks.Add(1) == 1 {
+		return l.first, nil
+	}
+	p, ok := <-l.next
+	if !ok {
+		return "", apply.ErrNotFound
+	}
+	return p, nil
+}
+
+// What an instance writes just before it is replaced reaches the client
+// before the new instance's log: a crashing container's last lines are
+// the ones that explain it.
+func TestAPIFollowKeepsTheLastLinesOfARestartedInstance(t *testing.T) {
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "0.log"), filepath.Join(dir, "1.log")
+	if err := os.WriteFile(first, []byte("starting\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	status := &staticStatus{st: onePod()}
+	logs := &steppedLogs{first: first, next: make(chan string)}
+	srv := httptest.NewServer(NewAPI(status, logs, APIOptions{FollowPoll: time.Millisecond}))
+	defer srv.Close()
+	defer close(logs.next)
+	resp, err := http.Get(srv.URL + "/v1/pods/default/web/logs?follow=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || sc.Text() != "starting" {
+		t.Fatalf("first line %q, want starting", sc.Text())
+	}
+	// The API now waits for its next look at the log's path. Meanwhile
+	// the instance dies with a message, and a new one starts.
+	f, err := os.OpenFile(first, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "panic: out of cheese\n")
+	f.Close()
+	if err := os.WriteFile(second, []byte("starting again\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs.next <- second
+	status.mu.Lock()
+	status.st.Pods = nil
+	status.mu.Unlock()
+	var got []string
+	for sc.Scan() {
+		got = append(got, sc.Text())
+	}
+	want := []string{"panic: out of cheese", "starting again"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after the first line: %q, want %q", got, want)
+	}
+}
+
+func TestAPIErrorsSayWhatIsWrong(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "0.log")
+	if err := os.WriteFile(p, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := NodeStatus{Node: "n1", Pods: []PodStatus{
+		{Namespace: "default", Name: "web", Containers: []ContainerStatus{
+			{Name: "init", Init: true, State: StateTerminated},
+			{Name: "app", State: StateRunning}}},
+		{Namespace: "default", Name: "two", Containers: []ContainerStatus{
+			{Name: "a", State: StateRunning}, {Name: "b", State: StateRunning}}},
+		{Namespace: "default", Name: "pull", Containers: []ContainerStatus{
+			{Name: "app", State: StateWaiting, Reason: "ImagePullBackOff"}}},
+	}}
+	srv := httptest.NewServer(NewAPI(&staticStatus{st: st}, &switchLogs{path: p}, APIOptions{}))
+	defer srv.Close()
+	pullSrv := httptest.NewServer(NewAPI(&staticStatus{st: st}, &switchLogs{}, APIOptions{}))
+	defer pullSrv.Close()
+	for _, c := range []struct {
+		name, method, url string
+		code              int
+		body              string // the error, or the body when 2xx
+	}{
+		{"the only app container needs no name", "GET", srv.URL + "/v1/pods/default/web/logs", 200, "hello\n"},
+		{"several containers need a name", "GET", srv.URL + "/v1/pods/default/two/logs", 400,
+			"a container name must be specified for pod two, choose one of: [a b]"},
+		{"an unknown container is listed against the pod's", "GET", srv.URL + "/v1/pods/default/two/logs?container=c", 400,
+			"container c is not valid for pod two, choose one of: [a b]"},
+		{"an unknown pod", "GET", srv.URL + "/v1/pods/shop/web/logs", 404, "pod shop/web not found on this node"},
+		{"a bad tail", "GET", srv.URL + "/v1/pods/default/web/logs?tail=many", 400, `tail "many": want a number of lines`},
+		{"no previous instance", "GET", srv.URL + "/v1/pods/default/web/logs?previous=true", 404,
+			`previous terminated container "app" in pod "web" not found`},
+		{"a waiting container has no log yet", "GET", pullSrv.URL + "/v1/pods/default/pull/logs", 400,
+			`container "app" in pod "pull" is waiting to start: ImagePullBackOff`},
+		{"another method", "POST", srv.URL + "/v1/status", 405, "method POST not allowed on /v1/status: use GET"},
+		{"an unknown path", "GET", srv.URL + "/v2/status", 404, "no such endpoint: GET /v2/status"},
+		{"health", "GET", srv.URL + "/healthz", 200, "ok\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, c.url, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.code {
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, c.code, b)
+			}
+			if c.code/100 == 2 {
+				if string(b) != c.body {
+					t.Fatalf("body %q, want %q", b, c.body)
+				}
+				return
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q, want application/json", ct)
+			}
+			var e struct{ Error string }
+			if err := json.Unmarshal(b, &e); err != nil || e.Error != c.body {
+				t.Fatalf("body %s, want {\"error\": %q}", b, c.body)
+			}
+		})
 	}
 }
