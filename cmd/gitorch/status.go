@@ -74,7 +74,11 @@ func writeStatus(w io.Writer, st node.NodeStatus, wide bool, now time.Time) erro
 		fmt.Fprintf(w, "Revision:  none yet\n")
 	}
 	if s := st.Source; s.LastError != "" {
-		fmt.Fprintf(w, "Fetch:     failing (%d in a row, next try in %s): %s\n", s.Failures, age(now, s.NextRetry), s.LastError)
+		retry := ""
+		if !s.NextRetry.IsZero() {
+			retry = ", next try in " + age(now, s.NextRetry)
+		}
+		fmt.Fprintf(w, "Fetch:     failing (%d in a row%s): %s\n", s.Failures, retry, s.LastError)
 	} else if !s.LastFetch.IsZero() {
 		fmt.Fprintf(w, "Fetch:     ok, %s ago\n", age(s.LastFetch, now))
 	}
@@ -83,7 +87,11 @@ func writeStatus(w io.Writer, st node.NodeStatus, wide bool, now time.Time) erro
 		if r.Subject != "" {
 			fmt.Fprintf(w, " (%s)", r.Subject)
 		}
-		fmt.Fprintf(w, ": %d error(s); the revision above keeps running\n", len(r.Errors))
+		keeps := "the revision above keeps running"
+		if st.Running == nil {
+			keeps = "no revision runs until one is valid"
+		}
+		fmt.Fprintf(w, ": %d error(s); %s\n", len(r.Errors), keeps)
 		for _, e := range r.Errors {
 			fmt.Fprintf(w, "  %s\n", e)
 		}
@@ -156,7 +164,8 @@ func podAge(p node.PodStatus, now time.Time) string {
 	return age(p.StartedAt, now)
 }
 
-// age prints now-t as kubectl does: 45s, 3m12s, 12m, 5h3m, 5h, 3d4h, 12d.
+// age prints now-t as kubectl does: 45s, 3m12s, 12m, 5h3m, 5h, 3d4h, 12d,
+// 2y70d, 9y. A time in the future (clock skew) is 0s.
 func age(t, now time.Time) string {
 	d := now.Sub(t)
 	if d < 0 {
@@ -187,8 +196,16 @@ func age(t, now time.Time) string {
 			return fmt.Sprintf("%dd", int(d.Hours())/24)
 		}
 		return fmt.Sprintf("%dd%dh", int(d.Hours())/24, h)
+	case d < 2*365*24*time.Hour:
+		return fmt.Sprintf("%dd", int(d.Hours())/24)
+	case d < 8*365*24*time.Hour:
+		days := int(d.Hours()) / 24
+		if days%365 == 0 {
+			return fmt.Sprintf("%dy", days/365)
+		}
+		return fmt.Sprintf("%dy%dd", days/365, days%365)
 	}
-	return fmt.Sprintf("%dd", int(d.Hours())/24)
+	return fmt.Sprintf("%dy", int(d.Hours())/24/365)
 }
 
 func shortSHA(s string) string {
