@@ -62,6 +62,9 @@ func (c *apiClient) get(ctx context.Context, path string, query url.Values) (*ht
 		Error string `json:"error"`
 	}
 	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		if resp.StatusCode == http.StatusUnauthorized {
+			return nil, fmt.Errorf("agent at %s: %s; give it with --api-token-file or GITORCH_API_TOKEN", c.addr, e.Error)
+		}
 		return nil, errors.New(e.Error)
 	}
 	return nil, fmt.Errorf("agent at %s: %s: %s", c.addr, resp.Status, strings.TrimSpace(string(b)))

@@ -54,7 +54,10 @@ with several containers needs -c.`,
 			if previous {
 				q.Set("previous", "true")
 			}
-			if t := a.cfg.GetInt("tail"); t >= 0 {
+			switch t := a.cfg.GetInt("tail"); {
+			case t < -1:
+				return usageError(fmt.Errorf("--tail %d: want a number of lines, or -1 for all", t))
+			case t >= 0:
 				q.Set("tail", strconv.Itoa(t))
 			}
 			c, err := a.apiClient()

@@ -64,19 +64,25 @@ func TestScript(t *testing.T) {
 }
 
 // fakeAgent serves the agent's API from files, for status and logs
-// scripts: "fakeagent STATUS.json LOGDIR" serves the NodeStatus in
-// STATUS.json, whose times are relative to 2000-01-01T00:00:00Z standing
-// for now, and logs from LOGDIR/NAMESPACE_POD/CONTAINER.log (and
-// CONTAINER.previous.log). It sets GITORCH_API_ADDRESS to its address.
+// scripts: "fakeagent [-token TOKEN] STATUS.json LOGDIR" serves the
+// NodeStatus in STATUS.json, whose times are relative to
+// 2000-01-01T00:00:00Z standing for now, and logs from
+// LOGDIR/NAMESPACE_POD/CONTAINER.log (and CONTAINER.previous.log). With
+// -token it requires that bearer token. It sets GITORCH_API_ADDRESS to its
+// address.
 func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
+	var opts node.APIOptions
+	if len(args) >= 2 && args[0] == "-token" {
+		opts.Token, args = args[1], args[2:]
+	}
 	if neg || len(args) != 2 {
-		ts.Fatalf("usage: fakeagent STATUS.json LOGDIR")
+		ts.Fatalf("usage: fakeagent [-token TOKEN] STATUS.json LOGDIR")
 	}
 	var st node.NodeStatus
 	if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &st); err != nil {
 		ts.Fatalf("fakeagent: %v", err)
 	}
-	srv := httptest.NewServer(node.NewAPI(fixedStatus(st), dirLogs(ts.MkAbs(args[1])), node.APIOptions{}))
+	srv := httptest.NewServer(node.NewAPI(fixedStatus(st), dirLogs(ts.MkAbs(args[1])), opts))
 	ts.Defer(srv.Close)
 	ts.Setenv("GITORCH_API_ADDRESS", strings.TrimPrefix(srv.URL, "http://"))
 }
