@@ -2,7 +2,6 @@ package node
 
 import (
 	"net/netip"
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -58,20 +57,11 @@ func computeDesired(objects []runtime.Object, nodes []plan.Node, self, revision 
 	ips := plan.AllocateClusterIPs(services, serviceCIDR)
 	byNS := map[string][]*corev1.Service{}
 	for _, s := range services {
-		i, ok := slices.BinarySearchFunc(ips, s.Namespace+"/"+s.Name, func(ip plan.ServiceIP, k string) int {
-			a := ip.Namespace + "/" + ip.Name
-			switch {
-			case a < k:
-				return -1
-			case a > k:
-				return 1
-			}
-			return 0
-		})
+		ip, ok := plan.FindServiceIP(ips, plan.Key{Namespace: s.Namespace, Name: s.Name})
 		c := s.DeepCopy()
-		if ok && ips[i].ClusterIP != "" {
-			c.Spec.ClusterIP = ips[i].ClusterIP
-			c.Spec.ClusterIPs = []string{ips[i].ClusterIP}
+		if ok && ip.ClusterIP != "" {
+			c.Spec.ClusterIP = ip.ClusterIP
+			c.Spec.ClusterIPs = []string{ip.ClusterIP}
 		}
 		byNS[s.Namespace] = append(byNS[s.Namespace], c)
 	}

@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"cmp"
 	"net/netip"
 	"slices"
 
@@ -117,7 +116,7 @@ func Build(old, new []runtime.Object, oldNodes, newNodes []Node, opts Options) P
 		}
 	}
 	slices.SortFunc(p.Pods, func(a, b PodChange) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+		return Key{a.Namespace, a.Name}.Compare(Key{b.Namespace, b.Name})
 	})
 	var svcs []*corev1.Service
 	for _, o := range new {

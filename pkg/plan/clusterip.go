@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"cmp"
 	"fmt"
 	"math/big"
 	"net/netip"
@@ -25,6 +24,19 @@ type ServiceIP struct {
 	Error     string `json:"error,omitempty"`
 }
 
+// Key is the Service's namespace and name.
+func (s *ServiceIP) Key() Key { return Key{s.Namespace, s.Name} }
+
+// FindServiceIP returns the entry of the Service k in ips, a result of
+// AllocateClusterIPs.
+func FindServiceIP(ips []ServiceIP, k Key) (ServiceIP, bool) {
+	i, ok := find(ips, k, (*ServiceIP).Key)
+	if !ok {
+		return ServiceIP{}, false
+	}
+	return ips[i], true
+}
+
 // AllocateClusterIPs gives every Service a ClusterIP in cidr, as a pure
 // function of the Services' namespaces, names and explicit clusterIPs:
 //
@@ -45,7 +57,7 @@ func AllocateClusterIPs(services []*corev1.Service, cidr netip.Prefix) []Service
 	cidr = cidr.Masked()
 	svcs := slices.Clone(services)
 	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+		return Key{a.Namespace, a.Name}.Compare(Key{b.Namespace, b.Name})
 	})
 	out := make([]ServiceIP, len(svcs))
 	used := map[netip.Addr]string{}

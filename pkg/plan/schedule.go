@@ -35,8 +35,8 @@ type Pod struct {
 	Template *corev1.PodTemplateSpec `json:"-"`
 }
 
-// Key is namespace/name.
-func (p *Pod) Key() string { return p.Namespace + "/" + p.Name }
+// Key is the pod's namespace and name.
+func (p *Pod) Key() Key { return Key{p.Namespace, p.Name} }
 
 // Placement is the result of Schedule: every pod, sorted by namespace and
 // name.
@@ -46,9 +46,7 @@ type Placement struct {
 
 // Find returns the pod named namespace/name, or nil.
 func (p *Placement) Find(namespace, name string) *Pod {
-	i, ok := slices.BinarySearchFunc(p.Pods, namespace+"/"+name, func(p Pod, key string) int {
-		return cmp.Compare(p.Key(), key)
-	})
+	i, ok := find(p.Pods, Key{namespace, name}, (*Pod).Key)
 	if !ok {
 		return nil
 	}
@@ -90,9 +88,7 @@ func Schedule(objects []runtime.Object, nodes []Node) Placement {
 	for _, w := range workloads(objects) {
 		s.place(&w)
 	}
-	slices.SortFunc(s.pods, func(a, b Pod) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
+	slices.SortFunc(s.pods, func(a, b Pod) int { return a.Key().Compare(b.Key()) })
 	return Placement{Pods: s.pods}
 }
 
