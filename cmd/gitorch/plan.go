@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gitorch/gitorch/pkg/backoff"
+
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -276,8 +278,7 @@ func (a *app) fetchRepo(ctx context.Context, cfg source.Config) (*source.Repo, e
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	backoff := source.Backoff{Initial: time.Second, Max: 8 * time.Second}
-	if err := backoff.Retry(ctx, 3, repo.Fetch); err != nil {
+	if err := source.Retry(ctx, backoff.Backoff{Initial: time.Second, Max: 8 * time.Second}, 3, nil, repo.Fetch); err != nil {
 		return nil, err
 	}
 	return repo, nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitorch/gitorch/pkg/backoff"
+
 	"github.com/spf13/cobra"
 
 	"github.com/gitorch/gitorch/pkg/source"
@@ -167,8 +169,7 @@ func (a *app) openSnapshot(ctx context.Context) (*source.Snapshot, bool, error) 
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	backoff := source.Backoff{Initial: time.Second, Max: 8 * time.Second}
-	if err := backoff.Retry(ctx, 3, repo.Fetch); err != nil {
+	if err := source.Retry(ctx, backoff.Backoff{Initial: time.Second, Max: 8 * time.Second}, 3, nil, repo.Fetch); err != nil {
 		return nil, true, err
 	}
 	snap, err := repo.Snapshot(ctx, "")

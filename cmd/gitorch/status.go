@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gitorch/gitorch/pkg/node"
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -133,7 +134,7 @@ func writeStatus(w io.Writer, st node.NodeStatus, wide bool, now time.Time) erro
 
 // podStatusWord is kubectl's STATUS column: the reason when there is one,
 // else the phase.
-func podStatusWord(p node.PodStatus) string {
+func podStatusWord(p plan.PodStatus) string {
 	if p.Reason != "" {
 		return p.Reason
 	}
@@ -142,7 +143,7 @@ func podStatusWord(p node.PodStatus) string {
 
 // restarts is kubectl's RESTARTS column: the count, and how long ago the
 // last restart's instance ended.
-func restarts(p node.PodStatus, now time.Time) string {
+func restarts(p plan.PodStatus, now time.Time) string {
 	n := p.Restarts()
 	s := strconv.Itoa(n)
 	var last time.Time
@@ -157,7 +158,7 @@ func restarts(p node.PodStatus, now time.Time) string {
 	return s
 }
 
-func podAge(p node.PodStatus, now time.Time) string {
+func podAge(p plan.PodStatus, now time.Time) string {
 	if p.StartedAt.IsZero() {
 		return "<unknown>"
 	}

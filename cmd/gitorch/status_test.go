@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gitorch/gitorch/pkg/node"
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 func TestAgeReadsLikeKubectl(t *testing.T) {
@@ -42,9 +43,9 @@ func TestStatusTable(t *testing.T) {
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	running := &node.Revision{Commit: "0123456789abcdef0123456789abcdef01234567", Subject: "add the web tier",
 		Time: ago(26 * time.Hour), LoadedAt: ago(5 * time.Hour)}
-	web := node.PodStatus{Namespace: "default", Name: "web-0", Workload: "Deployment/web", Node: "n1", Phase: node.PhaseRunning,
+	web := plan.PodStatus{Namespace: "default", Name: "web-0", Workload: "Deployment/web", Node: "n1", Phase: plan.PhaseRunning,
 		Ready: true, IP: "10.88.0.2", Revision: running.Commit, StartedAt: ago(5 * time.Hour),
-		Containers: []node.ContainerStatus{{Name: "app", State: node.StateRunning, Ready: true}}}
+		Containers: []plan.ContainerStatus{{Name: "app", State: plan.StateRunning, Ready: true}}}
 	cases := []struct {
 		name string
 		st   node.NodeStatus
@@ -53,22 +54,22 @@ func TestStatusTable(t *testing.T) {
 	}{{
 		name: "restarts say when the last instance ended, summed over containers",
 		st: node.NodeStatus{Node: "n1", Repo: "/srv/deploy.git", Running: running, Source: node.SourceStatus{LastFetch: ago(45 * time.Second)},
-			Pods: []node.PodStatus{{
-				Namespace: "default", Name: "crash", Node: "n1", Phase: node.PhaseRunning, Reason: "CrashLoopBackOff", IP: "10.88.0.3",
+			Pods: []plan.PodStatus{{
+				Namespace: "default", Name: "crash", Node: "n1", Phase: plan.PhaseRunning, Reason: "CrashLoopBackOff", IP: "10.88.0.3",
 				StartedAt: ago(3*time.Minute + 12*time.Second),
-				Containers: []node.ContainerStatus{
-					{Name: "a", State: node.StateWaiting, Reason: "CrashLoopBackOff", Restarts: 4,
-						LastTermination: &node.Termination{Reason: "Error", ExitCode: 1, FinishedAt: ago(5 * time.Minute)}},
-					{Name: "b", State: node.StateRunning, Ready: true, Restarts: 1,
-						LastTermination: &node.Termination{Reason: "OOMKilled", ExitCode: 137, FinishedAt: ago(70 * time.Second)}},
-					{Name: "c", State: node.StateRunning, Ready: true}},
+				Containers: []plan.ContainerStatus{
+					{Name: "a", State: plan.StateWaiting, Reason: "CrashLoopBackOff", Restarts: 4,
+						LastTermination: &plan.Termination{Reason: "Error", ExitCode: 1, FinishedAt: ago(5 * time.Minute)}},
+					{Name: "b", State: plan.StateRunning, Ready: true, Restarts: 1,
+						LastTermination: &plan.Termination{Reason: "OOMKilled", ExitCode: 137, FinishedAt: ago(70 * time.Second)}},
+					{Name: "c", State: plan.StateRunning, Ready: true}},
 			}, {
 				// A restart whose termination is not known prints the count alone.
-				Namespace: "default", Name: "done", Node: "n1", Phase: node.PhaseSucceeded, Reason: "Completed", StartedAt: ago(800 * 24 * time.Hour),
-				Containers: []node.ContainerStatus{{Name: "job", State: node.StateTerminated, Reason: "Completed", Restarts: 2}},
+				Namespace: "default", Name: "done", Node: "n1", Phase: plan.PhaseSucceeded, Reason: "Completed", StartedAt: ago(800 * 24 * time.Hour),
+				Containers: []plan.ContainerStatus{{Name: "job", State: plan.StateTerminated, Reason: "Completed", Restarts: 2}},
 			}, {
-				Namespace: "default", Name: "old", Node: "n1", Phase: node.PhaseTerminating,
-				Containers: []node.ContainerStatus{{Name: "app", State: node.StateRunning}, {Name: "init", Init: true, State: node.StateTerminated}},
+				Namespace: "default", Name: "old", Node: "n1", Phase: plan.PhaseTerminating,
+				Containers: []plan.ContainerStatus{{Name: "app", State: plan.StateRunning}, {Name: "init", Init: true, State: plan.StateTerminated}},
 			}, web},
 		},
 		want: `Node:      n1
@@ -84,7 +85,7 @@ default     web-0   1/1     Running            0             5h          10.88.0
 `,
 	}, {
 		name: "wide adds the workload and the revision",
-		st:   node.NodeStatus{Node: "n1", Repo: "/srv/deploy.git", Ref: "main", Path: "prod", Running: running, Pods: []node.PodStatus{web}},
+		st:   node.NodeStatus{Node: "n1", Repo: "/srv/deploy.git", Ref: "main", Path: "prod", Running: running, Pods: []plan.PodStatus{web}},
 		wide: true,
 		want: `Node:      n1
 Repo:      /srv/deploy.git (main) path prod
@@ -100,7 +101,7 @@ default     web-0   1/1     Running   0          5h    10.88.0.2   n1     Deploy
 				"web.yaml:3:1: Deployment/default/web: spec.replicas: want a number",
 				"db.yaml:9:5: StatefulSet/default/db: spec.serviceName: required"}},
 			Source:      node.SourceStatus{LastError: "fetch /srv/deploy.git: repository not found", Failures: 3, NextRetry: now.Add(40 * time.Second)},
-			Unplaceable: []node.UnplaceablePod{{Namespace: "default", Name: "big-0", Reason: "0/2 nodes are available: 2 insufficient memory."}},
+			Unplaceable: []plan.UnplaceablePod{{Namespace: "default", Name: "big-0", Reason: "0/2 nodes are available: 2 insufficient memory."}},
 		},
 		want: `Node:      n1
 Repo:      /srv/deploy.git

@@ -117,7 +117,7 @@ func (r *Containerd) readRecord(key string) (podRecord, error) {
 // CreateSandbox implements Runtime.
 func (r *Containerd) CreateSandbox(ctx context.Context, pod PodSpec) (netip.Addr, error) {
 	ctx = r.ctx(ctx)
-	unlock := r.locks.lock(pod.Key())
+	unlock := r.locks.lock(pod.dirName())
 	defer unlock()
 	rec, err := r.ensureSandbox(ctx, pod)
 	if err != nil {
@@ -132,7 +132,7 @@ func (r *Containerd) CreateSandbox(ctx context.Context, pod PodSpec) (netip.Addr
 // RunPod implements Runtime.
 func (r *Containerd) RunPod(ctx context.Context, pod PodSpec) (PodStatus, error) {
 	ctx = r.ctx(ctx)
-	unlock := r.locks.lock(pod.Key())
+	unlock := r.locks.lock(pod.dirName())
 	defer unlock()
 	if _, err := r.ensureSandbox(ctx, pod); err != nil {
 		return PodStatus{}, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
@@ -151,13 +151,13 @@ func (r *Containerd) RunPod(ctx context.Context, pod PodSpec) (PodStatus, error)
 // StartContainer implements Runtime.
 func (r *Containerd) StartContainer(ctx context.Context, pod PodSpec, name string) (ContainerStatus, error) {
 	ctx = r.ctx(ctx)
-	unlock := r.locks.lock(pod.Key())
+	unlock := r.locks.lock(pod.dirName())
 	defer unlock()
 	c, ok := pod.container(name)
 	if !ok {
 		return ContainerStatus{}, fmt.Errorf("pod %s/%s has no container %q: %w", pod.Namespace, pod.Name, name, ErrNotFound)
 	}
-	if _, err := r.readRecord(pod.Key()); err != nil {
+	if _, err := r.readRecord(pod.dirName()); err != nil {
 		return ContainerStatus{}, fmt.Errorf("pod %s/%s has no sandbox (RunPod first): %w", pod.Namespace, pod.Name, ErrNotFound)
 	}
 	if err := r.syncVolumes(pod); err != nil {
@@ -173,7 +173,7 @@ func (r *Containerd) StartContainer(ctx context.Context, pod PodSpec, name strin
 // ensureSandbox makes the pod's directory, namespaces, /dev/shm and
 // network unless its record says they are done.
 func (r *Containerd) ensureSandbox(ctx context.Context, pod PodSpec) (podRecord, error) {
-	key := pod.Key()
+	key := pod.dirName()
 	dir := r.podDir(key)
 	nsDir := filepath.Join(dir, "ns")
 	if rec, err := r.readRecord(key); err == nil && nsfile.IsNamespace(nsfile.Path(nsDir, nsfile.Net)) {
@@ -302,7 +302,7 @@ func (r *Containerd) startContainer(ctx context.Context, pod PodSpec, c Containe
 		return ContainerStatus{}, err
 	}
 
-	dir := r.podDir(pod.Key())
+	dir := r.podDir(pod.dirName())
 	nsDir := filepath.Join(dir, "ns")
 	mounts := []specs.Mount{
 		{Destination: "/dev/shm", Type: "bind", Source: filepath.Join(dir, "shm"), Options: []string{"rbind", "rw"}},
@@ -370,7 +370,7 @@ func (r *Containerd) startContainer(ctx context.Context, pod PodSpec, c Containe
 	if err != nil {
 		return ContainerStatus{}, fmt.Errorf("create: %w", err)
 	}
-	logPath := r.logPath(pod.Key(), c.Name, attempt)
+	logPath := r.logPath(pod.dirName(), c.Name, attempt)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return ContainerStatus{}, err
 	}
@@ -384,7 +384,7 @@ func (r *Containerd) startContainer(ctx context.Context, pod PodSpec, c Containe
 		_ = ctr.Delete(ctx, client.WithSnapshotCleanup)
 		return ContainerStatus{}, fmt.Errorf("start: %w", err)
 	}
-	r.log.Info("container started", "pod", pod.Key(), "container", c.Name, "attempt", attempt, "pid", task.Pid())
+	r.log.Info("container started", "pod", pod.dirName(), "container", c.Name, "attempt", attempt, "pid", task.Pid())
 	return r.containerStatus(ctx, ctr)
 }
 
@@ -421,7 +421,7 @@ func (r *Containerd) statusOf(ctx context.Context, ctr client.Container, info co
 		CreatedAt:    info.CreatedAt,
 		Revision:     info.Labels[LabelRevision],
 		TemplateHash: info.Labels[LabelTemplateHash],
-		LogPath:      r.logPath(PodKey(info.Labels[LabelPodNamespace], info.Labels[LabelPod]), info.Labels[LabelContainer], attempt),
+		LogPath:      r.logPath(podDirName(info.Labels[LabelPodNamespace], info.Labels[LabelPod]), info.Labels[LabelContainer], attempt),
 	}
 	task, err := ctr.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
@@ -496,7 +496,7 @@ func oomKilled(path string) bool {
 // StopContainer implements Runtime.
 func (r *Containerd) StopContainer(ctx context.Context, namespace, pod, container string, grace time.Duration) error {
 	ctx = r.ctx(ctx)
-	unlock := r.locks.lock(PodKey(namespace, pod))
+	unlock := r.locks.lock(podDirName(namespace, pod))
 	defer unlock()
 	ctr, err := r.cfg.Client.LoadContainer(ctx, containerID(namespace, pod, container))
 	if err != nil {
@@ -573,7 +573,7 @@ func (r *Containerd) deleteContainer(ctx context.Context, ctr client.Container) 
 // StopPod implements Runtime.
 func (r *Containerd) StopPod(ctx context.Context, namespace, name string, grace time.Duration) error {
 	ctx = r.ctx(ctx)
-	key := PodKey(namespace, name)
+	key := podDirName(namespace, name)
 	unlock := r.locks.lock(key)
 	defer unlock()
 	ctrs, err := r.podContainers(ctx, namespace, name)
@@ -639,7 +639,7 @@ func (r *Containerd) podContainers(ctx context.Context, namespace, name string) 
 
 // podStatus observes one pod.
 func (r *Containerd) podStatus(ctx context.Context, namespace, name string) (PodStatus, error) {
-	pods, err := r.listPods(ctx, podFilter(namespace, name), PodKey(namespace, name))
+	pods, err := r.listPods(ctx, podFilter(namespace, name), podDirName(namespace, name))
 	if err != nil {
 		return PodStatus{}, err
 	}
@@ -666,7 +666,7 @@ func (r *Containerd) listPods(ctx context.Context, filter, onlyKey string) ([]Po
 	}
 	pods := map[string]*PodStatus{}
 	get := func(namespace, name string) *PodStatus {
-		key := PodKey(namespace, name)
+		key := podDirName(namespace, name)
 		if p, ok := pods[key]; ok {
 			return p
 		}
@@ -712,7 +712,7 @@ func (r *Containerd) listPods(ctx context.Context, filter, onlyKey string) ([]Po
 		sort.Slice(p.Containers, func(i, j int) bool { return p.Containers[i].Name < p.Containers[j].Name })
 		out = append(out, *p)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	sort.Slice(out, func(i, j int) bool { return out[i].Key().Compare(out[j].Key()) < 0 })
 	return out, nil
 }
 

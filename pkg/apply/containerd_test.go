@@ -230,7 +230,7 @@ func TestPodContainersShareNetworkIPCAndUTS(t *testing.T) {
 	if linkExists(t, n.hostNS, apply.HostVeth(pod.Key())) {
 		t.Error("veth left after StopPod")
 	}
-	if _, ok := n.ipam.Lookup(pod.Key()); ok {
+	if _, ok := n.ipam.Lookup(pod.Namespace + "_" + pod.Name); ok {
 		t.Error("IP still allocated after StopPod")
 	}
 	if entries, _ := os.ReadDir(filepath.Join(n.dataDir, "pods")); len(entries) != 0 {

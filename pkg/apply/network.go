@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -65,9 +66,12 @@ func NewBridgeNetwork(cfg BridgeConfig) (*BridgeNetwork, error) {
 	return &BridgeNetwork{cfg: cfg}, nil
 }
 
-// HostVeth is the name of the node's end of the veth pair of the pod with
-// key: a hash, since interface names are limited to 15 bytes.
-func HostVeth(key string) string { return "gv" + shortHash(key, 6) }
+// HostVeth is the name of the node's end of the veth pair of the pod k: a
+// hash, since interface names are limited to 15 bytes.
+func HostVeth(k plan.Key) string { return hostVeth(podDirName(k.Namespace, k.Name)) }
+
+// hostVeth is HostVeth of the pod whose directory is named dir.
+func hostVeth(dir string) string { return "gv" + shortHash(dir, 6) }
 
 func shortHash(s string, n int) string {
 	h := sha256.Sum256([]byte(s))
@@ -146,7 +150,7 @@ func (n *BridgeNetwork) Attach(_ context.Context, key, nsPath string) (netip.Add
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	hostName := HostVeth(key)
+	hostName := hostVeth(key)
 	peerTmp := "gp" + shortHash(key, 6)
 	if _, err := ph.LinkByName("eth0"); err != nil {
 		// No eth0 in the pod yet: a veth pair left from an earlier,
@@ -219,10 +223,10 @@ func (n *BridgeNetwork) Detach(_ context.Context, key, _ string) error {
 		return err
 	}
 	defer h.Close()
-	if l, err := h.LinkByName(HostVeth(key)); err == nil {
+	if l, err := h.LinkByName(hostVeth(key)); err == nil {
 		// Deleting one end deletes the pair.
 		if err := h.LinkDel(l); err != nil {
-			return fmt.Errorf("delete veth %s: %w", HostVeth(key), err)
+			return fmt.Errorf("delete veth %s: %w", hostVeth(key), err)
 		}
 	}
 	return n.cfg.IPAM.Release(key)

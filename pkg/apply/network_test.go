@@ -16,6 +16,7 @@ import (
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 // linkExists reports whether the link name exists in the netns at path.
@@ -103,17 +104,17 @@ func TestBridgeNetworkAttachDetach(t *testing.T) {
 	if string(got) != "hello from the pod" {
 		t.Fatalf("read %q", got)
 	}
-	if !linkExists(t, hostNS, apply.HostVeth("default_web")) {
+	if !linkExists(t, hostNS, apply.HostVeth(plan.Key{Namespace: "default", Name: "web"})) {
 		t.Fatal("host veth missing after attach")
 	}
-	if linkExists(t, "/proc/self/ns/net", apply.HostVeth("default_web")) {
+	if linkExists(t, "/proc/self/ns/net", apply.HostVeth(plan.Key{Namespace: "default", Name: "web"})) {
 		t.Fatal("veth created in the test's own network namespace")
 	}
 
 	if err := network.Detach(ctx, "default_web", podNS); err != nil {
 		t.Fatal(err)
 	}
-	if linkExists(t, hostNS, apply.HostVeth("default_web")) {
+	if linkExists(t, hostNS, apply.HostVeth(plan.Key{Namespace: "default", Name: "web"})) {
 		t.Fatal("host veth still there after detach")
 	}
 	if linkExists(t, podNS, "eth0") {

@@ -2,32 +2,20 @@ package apply
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
+	"github.com/gitorch/gitorch/pkg/plan"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// PodInputs is what a pod's containers need besides the pod itself: the
-// objects its environment and volumes refer to, and facts of the node.
-// All are of the pod's namespace.
-type PodInputs struct {
-	NodeName string
-	// PodIP from CreateSandbox, for fieldRef status.podIP.
-	PodIP                  netip.Addr
-	Revision, TemplateHash string
-	ConfigMaps             map[string]*corev1.ConfigMap
-	Secrets                map[string]*corev1.Secret
-	// Services of the pod's namespace, with their cluster IPs assigned;
-	// they become <NAME>_SERVICE_HOST and the other service link
-	// variables unless the pod sets enableServiceLinks: false.
-	Services []*corev1.Service
-}
+// PodInputs is what a pod's containers need besides the pod itself
+// (plan.PodInputs, computed with the node's share).
+type PodInputs = plan.PodInputs
 
 // PodSpecFor turns a Kubernetes pod into what the runtime runs: images
 // named in full, environment resolved (env, envFrom, service links,
@@ -81,10 +69,8 @@ func containerFor(pod *corev1.Pod, c *corev1.Container, in PodInputs) (Container
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}
+	// The pull policy was defaulted with the manifest (pkg/schema).
 	policy := PullPolicy(c.ImagePullPolicy)
-	if policy == "" {
-		policy = DefaultPullPolicy(c.Image)
-	}
 	out := ContainerSpec{
 		Name:       c.Name,
 		Image:      img,

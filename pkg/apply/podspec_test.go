@@ -150,11 +150,12 @@ func TestExpand(t *testing.T) {
 
 func TestPodSpecFor(t *testing.T) {
 	c := corev1.Container{
-		Name:    "web",
-		Image:   "nginx",
-		Command: []string{"sh", "-c"},
-		Args:    []string{"echo $(GREETING)"},
-		Env:     []corev1.EnvVar{{Name: "GREETING", Value: "hi"}},
+		Name:            "web",
+		Image:           "nginx",
+		ImagePullPolicy: corev1.PullAlways,
+		Command:         []string{"sh", "-c"},
+		Args:            []string{"echo $(GREETING)"},
+		Env:             []corev1.EnvVar{{Name: "GREETING", Value: "hi"}},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")},
 			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("64Mi")},

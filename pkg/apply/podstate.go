@@ -23,9 +23,9 @@ func (r *Containerd) Pod(ctx context.Context, namespace, name string) (PodStatus
 // without a restart (as RunPod and StartContainer do). The pod's sandbox
 // must exist.
 func (r *Containerd) SyncVolumes(_ context.Context, pod PodSpec) error {
-	unlock := r.locks.lock(pod.Key())
+	unlock := r.locks.lock(pod.dirName())
 	defer unlock()
-	if _, err := r.readRecord(pod.Key()); err != nil {
+	if _, err := r.readRecord(pod.dirName()); err != nil {
 		return fmt.Errorf("pod %s/%s has no sandbox: %w", pod.Namespace, pod.Name, ErrNotFound)
 	}
 	if err := r.syncVolumes(pod); err != nil {
@@ -38,7 +38,7 @@ func (r *Containerd) SyncVolumes(_ context.Context, pod PodSpec) error {
 // its directory), or "" when the pod has none. Probes connect from inside
 // it.
 func (r *Containerd) NetNSPath(namespace, pod string) string {
-	p := nsfile.Path(filepath.Join(r.podDir(PodKey(namespace, pod)), "ns"), nsfile.Net)
+	p := nsfile.Path(filepath.Join(r.podDir(podDirName(namespace, pod)), "ns"), nsfile.Net)
 	if !nsfile.IsNamespace(p) {
 		return ""
 	}
@@ -50,7 +50,7 @@ func (r *Containerd) NetNSPath(namespace, pod string) string {
 // DATA/pods/NS_POD/logs/CONTAINER/ATTEMPT.log. The error wraps
 // ErrNotFound when there is no such log.
 func (r *Containerd) LogFile(namespace, pod, container string, previous bool) (string, error) {
-	dir := filepath.Join(r.podDir(PodKey(namespace, pod)), "logs", container)
+	dir := filepath.Join(r.podDir(podDirName(namespace, pod)), "logs", container)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "", fmt.Errorf("no logs of container %s in pod %s/%s: %w", container, namespace, pod, ErrNotFound)
@@ -77,5 +77,5 @@ func (r *Containerd) LogFile(namespace, pod, container string, previous bool) (s
 		}
 		return "", fmt.Errorf("container %s in pod %s/%s has %s: %w", container, namespace, pod, what, ErrNotFound)
 	}
-	return r.logPath(PodKey(namespace, pod), container, attempts[i]), nil
+	return r.logPath(podDirName(namespace, pod), container, attempts[i]), nil
 }

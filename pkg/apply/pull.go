@@ -14,7 +14,6 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
-	"github.com/distribution/reference"
 )
 
 // PullPolicy says when to pull an image, as imagePullPolicy does.
@@ -26,22 +25,6 @@ const (
 	PullIfNotPresent PullPolicy = "IfNotPresent"
 	PullNever        PullPolicy = "Never"
 )
-
-// DefaultPullPolicy is Kubernetes' default for image: Always for a
-// :latest or untagged image, else IfNotPresent.
-func DefaultPullPolicy(image string) PullPolicy {
-	n, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return PullIfNotPresent
-	}
-	if _, ok := n.(reference.Digested); ok {
-		return PullIfNotPresent
-	}
-	if t, ok := n.(reference.Tagged); !ok || t.Tag() == "latest" {
-		return PullAlways
-	}
-	return PullIfNotPresent
-}
 
 // Errors of EnsureImage, for the pod's status reason.
 var (

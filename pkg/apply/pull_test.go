@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -85,21 +84,6 @@ func TestPullFromRegistryWithAuth(t *testing.T) {
 	for _, p := range []apply.PullPolicy{apply.PullNever, apply.PullIfNotPresent} {
 		if _, err := apply.EnsureImage(ctx, n.cd.Client, n.cd.Namespace, n.cd.Snapshotter, ref, p, apply.Registries{}); err != nil {
 			t.Errorf("policy %s with the image present: %v", p, err)
-		}
-	}
-}
-
-func TestDefaultPullPolicy(t *testing.T) {
-	for image, want := range map[string]apply.PullPolicy{
-		"nginx":                 apply.PullAlways,
-		"nginx:latest":          apply.PullAlways,
-		"nginx:1.25":            apply.PullIfNotPresent,
-		"127.0.0.1:5000/app:v1": apply.PullIfNotPresent,
-		"127.0.0.1:5000/app":    apply.PullAlways,
-		"nginx@sha256:" + strings.Repeat("a", 64): apply.PullIfNotPresent,
-	} {
-		if got := apply.DefaultPullPolicy(image); got != want {
-			t.Errorf("DefaultPullPolicy(%q) = %s, want %s", image, got, want)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 // Labels gitorch puts on every container it creates. A restarted gitorch
@@ -36,18 +38,13 @@ var (
 // containerd and the data directory, never only in memory.
 type Runtime interface {
 	// CreateSandbox makes the pod's namespaces and network if missing and
-	// returns the pod's IP (invalid without a network). RunPod does it too;
-	// a caller that needs the IP to build the containers' environment
-	// (fieldRef status.podIP) calls it first.
+	// returns the pod's IP (invalid without a network), which the
+	// containers' environment may need (fieldRef status.podIP).
 	CreateSandbox(ctx context.Context, pod PodSpec) (netip.Addr, error)
-	// RunPod makes the pod's sandbox (namespaces, network) if missing and
-	// starts each of its containers that does not exist yet. Containers
-	// that exist, running or exited, are left alone: restarting an exited
-	// container is the caller's decision (StartContainer).
-	RunPod(ctx context.Context, pod PodSpec) (PodStatus, error)
 	// StartContainer starts the named container of pod, replacing an
 	// exited instance with a new one (its attempt count one higher). A
-	// running instance is left running. The sandbox must exist (RunPod).
+	// running instance is left running. The sandbox must exist
+	// (CreateSandbox).
 	StartContainer(ctx context.Context, pod PodSpec, container string) (ContainerStatus, error)
 	// StopContainer sends SIGTERM to the container, waits up to grace for
 	// it to exit and then sends SIGKILL. The exited container stays, so
@@ -57,6 +54,12 @@ type Runtime interface {
 	// removes everything the pod had: containers, snapshots, network
 	// (veth, IP), namespaces, and its directory with its logs.
 	StopPod(ctx context.Context, namespace, name string, grace time.Duration) error
+	// SyncVolumes rewrites the pod's configMap and secret volume files
+	// (a new revision changed them) without restarting anything.
+	SyncVolumes(ctx context.Context, pod PodSpec) error
+	// Pod is what exists of one pod; an error wrapping ErrNotFound when
+	// nothing does.
+	Pod(ctx context.Context, namespace, name string) (PodStatus, error)
 	// ListPods returns what runs on the node, as observed in containerd
 	// and the data directory.
 	ListPods(ctx context.Context) ([]PodStatus, error)
@@ -113,12 +116,15 @@ type VolumeFile struct {
 	Mode os.FileMode
 }
 
-// Key identifies the pod on the node: "<namespace>_<name>". Kubernetes
-// names cannot hold '_', so keys never collide.
-func (p PodSpec) Key() string { return PodKey(p.Namespace, p.Name) }
+// Key is the pod's namespace and name.
+func (p PodSpec) Key() plan.Key { return plan.Key{Namespace: p.Namespace, Name: p.Name} }
 
-// PodKey is the key of the pod namespace/name.
-func PodKey(namespace, name string) string { return namespace + "_" + name }
+func (p PodSpec) dirName() string { return podDirName(p.Namespace, p.Name) }
+
+// podDirName names the pod's directory (and its lock):
+// "<namespace>_<name>". Kubernetes names cannot hold '_', so names never
+// collide.
+func podDirName(namespace, name string) string { return namespace + "_" + name }
 
 func (p PodSpec) hostname() string {
 	h := p.Hostname
@@ -181,62 +187,21 @@ type Resources struct {
 	MemoryLimit int64
 }
 
-// ContainerState is the state of a container as containerd reports it.
-type ContainerState string
+// The observed state of pods is described in plan's terms, since plan
+// decides from it.
+type (
+	ContainerState  = plan.ContainerState
+	ContainerStatus = plan.ObservedContainer
+	PodStatus       = plan.ObservedPod
+)
 
 // The states of a container.
 const (
-	// StateCreated: the container exists but has no task (not started,
-	// or gitorch stopped between creating and starting it).
-	StateCreated ContainerState = "created"
-	StateRunning ContainerState = "running"
-	StateExited  ContainerState = "exited"
-	StateUnknown ContainerState = "unknown"
+	StateCreated = plan.ContainerCreated
+	StateRunning = plan.ContainerRunning
+	StateExited  = plan.ContainerExited
+	StateUnknown = plan.ContainerUnknown
 )
-
-// ContainerStatus is one container as observed.
-type ContainerStatus struct {
-	Name    string
-	ID      string
-	Image   string
-	Attempt int
-	State   ContainerState
-	// PID of the container's first process, while it runs.
-	PID       uint32
-	CreatedAt time.Time
-	// ExitCode, ExitedAt and OOMKilled are set once the container exited.
-	ExitCode  uint32
-	ExitedAt  time.Time
-	OOMKilled bool
-	// Revision and TemplateHash from the container's labels.
-	Revision     string
-	TemplateHash string
-	// LogPath is the file the container's stdout and stderr go to.
-	LogPath string
-}
-
-// PodStatus is one pod as observed.
-type PodStatus struct {
-	Namespace string
-	Name      string
-	// IP is the pod's address; invalid when the runtime has no network.
-	IP netip.Addr
-	// Containers sorted by name.
-	Containers []ContainerStatus
-}
-
-// Key is the pod's key (see PodKey).
-func (s PodStatus) Key() string { return PodKey(s.Namespace, s.Name) }
-
-// Container returns the status of the named container.
-func (s PodStatus) Container(name string) (ContainerStatus, bool) {
-	for _, c := range s.Containers {
-		if c.Name == name {
-			return c, true
-		}
-	}
-	return ContainerStatus{}, false
-}
 
 // containerID is the containerd ID of a pod's container: readable when
 // the names allow, else a hash (containerd IDs are at most 76 bytes of

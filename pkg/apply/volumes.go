@@ -38,7 +38,7 @@ func (r *Containerd) syncVolumes(pod PodSpec) error {
 				return fmt.Errorf("volume %s: %w", v.Name, err)
 			}
 		default:
-			dir := r.volumeDir(pod.Key(), v.Name)
+			dir := r.volumeDir(pod.dirName(), v.Name)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return fmt.Errorf("volume %s: %w", v.Name, err)
 			}
@@ -130,7 +130,7 @@ func (r *Containerd) mountSource(pod PodSpec, m Mount) (string, error) {
 		if vol.HostPath != "" {
 			src = vol.HostPath
 		} else {
-			src = r.volumeDir(pod.Key(), vol.Name)
+			src = r.volumeDir(pod.dirName(), vol.Name)
 		}
 	case m.Source != "":
 		src = m.Source

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/backoff"
+	"github.com/gitorch/gitorch/pkg/clock"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/schema"
 	"github.com/gitorch/gitorch/pkg/source"
@@ -41,14 +42,14 @@ type Config struct {
 	Source  Source
 	Ref     string
 	Path    string
-	Runtime Runtime
+	Runtime apply.Runtime
 	// DataDir holds the agent's state (the revision it runs).
 	DataDir string
 	// PollInterval is how often the repository is fetched (default 1m).
 	PollInterval time.Duration
 	// FetchBackoff spaces out fetches after failures (default 1 s doubling
 	// to 5 min).
-	FetchBackoff source.Backoff
+	FetchBackoff backoff.Backoff
 	// FetchTimeout bounds one fetch (default 2 min), so that a remote
 	// that hangs cannot stop the agent from trying again.
 	FetchTimeout time.Duration
@@ -56,8 +57,8 @@ type Config struct {
 	// (default 10 s).
 	Resync time.Duration
 	// Backoff for restarting crashed containers and retrying failed image
-	// pulls (default DefaultBackoff).
-	Backoff Backoff
+	// pulls (default plan.CrashBackoff).
+	Backoff backoff.Backoff
 	// ServiceCIDR is where Services' ClusterIPs come from, for the
 	// service environment variables (default plan.DefaultServiceCIDR).
 	ServiceCIDR netip.Prefix
@@ -70,8 +71,9 @@ type Config struct {
 	// checked every ImageGCInterval (default 5 min), when the runtime can.
 	ImageGC         apply.ImageGCPolicy
 	ImageGCInterval time.Duration
-	// Now is the clock (default time.Now).
-	Now    func() time.Time
+	// Clock is the time source of the agent, its pod workers, prober and
+	// API (default the real clock).
+	Clock  clock.Clock
 	Logger *slog.Logger
 }
 
@@ -94,6 +96,7 @@ type watcher interface {
 type Agent struct {
 	cfg    Config
 	log    *slog.Logger
+	clock  clock.Clock
 	prober *Prober
 
 	// poke asks the reconcile loop for a pass; fetch asks the source loop
@@ -102,12 +105,12 @@ type Agent struct {
 	fetch chan struct{}
 
 	mu       sync.Mutex
-	desired  *desiredState // nil until a revision is loaded
+	desired  *plan.NodeShare // nil until a revision is loaded
 	running  *Revision
 	refused  *Revision
 	srcState SourceStatus
-	pods     map[string]PodStatus
-	workers  map[string]*podWorker
+	pods     map[plan.Key]plan.PodStatus
+	workers  map[plan.Key]*podWorker
 }
 
 // New returns an agent for cfg; Run starts it.
@@ -130,8 +133,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 2 * time.Minute
 	}
-	if cfg.Backoff == (Backoff{}) {
-		cfg.Backoff = DefaultBackoff
+	if cfg.Backoff.Initial == 0 {
+		cfg.Backoff = plan.CrashBackoff
 	}
 	if !cfg.ServiceCIDR.IsValid() {
 		cfg.ServiceCIDR = plan.DefaultServiceCIDR
@@ -148,9 +151,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.ImageGCInterval <= 0 {
 		cfg.ImageGCInterval = 5 * time.Minute
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.OrReal(cfg.Clock)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -160,12 +161,13 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg:     cfg,
 		log:     cfg.Logger,
+		clock:   cfg.Clock,
 		poke:    make(chan struct{}, 1),
 		fetch:   make(chan struct{}, 1),
-		pods:    map[string]PodStatus{},
-		workers: map[string]*podWorker{},
+		pods:    map[plan.Key]plan.PodStatus{},
+		workers: map[plan.Key]*podWorker{},
 	}
-	a.prober = NewProber(cfg.Runtime, cfg.Logger, nil, a.probeChanged, a.probeKill)
+	a.prober = NewProber(cfg.Runtime, cfg.Logger, cfg.Clock, a.probeChanged, a.probeKill)
 	return a, nil
 }
 
@@ -215,7 +217,7 @@ type netnser interface {
 }
 
 // probeChanged pokes the worker of a pod whose readiness changed.
-func (a *Agent) probeChanged(podKey string) {
+func (a *Agent) probeChanged(podKey plan.Key) {
 	a.mu.Lock()
 	w := a.workers[podKey]
 	a.mu.Unlock()
@@ -225,7 +227,7 @@ func (a *Agent) probeChanged(podKey string) {
 }
 
 // probeKill hands a failed liveness or startup probe to the pod's worker.
-func (a *Agent) probeKill(podKey string, k killRequest) {
+func (a *Agent) probeKill(podKey plan.Key, k killRequest) {
 	a.mu.Lock()
 	w := a.workers[podKey]
 	a.mu.Unlock()
@@ -242,17 +244,17 @@ func (a *Agent) probeKill(podKey string, k killRequest) {
 
 // syncProbes runs the probes of the pod's running containers and stops
 // those of instances that no longer run.
-func (a *Agent) syncProbes(ctx context.Context, d *desiredPod, obs *apply.PodStatus) {
+func (a *Agent) syncProbes(ctx context.Context, d *plan.DesiredPod, obs *apply.PodStatus) {
 	running := map[string]string{}
 	for _, cs := range obs.Containers {
 		if cs.State == apply.StateRunning {
-			running[cs.Name] = instanceID(cs)
+			running[cs.Name] = plan.InstanceID(cs)
 		}
 	}
-	key := d.key()
+	key := d.Key()
 	a.prober.Forget(key, func(container, instance string) bool { return running[container] == instance })
-	for i := range d.pod.Spec.Containers {
-		c := &d.pod.Spec.Containers[i]
+	for i := range d.Pod.Spec.Containers {
+		c := &d.Pod.Spec.Containers[i]
 		inst, ok := running[c.Name]
 		if !ok {
 			continue
@@ -321,7 +323,7 @@ func (a *Agent) sourceLoop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		now := a.cfg.Now()
+		now := a.clock.Now()
 		wait := a.cfg.PollInterval
 		a.mu.Lock()
 		if err != nil {
@@ -340,14 +342,14 @@ func (a *Agent) sourceLoop(ctx context.Context) {
 		} else if err := a.update(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("revision", "err", err)
 		}
-		t := time.NewTimer(wait)
+		t := a.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-a.fetch:
 			t.Stop()
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }
@@ -372,11 +374,11 @@ func (a *Agent) update(ctx context.Context) error {
 func (a *Agent) load(ctx context.Context, commit string) error {
 	snap, err := a.cfg.Source.Snapshot(ctx, commit)
 	if err != nil {
-		a.refuse(&Revision{Commit: commit, LoadedAt: a.cfg.Now(), Errors: []string{err.Error()}})
+		a.refuse(&Revision{Commit: commit, LoadedAt: a.clock.Now(), Errors: []string{err.Error()}})
 		return err
 	}
 	defer snap.Close()
-	rev := &Revision{Commit: snap.Revision, Subject: snap.Subject, Time: snap.Time, LoadedAt: a.cfg.Now()}
+	rev := &Revision{Commit: snap.Revision, Subject: snap.Subject, Time: snap.Time, LoadedAt: a.clock.Now()}
 	res, err := schema.Load(snap.FS, schema.Options{})
 	if err != nil {
 		rev.Errors = []string{err.Error()}
@@ -398,14 +400,14 @@ func (a *Agent) load(ctx context.Context, commit string) error {
 	for i := range res.Objects {
 		objs[i] = res.Objects[i].Obj
 	}
-	d := computeDesired(objs, []plan.Node{a.cfg.Node}, a.cfg.Node.Name, snap.Revision, a.cfg.ServiceCIDR)
+	d := plan.NodePods(objs, []plan.Node{a.cfg.Node}, a.cfg.Node.Name, snap.Revision, a.cfg.ServiceCIDR)
 	a.mu.Lock()
-	a.desired, a.running, a.refused = d, rev, nil
+	a.desired, a.running, a.refused = &d, rev, nil
 	a.mu.Unlock()
 	if err := a.saveState(snap.Revision); err != nil {
 		a.log.Warn("saving state", "err", err)
 	}
-	a.log.Info("running revision", "commit", short(snap.Revision), "subject", snap.Subject, "pods", len(d.pods), "unplaceable", len(d.unplaceable))
+	a.log.Info("running revision", "commit", short(snap.Revision), "subject", snap.Subject, "pods", len(d.Pods), "unplaceable", len(d.Unplaceable))
 	a.nudge()
 	return nil
 }
@@ -429,13 +431,13 @@ func short(commit string) string {
 
 // desiredPod is what the agent wants of the pod with key: known is false
 // while no revision is loaded; the pod is nil when it should not run.
-func (a *Agent) desiredPod(key string) (pod *desiredPod, known bool) {
+func (a *Agent) desiredPod(key plan.Key) (pod *plan.DesiredPod, known bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.desired == nil {
 		return nil, false
 	}
-	return a.desired.pods[key], true
+	return a.desired.Pods[key], true
 }
 
 // --- the reconcile loop ---
@@ -453,7 +455,7 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 	// loop watches again after a pause rather than at once, and relies on
 	// the resync tick meanwhile.
 	var rewatch <-chan time.Time
-	resync := time.NewTicker(a.cfg.Resync)
+	resync := a.clock.NewTicker(a.cfg.Resync)
 	defer resync.Stop()
 	for {
 		a.pass(ctx)
@@ -461,14 +463,14 @@ func (a *Agent) reconcileLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-a.poke:
-		case <-resync.C:
+		case <-resync.C():
 		case <-rewatch:
 			rewatch = nil
 			events = w.Watch(ctx)
 		case _, ok := <-events:
 			if !ok {
 				events = nil
-				rewatch = time.After(time.Second)
+				rewatch = clock.After(a.clock, time.Second)
 				continue
 			}
 		}
@@ -485,14 +487,14 @@ func (a *Agent) pass(ctx context.Context) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	keys := map[string][2]string{}
+	keys := map[plan.Key]bool{}
 	if a.desired != nil {
-		for k, d := range a.desired.pods {
-			keys[k] = [2]string{d.pod.Namespace, d.pod.Name}
+		for k := range a.desired.Pods {
+			keys[k] = true
 		}
 	}
 	for _, p := range observed {
-		keys[p.Key()] = [2]string{p.Namespace, p.Name}
+		keys[p.Key()] = true
 	}
 	for k, w := range a.workers {
 		select {
@@ -501,11 +503,11 @@ func (a *Agent) pass(ctx context.Context) {
 		default:
 		}
 	}
-	for k, nn := range keys {
+	for k := range keys {
 		w := a.workers[k]
 		if w == nil {
-			w = &podWorker{a: a, key: k, ns: nn[0], pod: nn[1], poke: make(chan struct{}, 1),
-				kills: make(chan killRequest, 4), mem: newPodMemory(), done: make(chan struct{})}
+			w = &podWorker{a: a, key: k, poke: make(chan struct{}, 1),
+				kills: make(chan killRequest, 4), done: make(chan struct{})}
 			a.workers[k] = w
 			go w.run(ctx)
 		}
@@ -513,7 +515,7 @@ func (a *Agent) pass(ctx context.Context) {
 	}
 }
 
-func (a *Agent) setPodStatus(key string, st *PodStatus) {
+func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if st == nil {
@@ -527,21 +529,21 @@ func (a *Agent) setPodStatus(key string, st *PodStatus) {
 func (a *Agent) housekeeping(ctx context.Context) {
 	rot, canRotate := a.cfg.Runtime.(logRotator)
 	gc, canCollect := a.cfg.Runtime.(imageCollector)
-	logs := time.NewTicker(a.cfg.LogCheck)
+	logs := a.clock.NewTicker(a.cfg.LogCheck)
 	defer logs.Stop()
-	imgs := time.NewTicker(a.cfg.ImageGCInterval)
+	imgs := a.clock.NewTicker(a.cfg.ImageGCInterval)
 	defer imgs.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-logs.C:
+		case <-logs.C():
 			if canRotate {
 				if err := rot.RotateLogs(a.cfg.LogMaxBytes, a.cfg.LogKeep); err != nil {
 					a.log.Warn("rotate logs", "err", err)
 				}
 			}
-		case <-imgs.C:
+		case <-imgs.C():
 			if canCollect {
 				rep, err := gc.CollectImages(ctx, a.cfg.ImageGC)
 				if err != nil && ctx.Err() == nil {
@@ -564,7 +566,7 @@ func (a *Agent) Status() NodeStatus {
 		Ref:    a.cfg.Ref,
 		Path:   a.cfg.Path,
 		Source: a.srcState,
-		Pods:   make([]PodStatus, 0, len(a.pods)),
+		Pods:   make([]plan.PodStatus, 0, len(a.pods)),
 	}
 	if a.running != nil {
 		r := *a.running
@@ -575,14 +577,12 @@ func (a *Agent) Status() NodeStatus {
 		st.Refused = &r
 	}
 	if a.desired != nil {
-		st.Unplaceable = slices.Clone(a.desired.unplaceable)
+		st.Unplaceable = slices.Clone(a.desired.Unplaceable)
 	}
 	for _, p := range a.pods {
 		st.Pods = append(st.Pods, p)
 	}
-	slices.SortFunc(st.Pods, func(x, y PodStatus) int {
-		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
-	})
+	slices.SortFunc(st.Pods, func(x, y plan.PodStatus) int { return x.Key().Compare(y.Key()) })
 	return st
 }
 
@@ -610,9 +610,9 @@ func (a *Agent) WaitRevision(ctx context.Context, commit string) (*Revision, err
 }
 
 // Pod returns the status of one pod of the node.
-func (a *Agent) Pod(namespace, name string) (PodStatus, bool) {
+func (a *Agent) Pod(namespace, name string) (plan.PodStatus, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	p, ok := a.pods[apply.PodKey(namespace, name)]
+	p, ok := a.pods[plan.Key{Namespace: namespace, Name: name}]
 	return p, ok
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
+	"github.com/gitorch/gitorch/pkg/backoff"
 	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/source"
@@ -124,7 +125,7 @@ type agent struct {
 	stop func()
 }
 
-var fastBackoff = node.Backoff{Initial: time.Second, Max: 4 * time.Second, Reset: time.Minute}
+var fastBackoff = backoff.Backoff{Initial: time.Second, Max: 4 * time.Second, Reset: time.Minute}
 
 // start runs an agent on the node with a new runtime instance, until the
 // returned agent is stopped or the test ends.
@@ -191,7 +192,7 @@ func (a *agent) apply(t testing.TB, n *testNode, msg string, files map[string]st
 }
 
 // waitPod polls the agent's status of a pod until cond holds.
-func (a *agent) waitPod(t *testing.T, ns, name string, timeout time.Duration, what string, cond func(node.PodStatus) bool) node.PodStatus {
+func (a *agent) waitPod(t *testing.T, ns, name string, timeout time.Duration, what string, cond func(plan.PodStatus) bool) plan.PodStatus {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -206,18 +207,18 @@ func (a *agent) waitPod(t *testing.T, ns, name string, timeout time.Duration, wh
 	}
 }
 
-func runningReady(p node.PodStatus) bool { return p.Phase == node.PhaseRunning && p.Ready }
+func runningReady(p plan.PodStatus) bool { return p.Phase == plan.PhaseRunning && p.Ready }
 
-func container(p node.PodStatus, name string) node.ContainerStatus {
+func container(p plan.PodStatus, name string) plan.ContainerStatus {
 	for _, c := range p.Containers {
 		if c.Name == name {
 			return c
 		}
 	}
-	return node.ContainerStatus{}
+	return plan.ContainerStatus{}
 }
 
-func pids(p node.PodStatus) map[string]uint32 {
+func pids(p plan.PodStatus) map[string]uint32 {
 	out := map[string]uint32{}
 	for _, c := range p.Containers {
 		out[c.Name] = c.PID

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/clock"
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 // StatusSource gives the node's status; *Agent is one.
@@ -37,6 +39,8 @@ type APIOptions struct {
 	// FollowPoll is how often a followed log is checked for new bytes
 	// (default 250 ms).
 	FollowPoll time.Duration
+	// Clock times the following of logs (default the real clock).
+	Clock clock.Clock
 }
 
 // NewAPI serves the node's status and container logs:
@@ -51,6 +55,7 @@ func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
 	if opts.FollowPoll <= 0 {
 		opts.FollowPoll = 250 * time.Millisecond
 	}
+	opts.Clock = clock.OrReal(opts.Clock)
 	s := &api{status: status, logs: logs, opts: opts}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -107,13 +112,13 @@ func (s *api) getStatus(w http.ResponseWriter, _ *http.Request) {
 }
 
 // findPod returns the pod's status, or false.
-func (s *api) findPod(ns, name string) (PodStatus, bool) {
+func (s *api) findPod(ns, name string) (plan.PodStatus, bool) {
 	for _, p := range s.status.Status().Pods {
 		if p.Namespace == ns && p.Name == name {
 			return p, true
 		}
 	}
-	return PodStatus{}, false
+	return plan.PodStatus{}, false
 }
 
 func (s *api) getLogs(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +164,7 @@ func (s *api) getLogs(w http.ResponseWriter, r *http.Request) {
 	path, err := s.logs.LogFile(ns, name, container, previous)
 	if err != nil && !previous {
 		for _, c := range pod.Containers {
-			if c.Name == container && c.State == StateWaiting {
+			if c.Name == container && c.State == plan.StateWaiting {
 				apiError(w, http.StatusBadRequest, fmt.Errorf("container %q in pod %q is waiting to start: %s", container, name, c.Reason))
 				return
 			}
@@ -259,7 +264,7 @@ func (s *api) follow(ctx context.Context, w http.ResponseWriter, ns, name, conta
 		}
 	}
 	flush()
-	t := time.NewTicker(s.opts.FollowPoll)
+	t := s.opts.Clock.NewTicker(s.opts.FollowPoll)
 	defer t.Stop()
 	buf := make([]byte, 32<<10)
 	var opened *os.File // a later instance's log, opened here
@@ -276,7 +281,7 @@ func (s *api) follow(ctx context.Context, w http.ResponseWriter, ns, name, conta
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		if _, there := s.findPod(ns, name); !there {
 			// Its containers are stopped: send their last words.

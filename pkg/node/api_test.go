@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 type staticStatus struct {
@@ -49,8 +50,8 @@ func (l *switchLogs) LogFile(_, _, _ string, previous bool) (string, error) {
 func (l *switchLogs) set(p string) { l.mu.Lock(); l.path = p; l.mu.Unlock() }
 
 func onePod() NodeStatus {
-	return NodeStatus{Node: "n1", Pods: []PodStatus{{Namespace: "default", Name: "web", Phase: PhaseRunning,
-		Containers: []ContainerStatus{{Name: "app", State: StateRunning}}}}}
+	return NodeStatus{Node: "n1", Pods: []plan.PodStatus{{Namespace: "default", Name: "web", Phase: plan.PhaseRunning,
+		Containers: []plan.ContainerStatus{{Name: "app", State: plan.StateRunning}}}}}
 }
 
 func TestAPIRequiresTheTokenWhenSet(t *testing.T) {
@@ -264,14 +265,14 @@ func TestAPIErrorsSayWhatIsWrong(t *testing.T) {
 	if err := os.WriteFile(p, []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st := NodeStatus{Node: "n1", Pods: []PodStatus{
-		{Namespace: "default", Name: "web", Containers: []ContainerStatus{
-			{Name: "init", Init: true, State: StateTerminated},
-			{Name: "app", State: StateRunning}}},
-		{Namespace: "default", Name: "two", Containers: []ContainerStatus{
-			{Name: "a", State: StateRunning}, {Name: "b", State: StateRunning}}},
-		{Namespace: "default", Name: "pull", Containers: []ContainerStatus{
-			{Name: "app", State: StateWaiting, Reason: "ImagePullBackOff"}}},
+	st := NodeStatus{Node: "n1", Pods: []plan.PodStatus{
+		{Namespace: "default", Name: "web", Containers: []plan.ContainerStatus{
+			{Name: "init", Init: true, State: plan.StateTerminated},
+			{Name: "app", State: plan.StateRunning}}},
+		{Namespace: "default", Name: "two", Containers: []plan.ContainerStatus{
+			{Name: "a", State: plan.StateRunning}, {Name: "b", State: plan.StateRunning}}},
+		{Namespace: "default", Name: "pull", Containers: []plan.ContainerStatus{
+			{Name: "app", State: plan.StateWaiting, Reason: "ImagePullBackOff"}}},
 	}}
 	srv := httptest.NewServer(NewAPI(&staticStatus{st: st}, &switchLogs{path: p}, APIOptions{}))
 	defer srv.Close()

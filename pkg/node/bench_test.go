@@ -13,6 +13,7 @@ import (
 
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/node"
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 func benchDeployment(name string, replicas int) string {
@@ -34,7 +35,7 @@ func startPods(b *testing.B, n *testNode, a *agent, name string, replicas int) [
 	seen := map[string]time.Duration{}
 	for len(seen) < replicas {
 		for _, p := range a.Status().Pods {
-			if _, ok := seen[p.Name]; !ok && strings.HasPrefix(p.Name, name+"-") && p.Phase == node.PhaseRunning {
+			if _, ok := seen[p.Name]; !ok && strings.HasPrefix(p.Name, name+"-") && p.Phase == plan.PhaseRunning {
 				seen[p.Name] = time.Since(start)
 			}
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 // execer runs a command in a container; *apply.Containerd is one.
@@ -42,7 +43,7 @@ type ProbeTarget struct {
 	Ports []corev1.ContainerPort
 }
 
-func (t ProbeTarget) podKey() string { return apply.PodKey(t.Namespace, t.Pod) }
+func (t ProbeTarget) podKey() plan.Key { return plan.Key{Namespace: t.Namespace, Name: t.Pod} }
 
 // maxProbeBody is how much of an HTTP probe's response is read, as
 // kubelet.
@@ -52,10 +53,8 @@ const maxProbeBody = 10 << 10
 // probe succeeds, else why it failed, in kubelet's words where it has
 // them.
 func probeOnce(ctx context.Context, ex execer, p *corev1.Probe, t ProbeTarget) error {
+	// The manifests' defaults set the timeout (1 s).
 	timeout := time.Duration(p.TimeoutSeconds) * time.Second
-	if timeout <= 0 {
-		timeout = time.Second
-	}
 	switch h := p.ProbeHandler; {
 	case h.Exec != nil:
 		res, err := ex.Exec(ctx, t.Namespace, t.Pod, t.Container, h.Exec.Command, timeout)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gitorch/gitorch/pkg/clock"
+	"github.com/gitorch/gitorch/pkg/plan"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -27,16 +29,19 @@ const (
 type Prober struct {
 	exec     execer
 	log      *slog.Logger
-	after    func(time.Duration) <-chan time.Time
-	onChange func(podKey string)
-	onKill   func(podKey string, k killRequest)
+	clock    clock.Clock
+	onChange func(pod plan.Key)
+	onKill   func(pod plan.Key, k killRequest)
 
 	mu        sync.Mutex
 	instances map[instanceKey]*probedInstance
 	wg        sync.WaitGroup
 }
 
-type instanceKey struct{ pod, container, instance string }
+type instanceKey struct {
+	pod                 plan.Key
+	container, instance string
+}
 
 // probedInstance is the probe state of one container instance.
 type probedInstance struct {
@@ -45,23 +50,20 @@ type probedInstance struct {
 	ready   bool
 }
 
-// NewProber returns a prober that runs exec probes through ex. after is
-// the clock (time.After when nil); onChange and onKill must not block.
-func NewProber(ex execer, log *slog.Logger, after func(time.Duration) <-chan time.Time, onChange func(podKey string), onKill func(podKey string, k killRequest)) *Prober {
+// NewProber returns a prober that runs exec probes through ex, timed by
+// clk (nil: the real clock); onChange and onKill must not block.
+func NewProber(ex execer, log *slog.Logger, clk clock.Clock, onChange func(pod plan.Key), onKill func(pod plan.Key, k killRequest)) *Prober {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if after == nil {
-		after = time.After
-	}
-	return &Prober{exec: ex, log: log, after: after, onChange: onChange, onKill: onKill, instances: map[instanceKey]*probedInstance{}}
+	return &Prober{exec: ex, log: log, clock: clock.OrReal(clk), onChange: onChange, onKill: onKill, instances: map[instanceKey]*probedInstance{}}
 }
 
 // State says whether the instance has started (its startup probe passed,
 // or it has none) and is ready (its readiness probe passed, or it has
 // none and it has started). known is false when no probe of the instance
 // runs (it has none, or Sync was not called for it yet).
-func (p *Prober) State(podKey, container, instance string) (started, ready, known bool) {
+func (p *Prober) State(podKey plan.Key, container, instance string) (started, ready, known bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	in, ok := p.instances[instanceKey{podKey, container, instance}]
@@ -100,7 +102,7 @@ func (p *Prober) Sync(ctx context.Context, t ProbeTarget, c *corev1.Container) {
 
 // Forget stops the probes of the pod's instances that keep does not
 // keep (all of them when keep is nil) and drops their state.
-func (p *Prober) Forget(podKey string, keep func(container, instance string) bool) {
+func (p *Prober) Forget(podKey plan.Key, keep func(container, instance string) bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for k, in := range p.instances {
@@ -124,24 +126,22 @@ func (p *Prober) Stop() {
 
 // run probes at the probe's period until ctx ends.
 func (p *Prober) run(ctx context.Context, key instanceKey, t ProbeTarget, kind probeKind, pr *corev1.Probe) {
+	// The manifests' defaults set the period (10 s) and thresholds (1
+	// and 3); only readiness may ask for more than one success.
 	period := time.Duration(pr.PeriodSeconds) * time.Second
-	if period <= 0 {
-		period = 10 * time.Second
-	}
 	successes, failures := int(pr.SuccessThreshold), int(pr.FailureThreshold)
-	if successes <= 0 || kind != probeReadiness {
+	if kind != probeReadiness {
 		successes = 1
-	}
-	if failures <= 0 {
-		failures = 3
 	}
 	wait := time.Duration(pr.InitialDelaySeconds) * time.Second
 	okRun, failRun := 0, 0
 	for {
+		timer := p.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
-		case <-p.after(wait):
+		case <-timer.C():
 		}
 		wait = period
 		if kind != probeStartup && !p.started(key) {

@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/clock/clocktest"
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 // fakeExec answers exec probes with the exit code in code.
@@ -43,7 +45,7 @@ func server(t *testing.T, h http.HandlerFunc) ProbeTarget {
 }
 
 func httpGetProbe(port intstr.IntOrString, path string) *corev1.Probe {
-	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: port}}}
+	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: port}}, TimeoutSeconds: 1}
 }
 
 func TestHTTPProbe(t *testing.T) {
@@ -103,7 +105,7 @@ func TestTCPProbe(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	tgt := ProbeTarget{PodIP: netip.MustParseAddr("127.0.0.1")}
-	p := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt(port)}}}
+	p := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt(port)}}, TimeoutSeconds: 1}
 	if err := probeOnce(context.Background(), nil, p, tgt); err != nil {
 		t.Fatalf("open port: %v", err)
 	}
@@ -115,7 +117,7 @@ func TestTCPProbe(t *testing.T) {
 
 func TestExecProbe(t *testing.T) {
 	ex := &fakeExec{}
-	p := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"check"}}}}
+	p := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"check"}}}, TimeoutSeconds: 1}
 	if err := probeOnce(context.Background(), ex, p, ProbeTarget{}); err != nil {
 		t.Fatal(err)
 	}
@@ -126,60 +128,28 @@ func TestExecProbe(t *testing.T) {
 	}
 }
 
-// fakeClock fires the waits of the prober when the test says so.
+// fakeClock fires the waits of the prober when the test says so, and
+// records how long each was.
 type fakeClock struct {
-	mu      sync.Mutex
-	waiting []chan time.Time
-	waits   []time.Duration
+	*clocktest.Fake
+	mu    sync.Mutex
+	waits []time.Duration
 }
 
-func (c *fakeClock) after(d time.Duration) <-chan time.Time {
-	ch := make(chan time.Time, 1)
-	c.mu.Lock()
-	c.waiting = append(c.waiting, ch)
-	c.waits = append(c.waits, d)
-	c.mu.Unlock()
-	return ch
-}
+func newFakeClock() *fakeClock { return &fakeClock{Fake: clocktest.New(time.Unix(0, 0))} }
 
 // waitFor waits until n probe goroutines wait.
-func (c *fakeClock) waitFor(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c.mu.Lock()
-		k := len(c.waiting)
-		c.mu.Unlock()
-		if k >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d probe goroutines waiting, want %d", k, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+func (c *fakeClock) waitFor(t *testing.T, n int) { c.BlockUntil(t, n) }
 
 // tick waits until n probe goroutines wait, then fires all their waits.
 func (c *fakeClock) tick(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c.mu.Lock()
-		if len(c.waiting) >= n {
-			for _, ch := range c.waiting {
-				ch <- time.Time{}
-			}
-			c.waiting = nil
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("%d probe goroutines waiting, want %d", len(c.waiting), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	c.BlockUntil(t, n)
+	p := c.Pending()
+	c.mu.Lock()
+	c.waits = append(c.waits, p...)
+	c.mu.Unlock()
+	c.Advance(p[len(p)-1])
 }
 
 type recorder struct {
@@ -188,8 +158,8 @@ type recorder struct {
 	kills   []killRequest
 }
 
-func (r *recorder) change(string) { r.mu.Lock(); r.changed++; r.mu.Unlock() }
-func (r *recorder) kill(_ string, k killRequest) {
+func (r *recorder) change(plan.Key) { r.mu.Lock(); r.changed++; r.mu.Unlock() }
+func (r *recorder) kill(_ plan.Key, k killRequest) {
 	r.mu.Lock()
 	r.kills = append(r.kills, k)
 	r.mu.Unlock()
@@ -197,7 +167,7 @@ func (r *recorder) kill(_ string, k killRequest) {
 func (r *recorder) killCount() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.kills) }
 
 func execProbe(failures, successes int32) *corev1.Probe {
-	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"check"}}},
+	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"check"}}}, TimeoutSeconds: 1,
 		PeriodSeconds: 5, FailureThreshold: failures, SuccessThreshold: successes, InitialDelaySeconds: 7}
 }
 
@@ -218,8 +188,8 @@ func waitState(t *testing.T, p *Prober, tgt ProbeTarget, started, ready bool) {
 }
 
 func TestReadinessFollowsItsThresholds(t *testing.T) {
-	ex, clk, rec := &fakeExec{}, &fakeClock{}, &recorder{}
-	p := NewProber(ex, nil, clk.after, rec.change, rec.kill)
+	ex, clk, rec := &fakeExec{}, newFakeClock(), &recorder{}
+	p := NewProber(ex, nil, clk, rec.change, rec.kill)
 	defer p.Stop()
 	tgt := ProbeTarget{Namespace: "default", Pod: "p", Container: "c", Instance: "i1"}
 	p.Sync(context.Background(), tgt, &corev1.Container{Name: "c", ReadinessProbe: execProbe(2, 2)})
@@ -247,9 +217,9 @@ func TestReadinessFollowsItsThresholds(t *testing.T) {
 }
 
 func TestLivenessFailureAsksForAKill(t *testing.T) {
-	ex, clk, rec := &fakeExec{}, &fakeClock{}, &recorder{}
+	ex, clk, rec := &fakeExec{}, newFakeClock(), &recorder{}
 	ex.code.Store(1)
-	p := NewProber(ex, nil, clk.after, rec.change, rec.kill)
+	p := NewProber(ex, nil, clk, rec.change, rec.kill)
 	defer p.Stop()
 	tgt := ProbeTarget{Namespace: "default", Pod: "p", Container: "c", Instance: "i1"}
 	p.Sync(context.Background(), tgt, &corev1.Container{Name: "c", LivenessProbe: execProbe(3, 1)})
@@ -267,9 +237,9 @@ func TestLivenessFailureAsksForAKill(t *testing.T) {
 }
 
 func TestStartupProbeHoldsBackTheOthers(t *testing.T) {
-	ex, clk, rec := &fakeExec{}, &fakeClock{}, &recorder{}
+	ex, clk, rec := &fakeExec{}, newFakeClock(), &recorder{}
 	ex.code.Store(1)
-	p := NewProber(ex, nil, clk.after, rec.change, rec.kill)
+	p := NewProber(ex, nil, clk, rec.change, rec.kill)
 	defer p.Stop()
 	tgt := ProbeTarget{Namespace: "default", Pod: "p", Container: "c", Instance: "i1"}
 	p.Sync(context.Background(), tgt, &corev1.Container{Name: "c", StartupProbe: execProbe(10, 1), LivenessProbe: execProbe(1, 1), ReadinessProbe: execProbe(1, 1)})
@@ -294,8 +264,8 @@ func TestStartupProbeHoldsBackTheOthers(t *testing.T) {
 }
 
 func TestForgetStopsTheProbesOfGoneInstances(t *testing.T) {
-	ex, clk := &fakeExec{}, &fakeClock{}
-	p := NewProber(ex, nil, clk.after, nil, nil)
+	ex, clk := &fakeExec{}, newFakeClock()
+	p := NewProber(ex, nil, clk, nil, nil)
 	old := ProbeTarget{Namespace: "default", Pod: "p", Container: "c", Instance: "i1"}
 	cur := old
 	cur.Instance = "i2"
@@ -303,11 +273,11 @@ func TestForgetStopsTheProbesOfGoneInstances(t *testing.T) {
 	p.Sync(context.Background(), old, c)
 	p.Sync(context.Background(), cur, c)
 	clk.tick(t, 2)
-	p.Forget("default_p", func(_, instance string) bool { return instance == "i2" })
-	if _, _, known := p.State("default_p", "c", "i1"); known {
+	p.Forget(plan.Key{Namespace: "default", Name: "p"}, func(_, instance string) bool { return instance == "i2" })
+	if _, _, known := p.State(plan.Key{Namespace: "default", Name: "p"}, "c", "i1"); known {
 		t.Fatal("a forgotten instance keeps its state")
 	}
-	if _, _, known := p.State("default_p", "c", "i2"); !known {
+	if _, _, known := p.State(plan.Key{Namespace: "default", Name: "p"}, "c", "i2"); !known {
 		t.Fatal("the kept instance lost its state")
 	}
 	done := make(chan struct{})

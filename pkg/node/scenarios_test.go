@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/gitorch/gitorch/pkg/apply"
-	"github.com/gitorch/gitorch/pkg/node"
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 // testLogger sends the agent's log to the test's, shown when it fails or
@@ -118,7 +118,7 @@ func TestAgentRunsACommittedDeployment(t *testing.T) {
 	if r, total := p.ReadyCount(); r != 2 || total != 2 {
 		t.Fatalf("ready %d/%d", r, total)
 	}
-	if c := container(p, "prepare"); !c.Init || c.State != node.StateTerminated || c.Reason != node.ReasonCompleted {
+	if c := container(p, "prepare"); !c.Init || c.State != plan.StateTerminated || c.Reason != plan.ReasonCompleted {
 		t.Fatalf("init container %+v", c)
 	}
 	log := n.waitLog(t, "default", name, "client", "hello from the configMap", 30*time.Second)
@@ -161,8 +161,8 @@ spec:
     imagePullPolicy: IfNotPresent
     command: ["sh", "-c", "echo failing; exit 3"]
 `})
-	a.waitPod(t, "default", "crash", time.Minute, "in CrashLoopBackOff", func(p node.PodStatus) bool {
-		return p.Reason == node.ReasonCrashLoopBackOff
+	a.waitPod(t, "default", "crash", time.Minute, "in CrashLoopBackOff", func(p plan.PodStatus) bool {
+		return p.Reason == plan.ReasonCrashLoopBackOff
 	})
 	// Record the start time of each instance as the restarts happen.
 	starts := map[int]time.Time{}
@@ -184,11 +184,11 @@ spec:
 	if len(starts) < 4 {
 		t.Fatalf("saw attempts %v within a minute, want 4 consecutive", attempts)
 	}
-	p := a.waitPod(t, "default", "crash", 30*time.Second, "restarted three times", func(p node.PodStatus) bool {
+	p := a.waitPod(t, "default", "crash", 30*time.Second, "restarted three times", func(p plan.PodStatus) bool {
 		return container(p, "app").Restarts >= 3
 	})
 	c := container(p, "app")
-	if c.Restarts < 3 || c.LastTermination == nil || c.LastTermination.ExitCode != 3 || c.LastTermination.Reason != node.ReasonError {
+	if c.Restarts < 3 || c.LastTermination == nil || c.LastTermination.ExitCode != 3 || c.LastTermination.Reason != plan.ReasonError {
 		t.Fatalf("container status %+v (last termination %+v)", c, c.LastTermination)
 	}
 	// Each restart waited at least the back-off after the previous run
@@ -245,7 +245,7 @@ spec:
       exec: {command: ["test", "-f", "/tmp/ready"]}
       periodSeconds: 1
 `})
-	p := a.waitPod(t, "default", "probed", time.Minute, "running", func(p node.PodStatus) bool { return p.Phase == node.PhaseRunning })
+	p := a.waitPod(t, "default", "probed", time.Minute, "running", func(p plan.PodStatus) bool { return p.Phase == plan.PhaseRunning })
 	if p.Ready {
 		t.Fatal("ready before its readiness probe passed")
 	}
@@ -262,9 +262,9 @@ spec:
 	if _, err := n.rt.Exec(ctx, "default", "probed", "app", []string{"rm", "/tmp/alive"}, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	p = a.waitPod(t, "default", "probed", time.Minute, "restarted", func(p node.PodStatus) bool {
+	p = a.waitPod(t, "default", "probed", time.Minute, "restarted", func(p plan.PodStatus) bool {
 		c := container(p, "app")
-		return c.Restarts >= 1 && c.State == node.StateRunning && c.PID != pid
+		return c.Restarts >= 1 && c.State == plan.StateRunning && c.PID != pid
 	})
 	if c := container(p, "app"); c.Ready || c.LastTermination == nil {
 		t.Fatalf("after the liveness kill: %+v", c)
@@ -289,8 +289,8 @@ spec:
     resources:
       limits: {memory: 32Mi}
 `})
-	p := a.waitPod(t, "default", "hog", time.Minute, "failed", func(p node.PodStatus) bool { return p.Phase == node.PhaseFailed })
-	if c := container(p, "hog"); p.Reason != node.ReasonOOMKilled || c.Reason != node.ReasonOOMKilled || c.State != node.StateTerminated {
+	p := a.waitPod(t, "default", "hog", time.Minute, "failed", func(p plan.PodStatus) bool { return p.Phase == plan.PhaseFailed })
+	if c := container(p, "hog"); p.Reason != plan.ReasonOOMKilled || c.Reason != plan.ReasonOOMKilled || c.State != plan.StateTerminated {
 		t.Fatalf("pod %s/%s, container %+v; want OOMKilled", p.Phase, p.Reason, c)
 	}
 }
@@ -319,17 +319,17 @@ func deployment(name string) string {
 	return strings.ReplaceAll(sleeper, "%s", name)
 }
 
-func runningPods(a *agent) map[string]node.PodStatus {
-	out := map[string]node.PodStatus{}
+func runningPods(a *agent) map[string]plan.PodStatus {
+	out := map[string]plan.PodStatus{}
 	for _, p := range a.Status().Pods {
-		if p.Phase == node.PhaseRunning {
+		if p.Phase == plan.PhaseRunning {
 			out[p.Name] = p
 		}
 	}
 	return out
 }
 
-func waitRunning(t *testing.T, a *agent, want int) map[string]node.PodStatus {
+func waitRunning(t *testing.T, a *agent, want int) map[string]plan.PodStatus {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -383,10 +383,10 @@ func TestAgentRefusesAdoptsAndRemoves(t *testing.T) {
 	}
 
 	// Remove beta: its pods, containers, veths and IPs go.
-	var betaKeys []string
+	var betaKeys []plan.Key
 	for name := range before {
 		if strings.HasPrefix(name, "beta-") {
-			betaKeys = append(betaKeys, apply.PodKey("default", name))
+			betaKeys = append(betaKeys, plan.Key{Namespace: "default", Name: name})
 		}
 	}
 	a.apply(t, n, "remove beta", map[string]string{"a.yaml": deployment("alpha")})
@@ -398,7 +398,8 @@ func TestAgentRefusesAdoptsAndRemoves(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, key := range betaKeys {
-		for linkExists(t, n.hostNS, apply.HostVeth(key)) || n.hasIP(key) || n.hasContainers(t, key) {
+		dir := key.Namespace + "_" + key.Name // the pod's name in IPAM and its containers' IDs
+		for linkExists(t, n.hostNS, apply.HostVeth(key)) || n.hasIP(dir) || n.hasContainers(t, dir) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: veth, address or containers left", key)
 			}
@@ -433,7 +434,7 @@ func (n *testNode) hasContainers(t *testing.T, key string) bool {
 
 // samePIDs checks that every pod of before runs with the same container
 // PIDs in after.
-func samePIDs(t *testing.T, before, after map[string]node.PodStatus) {
+func samePIDs(t *testing.T, before, after map[string]plan.PodStatus) {
 	t.Helper()
 	for name, p := range before {
 		q, ok := after[name]
@@ -488,15 +489,15 @@ spec:
   - name: sock
     hostPath: {path: DIR/out.txt, type: Socket}
 `)})
-	a.waitPod(t, "default", "writer", time.Minute, "succeeded", func(p node.PodStatus) bool { return p.Phase == node.PhaseSucceeded })
+	a.waitPod(t, "default", "writer", time.Minute, "succeeded", func(p plan.PodStatus) bool { return p.Phase == plan.PhaseSucceeded })
 	if got := readFile(t, dir+"/out.txt"); got != "written-by-the-pod\n" {
 		t.Fatalf("host file holds %q", got)
 	}
-	p := a.waitPod(t, "default", "wrongtype", time.Minute, "refused to start", func(p node.PodStatus) bool {
+	p := a.waitPod(t, "default", "wrongtype", time.Minute, "refused to start", func(p plan.PodStatus) bool {
 		// Until the writer made the file, the error is that it is missing.
-		return p.Reason == node.ReasonCreateContainerErr && strings.Contains(p.Message, "is not a Socket")
+		return p.Reason == plan.ReasonCreateContainerErr && strings.Contains(p.Message, "is not a Socket")
 	})
-	if p.Phase != node.PhasePending {
+	if p.Phase != plan.PhasePending {
 		t.Fatalf("status %s/%s: %s", p.Phase, p.Reason, p.Message)
 	}
 }
@@ -542,14 +543,14 @@ spec:
 	// ErrImagePull shows until the pod is looked at again, which may be
 	// too short for this poll to see (TestImagePullFailureShowsErrImagePullThenBackOff
 	// pins the sequence); the back-off lasts.
-	a.waitPod(t, "default", "unpullable", time.Minute, "in ImagePullBackOff", func(p node.PodStatus) bool {
-		return p.Reason == node.ReasonImagePullBackOff
+	a.waitPod(t, "default", "unpullable", time.Minute, "in ImagePullBackOff", func(p plan.PodStatus) bool {
+		return p.Reason == plan.ReasonImagePullBackOff
 	})
 	p, _ := a.Pod("default", "unpullable")
-	if c := container(p, "app"); c.State != node.StateWaiting || !strings.Contains(c.Message, "127.0.0.1:1") || c.NextStart.IsZero() {
+	if c := container(p, "app"); c.State != plan.StateWaiting || !strings.Contains(c.Message, "127.0.0.1:1") || c.NextStart.IsZero() {
 		t.Fatalf("container %+v", c)
 	}
-	a.waitPod(t, "default", "stopper", time.Minute, "running", func(p node.PodStatus) bool { return p.Phase == node.PhaseRunning })
+	a.waitPod(t, "default", "stopper", time.Minute, "running", func(p plan.PodStatus) bool { return p.Phase == plan.PhaseRunning })
 
 	a.apply(t, n, "remove stopper", map[string]string{"unpullable.yaml": unpullable})
 	deadline := time.Now().Add(time.Minute)

@@ -3,28 +3,14 @@ package node
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/clock"
+	"github.com/gitorch/gitorch/pkg/plan"
 )
-
-// Runtime is what the agent needs of the node's container runtime;
-// *apply.Containerd implements it.
-type Runtime interface {
-	CreateSandbox(ctx context.Context, pod apply.PodSpec) (netip.Addr, error)
-	StartContainer(ctx context.Context, pod apply.PodSpec, container string) (apply.ContainerStatus, error)
-	StopContainer(ctx context.Context, namespace, pod, container string, grace time.Duration) error
-	StopPod(ctx context.Context, namespace, name string, grace time.Duration) error
-	SyncVolumes(ctx context.Context, pod apply.PodSpec) error
-	// Pod is what exists of one pod; an error wrapping apply.ErrNotFound
-	// when nothing does.
-	Pod(ctx context.Context, namespace, name string) (apply.PodStatus, error)
-	ListPods(ctx context.Context) ([]apply.PodStatus, error)
-	Exec(ctx context.Context, namespace, pod, container string, cmd []string, timeout time.Duration) (apply.ExecResult, error)
-}
 
 // maxPassActions bounds how many rounds of actions one sync of a pod
 // takes before it waits for the next signal: enough to stop a pod and
@@ -36,16 +22,14 @@ const maxPassActions = 4
 // stopping for its 30-second grace period holds up no other).
 type podWorker struct {
 	a   *Agent
-	key string
-	ns  string
-	pod string
+	key plan.Key
 	// poke asks for a sync; buffered, so pokes coalesce.
 	poke chan struct{}
 	// kills carries liveness and startup probe failures to the worker.
 	kills chan killRequest
-	mem   *podMemory
+	mem   plan.PodMemory
 	done  chan struct{}
-	wake  *time.Timer
+	wake  clock.Timer
 }
 
 type killRequest struct {
@@ -72,8 +56,7 @@ func (w *podWorker) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case k := <-w.kills:
-			cm := w.mem.container(k.container)
-			cm.killInstance, cm.killReason = k.instance, k.reason
+			w.mem = w.mem.KillAsked(k.container, k.instance, k.reason)
 		case <-w.poke:
 		}
 		if gone := w.sync(ctx); gone {
@@ -92,7 +75,7 @@ func (w *podWorker) sync(ctx context.Context) (gone bool) {
 		return false
 	}
 	for pass := 0; ; pass++ {
-		observed, err := a.cfg.Runtime.Pod(ctx, w.ns, w.pod)
+		observed, err := a.cfg.Runtime.Pod(ctx, w.key.Namespace, w.key.Name)
 		var obs *apply.PodStatus
 		switch {
 		case err == nil:
@@ -100,8 +83,8 @@ func (w *podWorker) sync(ctx context.Context) (gone bool) {
 		case errors.Is(err, apply.ErrNotFound):
 		default:
 			if ctx.Err() == nil {
-				a.log.Warn("observe pod", "pod", w.ns+"/"+w.pod, "err", err)
-				w.wakeAt(a.cfg.Now().Add(time.Second))
+				a.log.Warn("observe pod", "pod", w.key.String(), "err", err)
+				w.wakeAt(a.clock.Now().Add(time.Second))
 			}
 			return false
 		}
@@ -110,21 +93,22 @@ func (w *podWorker) sync(ctx context.Context) (gone bool) {
 			a.prober.Forget(w.key, nil)
 			return true
 		}
-		d := decide(desired, obs, w.mem, a.prober, a.cfg.Backoff, a.cfg.Now())
+		d := plan.DecidePod(desired, obs, w.mem, a.prober, a.cfg.Backoff, a.clock.Now())
+		w.mem = d.Memory
 		if obs != nil && desired != nil {
 			a.syncProbes(ctx, desired, obs)
 		}
-		if len(d.actions) == 0 || pass >= maxPassActions {
-			a.setPodStatus(w.key, &d.status)
-			if !d.wake.IsZero() {
-				w.wakeAt(d.wake)
+		if len(d.Actions) == 0 || pass >= maxPassActions {
+			a.setPodStatus(w.key, &d.Status)
+			if !d.Wake.IsZero() {
+				w.wakeAt(d.Wake)
 			}
 			return false
 		}
 		if pass == 0 {
-			a.setPodStatus(w.key, &d.status)
+			a.setPodStatus(w.key, &d.Status)
 		}
-		for _, act := range d.actions {
+		for _, act := range d.Actions {
 			if ctx.Err() != nil {
 				return false
 			}
@@ -135,35 +119,33 @@ func (w *podWorker) sync(ctx context.Context) (gone bool) {
 
 // wakeAt pokes the worker at t (the end of a back-off).
 func (w *podWorker) wakeAt(t time.Time) {
-	d := max(t.Sub(w.a.cfg.Now()), 0)
+	d := max(t.Sub(w.a.clock.Now()), 0)
 	if w.wake != nil {
 		w.wake.Stop()
 	}
-	w.wake = time.AfterFunc(d+10*time.Millisecond, w.nudge)
+	w.wake = w.a.clock.AfterFunc(d+10*time.Millisecond, w.nudge)
 }
 
-// act carries out one action. Failures are remembered for the status
-// and retried with back-off; they never stop the worker.
-func (w *podWorker) act(ctx context.Context, desired *desiredPod, obs *apply.PodStatus, act podAction) {
+// act carries out one action and records its outcome in the pod's
+// memory. Failures are retried with back-off; they never stop the worker.
+func (w *podWorker) act(ctx context.Context, desired *plan.DesiredPod, obs *apply.PodStatus, act plan.PodAction) {
 	a := w.a
-	log := a.log.With("pod", w.ns+"/"+w.pod)
-	switch act.kind {
-	case actStopPod:
-		log.Info("stopping pod", "reason", act.reason)
-		grace := w.mem.grace
-		if w.mem.spec == nil {
-			grace = 30 * time.Second
-		}
+	ns, name := w.key.Namespace, w.key.Name
+	log := a.log.With("pod", w.key.String())
+	switch act.Kind {
+	case plan.ActStopPod:
+		log.Info("stopping pod", "reason", act.Reason)
+		grace := w.mem.Grace()
 		if obs != nil {
-			grace = w.preStop(ctx, w.mem.spec, obs, "", grace)
+			grace = w.preStop(ctx, w.mem.Last, obs, "", grace)
 		}
-		if err := a.cfg.Runtime.StopPod(ctx, w.ns, w.pod, grace); err != nil {
+		if err := a.cfg.Runtime.StopPod(ctx, ns, name, grace); err != nil {
 			log.Warn("stop pod", "err", err)
 			return
 		}
 		a.prober.Forget(w.key, nil)
-		w.mem = newPodMemory()
-	case actSyncVolumes:
+		w.mem = plan.PodMemory{}
+	case plan.ActSyncVolumes:
 		spec, _, err := w.podSpec(ctx, desired, obs)
 		if err == nil {
 			err = a.cfg.Runtime.SyncVolumes(ctx, spec)
@@ -172,66 +154,66 @@ func (w *podWorker) act(ctx context.Context, desired *desiredPod, obs *apply.Pod
 			log.Warn("update volumes", "err", err)
 			return
 		}
-		w.mem.volumesRevision = desired.revision
-	case actKill:
-		log.Info("killing container", "container", act.container, "reason", act.reason)
-		grace := w.preStop(ctx, desired, obs, act.container, w.mem.grace)
-		if err := a.cfg.Runtime.StopContainer(ctx, w.ns, w.pod, act.container, grace); err != nil {
-			log.Warn("kill container", "container", act.container, "err", err)
+		w.mem = w.mem.VolumesSynced(desired.Revision)
+	case plan.ActKill:
+		log.Info("killing container", "container", act.Container, "reason", act.Reason)
+		grace := w.preStop(ctx, desired, obs, act.Container, w.mem.Grace())
+		if err := a.cfg.Runtime.StopContainer(ctx, ns, name, act.Container, grace); err != nil {
+			log.Warn("kill container", "container", act.Container, "err", err)
 			return
 		}
-		cm := w.mem.container(act.container)
-		cm.killInstance = ""
-	case actStart:
-		cm := w.mem.container(act.container)
+		w.mem = w.mem.Killed(act.Container)
+	case plan.ActStart:
 		spec, reason, err := w.podSpec(ctx, desired, obs)
 		if err == nil {
-			_, err = a.cfg.Runtime.StartContainer(ctx, spec, act.container)
-			switch {
-			case err == nil:
-			case errors.Is(err, apply.ErrImagePull):
-				reason = ReasonErrImagePull
-			case errors.Is(err, apply.ErrImageNeverPull):
-				reason = ReasonErrImageNeverPull
-			default:
-				reason = ReasonCreateContainerErr
-			}
+			_, err = a.cfg.Runtime.StartContainer(ctx, spec, act.Container)
+			reason = startFailureReason(err)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			log.Warn("start container", "container", act.container, "reason", reason, "err", err)
-			cm.startFailures++
-			cm.startReason, cm.startMessage, cm.startShown = reason, err.Error(), false
-			cm.startRetry = a.cfg.Now().Add(a.cfg.Backoff.delay(cm.startFailures))
+			log.Warn("start container", "container", act.Container, "reason", reason, "err", err)
+			w.mem = w.mem.StartFailed(act.Container, reason, err.Error(), a.cfg.Backoff, a.clock.Now())
 			return
 		}
-		cm.startFailures, cm.startReason, cm.startMessage = 0, "", ""
-		w.mem.volumesRevision = desired.revision
+		w.mem = w.mem.Started(act.Container, desired.Revision)
 	}
+}
+
+// startFailureReason is the waiting reason a failed StartContainer shows.
+func startFailureReason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, apply.ErrImagePull):
+		return plan.ReasonErrImagePull
+	case errors.Is(err, apply.ErrImageNeverPull):
+		return plan.ReasonErrImageNeverPull
+	}
+	return plan.ReasonCreateContainerErr
 }
 
 // podSpec makes the pod's sandbox (for its IP) and resolves the pod into
 // what the runtime runs. The reason is CreateContainerConfigError when
 // the pod's references do not resolve.
-func (w *podWorker) podSpec(ctx context.Context, desired *desiredPod, obs *apply.PodStatus) (apply.PodSpec, string, error) {
-	in := desired.inputs
+func (w *podWorker) podSpec(ctx context.Context, desired *plan.DesiredPod, obs *apply.PodStatus) (apply.PodSpec, string, error) {
+	in := desired.Inputs
 	if obs != nil && obs.IP.IsValid() {
 		in.PodIP = obs.IP
 	}
-	spec, err := apply.PodSpecFor(desired.pod, in)
+	spec, err := apply.PodSpecFor(desired.Pod, in)
 	if err != nil {
-		return spec, ReasonCreateContainerConf, err
+		return spec, plan.ReasonCreateContainerConf, err
 	}
 	ip, err := w.a.cfg.Runtime.CreateSandbox(ctx, spec)
 	if err != nil {
-		return spec, ReasonCreateContainerErr, err
+		return spec, plan.ReasonCreateContainerErr, err
 	}
 	if ip.IsValid() && ip != in.PodIP {
 		in.PodIP = ip
-		if spec, err = apply.PodSpecFor(desired.pod, in); err != nil {
-			return spec, ReasonCreateContainerConf, err
+		if spec, err = apply.PodSpecFor(desired.Pod, in); err != nil {
+			return spec, plan.ReasonCreateContainerConf, err
 		}
 	}
 	return spec, "", nil
@@ -240,15 +222,15 @@ func (w *podWorker) podSpec(ctx context.Context, desired *desiredPod, obs *apply
 // preStop runs the preStop hooks of the pod's running containers (only
 // of container when it is not ""), in parallel, within grace, and returns
 // what is left of grace for the stop itself.
-func (w *podWorker) preStop(ctx context.Context, desired *desiredPod, obs *apply.PodStatus, container string, grace time.Duration) time.Duration {
+func (w *podWorker) preStop(ctx context.Context, desired *plan.DesiredPod, obs *apply.PodStatus, container string, grace time.Duration) time.Duration {
 	if desired == nil || obs == nil {
 		return grace
 	}
-	start := w.a.cfg.Now()
+	start := w.a.clock.Now()
 	done := make(chan struct{})
 	n := 0
-	for i := range desired.pod.Spec.Containers {
-		c := &desired.pod.Spec.Containers[i]
+	for i := range desired.Pod.Spec.Containers {
+		c := &desired.Pod.Spec.Containers[i]
 		if container != "" && c.Name != container || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
 			continue
 		}
@@ -264,16 +246,16 @@ func (w *podWorker) preStop(ctx context.Context, desired *desiredPod, obs *apply
 	for range n {
 		<-done
 	}
-	return max(grace-w.a.cfg.Now().Sub(start), 2*time.Second)
+	return max(grace-w.a.clock.Now().Sub(start), 2*time.Second)
 }
 
 // runHook runs one lifecycle handler: exec in the container, or an HTTP
 // GET to the pod.
-func (w *podWorker) runHook(ctx context.Context, desired *desiredPod, obs *apply.PodStatus, c *corev1.Container, h *corev1.LifecycleHandler, timeout time.Duration) {
-	log := w.a.log.With("pod", w.ns+"/"+w.pod, "container", c.Name)
+func (w *podWorker) runHook(ctx context.Context, desired *plan.DesiredPod, obs *apply.PodStatus, c *corev1.Container, h *corev1.LifecycleHandler, timeout time.Duration) {
+	log := w.a.log.With("pod", w.key.String(), "container", c.Name)
 	switch {
 	case h.Exec != nil:
-		res, err := w.a.cfg.Runtime.Exec(ctx, w.ns, w.pod, c.Name, h.Exec.Command, timeout)
+		res, err := w.a.cfg.Runtime.Exec(ctx, w.key.Namespace, w.key.Name, c.Name, h.Exec.Command, timeout)
 		if err != nil {
 			log.Warn("preStop hook", "err", err)
 		} else if res.ExitCode != 0 {
@@ -284,11 +266,11 @@ func (w *podWorker) runHook(ctx context.Context, desired *desiredPod, obs *apply
 			log.Warn("preStop hook", "err", err)
 		}
 	case h.Sleep != nil:
-		t := time.NewTimer(time.Duration(h.Sleep.Seconds) * time.Second)
+		t := w.a.clock.NewTimer(time.Duration(h.Sleep.Seconds) * time.Second)
 		defer t.Stop()
 		select {
 		case <-ctx.Done():
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }

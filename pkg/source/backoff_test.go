@@ -7,35 +7,24 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/gitorch/gitorch/pkg/backoff"
+	"github.com/gitorch/gitorch/pkg/clock"
+	"github.com/gitorch/gitorch/pkg/clock/clocktest"
 )
 
-// fakeClock records the waits asked of it and returns at once.
-type fakeClock struct{ waits []time.Duration }
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.waits = append(c.waits, d)
-	ch := make(chan time.Time, 1)
-	ch <- time.Time{}
-	return ch
+// fakeClock records the waits asked of it and fires at once.
+type fakeClock struct {
+	clock.Clock
+	waits []time.Duration
 }
 
-func TestBackoffDelay(t *testing.T) {
-	b := Backoff{Initial: time.Second, Max: 10 * time.Second}
-	var got []time.Duration
-	for n := 1; n <= 6; n++ {
-		got = append(got, b.Delay(n))
-	}
-	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
-	if !slices.Equal(got, want) {
-		t.Errorf("delays = %v, want %v", got, want)
-	}
-	if d := (Backoff{}).Delay(1000); d != 5*time.Minute {
-		t.Errorf("default cap = %v", d)
-	}
-	half := Backoff{Initial: time.Second, Jitter: func(d time.Duration) time.Duration { return d / 2 }}
-	if d := half.Delay(2); d != time.Second {
-		t.Errorf("jitter not applied: %v", d)
-	}
+func (c *fakeClock) NewTimer(d time.Duration) clock.Timer {
+	c.waits = append(c.waits, d)
+	t := clocktest.New(time.Time{})
+	tm := t.NewTimer(0)
+	t.Advance(0)
+	return tm
 }
 
 func TestBackoffRetry(t *testing.T) {
@@ -55,28 +44,23 @@ func TestBackoffRetry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &fakeClock{}
+			clk := &fakeClock{}
 			calls := 0
-			err := Backoff{Initial: time.Second, Clock: clock}.Retry(context.Background(), tc.attempts, func(context.Context) error {
+			err := Retry(context.Background(), backoff.Backoff{Initial: time.Second}, tc.attempts, clk, func(context.Context) error {
 				err := tc.errs[calls]
 				calls++
 				return err
 			})
-			if calls != tc.calls || !slices.Equal(clock.waits, tc.waits) || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
-				t.Errorf("calls=%d waits=%v err=%v; want calls=%d waits=%v err=%v", calls, clock.waits, err, tc.calls, tc.waits, tc.wantErr)
+			if calls != tc.calls || !slices.Equal(clk.waits, tc.waits) || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Errorf("calls=%d waits=%v err=%v; want calls=%d waits=%v err=%v", calls, clk.waits, err, tc.calls, tc.waits, tc.wantErr)
 			}
 		})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	blocked := blockingClock{}
-	err := Backoff{Clock: blocked}.Retry(ctx, 0, func(context.Context) error { return unreachable })
+	// The fake clock never moves: only the context can end the wait.
+	err := Retry(ctx, backoff.Backoff{}, 0, clocktest.New(time.Time{}), func(context.Context) error { return unreachable })
 	if !errors.Is(err, ErrUnreachable) {
 		t.Errorf("cancelled retry: %v", err)
 	}
 }
-
-// blockingClock never fires: only the context can end the wait.
-type blockingClock struct{}
-
-func (blockingClock) After(time.Duration) <-chan time.Time { return nil }

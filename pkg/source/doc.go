@@ -8,7 +8,7 @@
 // basic auth, tokens and custom CAs, SSH with private keys and known_hosts),
 // resolving a branch, tag or commit to a full SHA, commit ancestry, the
 // commits that touched a path, optional commit signature verification
-// (OpenPGP and SSH signatures), and a retry Backoff for callers.
+// (OpenPGP and SSH signatures), and Retry with a back-off for callers.
 //
 // A Snapshot's FS reads Git's object store directly: nothing is ever checked
 // out to disk, so a concurrent fetch cannot tear a snapshot and repository

@@ -1,0 +1,123 @@
+package plan
+
+import (
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// PodInputs is what a pod's containers need besides the pod itself: the
+// objects its environment and volumes refer to, and facts of the node.
+// All are of the pod's namespace.
+type PodInputs struct {
+	NodeName string
+	// PodIP from the runtime's sandbox, for fieldRef status.podIP; unset
+	// in what NodePods returns.
+	PodIP                  netip.Addr
+	Revision, TemplateHash string
+	ConfigMaps             map[string]*corev1.ConfigMap
+	Secrets                map[string]*corev1.Secret
+	// Services of the pod's namespace, with their cluster IPs assigned;
+	// they become <NAME>_SERVICE_HOST and the other service link
+	// variables unless the pod sets enableServiceLinks: false.
+	Services []*corev1.Service
+}
+
+// DesiredPod is one pod a node should run, with everything its containers
+// refer to.
+type DesiredPod struct {
+	Pod *corev1.Pod
+	// Workload is "Kind/name" of the object the pod comes from.
+	Workload     string
+	TemplateHash string
+	Revision     string
+	Inputs       PodInputs
+}
+
+// Key is the pod's namespace and name.
+func (d *DesiredPod) Key() Key { return Key{d.Pod.Namespace, d.Pod.Name} }
+
+// NodeShare is what one revision asks of one node.
+type NodeShare struct {
+	Revision string
+	Pods     map[Key]*DesiredPod
+	// Unplaceable are the pods of the whole cluster that fit nowhere.
+	Unplaceable []UnplaceablePod
+}
+
+// NodePods places the pods objects ask for on nodes (Schedule) and returns
+// those of the node named self, each with its inputs: the ConfigMaps and
+// Secrets of its namespace, and its namespace's Services with their
+// ClusterIPs from serviceCIDR. The objects are shared and not modified:
+// pods and Services are copies.
+func NodePods(objects []runtime.Object, nodes []Node, self, revision string, serviceCIDR netip.Prefix) NodeShare {
+	configMaps := map[string]map[string]*corev1.ConfigMap{}
+	secrets := map[string]map[string]*corev1.Secret{}
+	var services []*corev1.Service
+	for _, o := range objects {
+		switch o := o.(type) {
+		case *corev1.ConfigMap:
+			if configMaps[o.Namespace] == nil {
+				configMaps[o.Namespace] = map[string]*corev1.ConfigMap{}
+			}
+			configMaps[o.Namespace][o.Name] = o
+		case *corev1.Secret:
+			if secrets[o.Namespace] == nil {
+				secrets[o.Namespace] = map[string]*corev1.Secret{}
+			}
+			secrets[o.Namespace][o.Name] = o
+		case *corev1.Service:
+			services = append(services, o)
+		}
+	}
+	ips := AllocateClusterIPs(services, serviceCIDR)
+	byNS := map[string][]*corev1.Service{}
+	for _, s := range services {
+		c := s.DeepCopy()
+		if ip, ok := FindServiceIP(ips, Key{s.Namespace, s.Name}); ok && ip.ClusterIP != "" {
+			c.Spec.ClusterIP = ip.ClusterIP
+			c.Spec.ClusterIPs = []string{ip.ClusterIP}
+		}
+		byNS[s.Namespace] = append(byNS[s.Namespace], c)
+	}
+
+	placement := Schedule(objects, nodes)
+	share := NodeShare{Revision: revision, Pods: map[Key]*DesiredPod{}}
+	for i := range placement.Pods {
+		p := &placement.Pods[i]
+		if p.Node == "" {
+			share.Unplaceable = append(share.Unplaceable, UnplaceablePod{Namespace: p.Namespace, Name: p.Name, Reason: p.Unplaceable})
+			continue
+		}
+		if p.Node != self {
+			continue
+		}
+		hash := p.TemplateHash
+		if hash == "" {
+			hash = TemplateHash(p.Template)
+		}
+		pod := &corev1.Pod{
+			ObjectMeta: *p.Template.ObjectMeta.DeepCopy(),
+			Spec:       *p.Template.Spec.DeepCopy(),
+		}
+		pod.Name, pod.Namespace = p.Name, p.Namespace
+		pod.Spec.NodeName = self
+		d := &DesiredPod{
+			Pod:          pod,
+			Workload:     p.Workload.Kind + "/" + p.Workload.Name,
+			TemplateHash: hash,
+			Revision:     revision,
+			Inputs: PodInputs{
+				NodeName:     self,
+				Revision:     revision,
+				TemplateHash: hash,
+				ConfigMaps:   configMaps[p.Namespace],
+				Secrets:      secrets[p.Namespace],
+				Services:     byNS[p.Namespace],
+			},
+		}
+		share.Pods[d.Key()] = d
+	}
+	return share
+}
