@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 
+	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 )
@@ -63,7 +64,7 @@ func benchPodStart(b *testing.B, network bool) {
 // start of the ctr process itself.
 func BenchmarkCtrRun(b *testing.B) {
 	n := newNode(b)
-	ctr := applytest.RequireBinary(b, "ctr")
+	ctr := testenv.RequireBinary(b, "ctr")
 	ctx := n.cd.Context(context.Background())
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

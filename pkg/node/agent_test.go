@@ -16,6 +16,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
@@ -38,8 +39,8 @@ type testNode struct {
 
 func newTestNode(t testing.TB) *testNode {
 	t.Helper()
-	applytest.RequireRoot(t)
-	applytest.RequireBinary(t, "git")
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "git")
 	cd := applytest.StartContainerd(t)
 	f, err := os.Open(applytest.BusyboxArchive(t))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 
+	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/node"
 )
@@ -91,7 +92,7 @@ func BenchmarkAgentPodStart(b *testing.B) {
 // kind of node, for comparison with BenchmarkAgentPodStart.
 func BenchmarkAgentCtrRun(b *testing.B) {
 	n := newTestNode(b)
-	ctr := applytest.RequireBinary(b, "ctr")
+	ctr := testenv.RequireBinary(b, "ctr")
 	ctx := n.cd.Context(context.Background())
 	var total time.Duration
 	for i := 0; i < b.N; i++ {

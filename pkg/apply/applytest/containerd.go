@@ -19,54 +19,9 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
+	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
 )
-
-// inCI reports whether the tests run in CI, where a missing prerequisite
-// is a failure rather than a reason to skip.
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// Require stops the test when a prerequisite is missing: t.Fatal in CI,
-// t.Skip (saying how to run the test) elsewhere.
-func Require(t testing.TB, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	msg := fmt.Sprintf("%s; run as root on Debian with: apt-get install -y containerd runc busybox-static iproute2 (scripts/test.sh does this)", what)
-	if inCI() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-// RequireRoot stops the test unless it runs as root.
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	Require(t, os.Geteuid() == 0, "this test needs root (containerd, runc, namespaces)")
-}
-
-// RequireBinary stops the test unless name is on PATH (or in /usr/sbin,
-// /sbin, where Debian puts runc) and returns its path.
-func RequireBinary(t testing.TB, name string) string {
-	t.Helper()
-	p, err := lookPath(name)
-	Require(t, err == nil, fmt.Sprintf("%s not found on PATH", name))
-	return p
-}
-
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", exec.ErrNotFound
-}
 
 // Containerd is a containerd daemon started for one test, with its own
 // root, state directory and socket.
@@ -94,10 +49,10 @@ type Containerd struct {
 // test ends.
 func StartContainerd(t testing.TB) *Containerd {
 	t.Helper()
-	RequireRoot(t)
-	bin := RequireBinary(t, "containerd")
-	RequireBinary(t, "runc")
-	RequireBinary(t, "containerd-shim-runc-v2")
+	testenv.RequireRoot(t)
+	bin := testenv.RequireBinary(t, "containerd")
+	testenv.RequireBinary(t, "runc")
+	testenv.RequireBinary(t, "containerd-shim-runc-v2")
 
 	// Unix socket paths must be shorter than 108 bytes, and t.TempDir's
 	// names grow with the test's name: keep the whole daemon in a short

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
 )
 
@@ -13,7 +14,7 @@ import (
 // namespace is removed when the test ends.
 func NetNS(t testing.TB) string {
 	t.Helper()
-	RequireRoot(t)
+	testenv.RequireRoot(t)
 	dir, err := os.MkdirTemp("", "gtn")
 	if err != nil {
 		t.Fatal(err)
