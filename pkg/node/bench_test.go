@@ -3,7 +3,6 @@ package node_test
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 
-	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/node"
 )
@@ -92,19 +90,18 @@ func BenchmarkAgentPodStart(b *testing.B) {
 // kind of node, for comparison with BenchmarkAgentPodStart.
 func BenchmarkAgentCtrRun(b *testing.B) {
 	n := newTestNode(b)
-	ctr := testenv.RequireBinary(b, "ctr")
-	ctx := n.cd.Context(context.Background())
+	ctx := n.CD.Context(context.Background())
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("ctr-%d", i)
+		cmd := n.CD.CtrRun(b, applytest.BusyboxRef, id, "sleep", "3600")
 		start := time.Now()
-		out, err := exec.Command(ctr, "-a", n.cd.Address, "-n", n.cd.Namespace, "run", "-d",
-			"--snapshotter", n.cd.Snapshotter, applytest.BusyboxRef, id, "sleep", "3600").CombinedOutput()
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			b.Fatalf("ctr run: %v\n%s", err, out)
 		}
 		total += time.Since(start)
-		c, err := n.cd.Client.LoadContainer(ctx, id)
+		c, err := n.CD.Client.LoadContainer(ctx, id)
 		if err != nil {
 			b.Fatal(err)
 		}
