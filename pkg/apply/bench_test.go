@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
-
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 )
@@ -62,27 +60,18 @@ func benchPodStart(b *testing.B, network bool) {
 // start of the ctr process itself.
 func BenchmarkCtrRun(b *testing.B) {
 	n := newNode(b)
-	ctx := n.CD.Context(context.Background())
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		b.StopTimer()
 		id := fmt.Sprintf("ctr-%d", i)
-		out, err := n.CD.CtrRun(b, applytest.BusyboxRef, id, "sleep", "3600").CombinedOutput()
+		cmd := n.CD.CtrRun(b, applytest.BusyboxRef, id, "sleep", "3600")
+		b.StartTimer()
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			b.Fatalf("ctr run: %v\n%s", err, out)
 		}
 		b.StopTimer()
-		c, err := n.CD.Client.LoadContainer(ctx, id)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if task, err := c.Task(ctx, nil); err == nil {
-			if _, err := task.Delete(ctx, client.WithProcessKill); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil {
-			b.Fatal(err)
-		}
+		n.CD.RemoveContainer(b, id)
 		b.StartTimer()
 	}
 }

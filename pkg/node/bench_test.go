@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
-
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/node"
 )
@@ -90,7 +88,6 @@ func BenchmarkAgentPodStart(b *testing.B) {
 // kind of node, for comparison with BenchmarkAgentPodStart.
 func BenchmarkAgentCtrRun(b *testing.B) {
 	n := newTestNode(b)
-	ctx := n.CD.Context(context.Background())
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("ctr-%d", i)
@@ -101,18 +98,7 @@ func BenchmarkAgentCtrRun(b *testing.B) {
 			b.Fatalf("ctr run: %v\n%s", err, out)
 		}
 		total += time.Since(start)
-		c, err := n.CD.Client.LoadContainer(ctx, id)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if task, err := c.Task(ctx, nil); err == nil {
-			if _, err := task.Delete(ctx, client.WithProcessKill); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil {
-			b.Fatal(err)
-		}
+		n.CD.RemoveContainer(b, id)
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/pod-start")
 	b.ReportMetric(0, "ns/op")

@@ -125,6 +125,25 @@ func (c *Containerd) CtrRun(t testing.TB, image, id string, args ...string) *exe
 		"--snapshotter", c.Snapshotter, "--runc-root", c.RuncRoot, image, id}, args...)...)
 }
 
+// RemoveContainer kills the task of container id, if it has one, and
+// deletes the container and its snapshot.
+func (c *Containerd) RemoveContainer(t testing.TB, id string) {
+	t.Helper()
+	ctx := c.Context(context.Background())
+	ctr, err := c.Client.LoadContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task, err := ctr.Task(ctx, nil); err == nil {
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil {
+			t.Fatalf("delete task %s: %v", id, err)
+		}
+	}
+	if err := ctr.Delete(ctx, client.WithSnapshotCleanup); err != nil {
+		t.Fatalf("delete container %s: %v", id, err)
+	}
+}
+
 // ImportBusybox builds the busybox image and imports it into the daemon
 // as BusyboxRef.
 func ImportBusybox(t testing.TB, cd *Containerd) {
