@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/gitorch/gitorch/internal/gitrev"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/schema"
 	"github.com/gitorch/gitorch/pkg/source"
@@ -297,7 +298,7 @@ func (a *app) loadRevision(ctx context.Context, repo *source.Repo, rev string) (
 	for _, s := range snap.Skipped {
 		fmt.Fprintf(a.stderr, "gitorch: note: %s: %v\n", path.Join(snap.Path, s.Name), s.Reason)
 	}
-	name := snap.Revision[:12]
+	name := gitrev.Short(snap.Revision)
 	if rev != "" {
 		name = rev + " (" + name + ")"
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/source"
 )
 
@@ -59,12 +60,7 @@ func gitRun(t *testing.T, dir string, args ...string) string {
 // deploy/app.yaml and a symbolic link; tag v1 has an older app.yaml.
 func sourceRepo(t *testing.T) (bare, v1, head string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("git is not installed: scripts/test.sh installs it")
-		}
-		t.Skip("git is not installed; run scripts/test.sh as root")
-	}
+	testenv.RequireBinary(t, "git")
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("GIT_CONFIG_GLOBAL", filepath.Join(home, "gitconfig"))

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/gitorch/gitorch/internal/gitrev"
 	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/plan"
 )
@@ -70,7 +70,7 @@ func writeStatus(w io.Writer, st node.NodeStatus, wide bool, now time.Time) erro
 	}
 	fmt.Fprintf(w, "Repo:      %s\n", repo)
 	if r := st.Running; r != nil {
-		fmt.Fprintf(w, "Revision:  %s %s (committed %s ago, running for %s)\n", shortSHA(r.Commit), r.Subject, age(r.Time, now), age(r.LoadedAt, now))
+		fmt.Fprintf(w, "Revision:  %s %s (committed %s ago, running for %s)\n", gitrev.Short(r.Commit), r.Subject, age(r.Time, now), age(r.LoadedAt, now))
 	} else {
 		fmt.Fprintf(w, "Revision:  none yet\n")
 	}
@@ -84,7 +84,7 @@ func writeStatus(w io.Writer, st node.NodeStatus, wide bool, now time.Time) erro
 		fmt.Fprintf(w, "Fetch:     ok, %s ago\n", age(s.LastFetch, now))
 	}
 	if r := st.Refused; r != nil {
-		fmt.Fprintf(w, "\nRefused revision %s", shortSHA(r.Commit))
+		fmt.Fprintf(w, "\nRefused revision %s", gitrev.Short(r.Commit))
 		if r.Subject != "" {
 			fmt.Fprintf(w, " (%s)", r.Subject)
 		}
@@ -115,7 +115,7 @@ func writeStatus(w io.Writer, st node.NodeStatus, wide bool, now time.Time) erro
 			}
 			line := fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s", p.Namespace, p.Name, ready, total, podStatusWord(p), restarts(p, now), podAge(p, now), ip, p.Node)
 			if wide {
-				line += fmt.Sprintf("\t%s\t%s", p.Workload, shortSHA(p.Revision))
+				line += fmt.Sprintf("\t%s\t%s", p.Workload, gitrev.Short(p.Revision))
 			}
 			fmt.Fprintln(tw, line)
 		}
@@ -207,11 +207,4 @@ func age(t, now time.Time) string {
 		return fmt.Sprintf("%dy%dd", days/365, days%365)
 	}
 	return fmt.Sprintf("%dy", int(d.Hours())/24/365)
-}
-
-func shortSHA(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return strings.TrimSpace(s)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gitorch/gitorch/internal/gitrev"
 	"github.com/gitorch/gitorch/pkg/schema"
 	"github.com/gitorch/gitorch/pkg/source"
 )
@@ -141,7 +142,7 @@ func snapshotTree(snap *source.Snapshot, args []string) (*tree, error) {
 			return nil, fmt.Errorf("%s: not a path inside the repository", p)
 		}
 		if _, err := fs.Stat(snap.FS, p); err != nil {
-			return nil, fmt.Errorf("%s: no such file or directory at %.12s", p, snap.Revision)
+			return nil, fmt.Errorf("%s: no such file or directory at %s", p, gitrev.Short(snap.Revision))
 		}
 		t.paths = append(t.paths, p)
 	}

@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/gitorch/gitorch/internal/gitrev"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -43,9 +45,7 @@ func vcsRevision() string {
 	if rev == "" {
 		return "unknown revision"
 	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
+	rev = gitrev.Short(rev)
 	if dirty {
 		rev += "-dirty"
 	}

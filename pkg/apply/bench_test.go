@@ -3,13 +3,10 @@ package apply_test
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"sort"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/containerd/containerd/v2/client"
 
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
@@ -30,10 +27,10 @@ func BenchmarkPodStartNoNetwork(b *testing.B) {
 
 func benchPodStart(b *testing.B, network bool) {
 	n := newNode(b)
-	rt := n.rt
+	rt := n.Runtime
 	if !network {
 		var err error
-		rt, err = apply.NewContainerd(apply.ContainerdConfig{Client: n.cd.Client, Namespace: n.cd.Namespace, Snapshotter: n.cd.Snapshotter, DataDir: b.TempDir()})
+		rt, err = apply.NewContainerd(n.CD.RuntimeConfig(b.TempDir()))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -63,29 +60,18 @@ func benchPodStart(b *testing.B, network bool) {
 // start of the ctr process itself.
 func BenchmarkCtrRun(b *testing.B) {
 	n := newNode(b)
-	ctr := applytest.RequireBinary(b, "ctr")
-	ctx := n.cd.Context(context.Background())
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		b.StopTimer()
 		id := fmt.Sprintf("ctr-%d", i)
-		out, err := exec.Command(ctr, "-a", n.cd.Address, "-n", n.cd.Namespace, "run", "-d",
-			"--snapshotter", n.cd.Snapshotter, applytest.BusyboxRef, id, "sleep", "3600").CombinedOutput()
+		cmd := n.CD.CtrRun(b, applytest.BusyboxRef, id, "sleep", "3600")
+		b.StartTimer()
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			b.Fatalf("ctr run: %v\n%s", err, out)
 		}
 		b.StopTimer()
-		c, err := n.cd.Client.LoadContainer(ctx, id)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if task, err := c.Task(ctx, nil); err == nil {
-			if _, err := task.Delete(ctx, client.WithProcessKill); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil {
-			b.Fatal(err)
-		}
+		n.CD.RemoveContainer(b, id)
 		b.StartTimer()
 	}
 }
@@ -112,7 +98,7 @@ func BenchmarkFiftyPods(b *testing.B) {
 				defer wg.Done()
 				defer func() { <-sem }()
 				t0 := time.Now()
-				_, err := n.rt.RunPod(ctx, apply.PodSpec{Namespace: "default", Name: fmt.Sprintf("fifty-%d-%d", i, p),
+				_, err := n.Runtime.RunPod(ctx, apply.PodSpec{Namespace: "default", Name: fmt.Sprintf("fifty-%d-%d", i, p),
 					Containers: []apply.ContainerSpec{busybox("c", "exec sleep 3600")}})
 				d := time.Since(t0)
 				mu.Lock()
@@ -129,7 +115,7 @@ func BenchmarkFiftyPods(b *testing.B) {
 			b.Fatal(firstErr)
 		}
 		b.StopTimer()
-		all, err := n.rt.ListPods(ctx)
+		all, err := n.Runtime.ListPods(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -148,7 +134,7 @@ func BenchmarkFiftyPods(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				if err := n.rt.StopPod(ctx, p.Namespace, p.Name, 0); err != nil {
+				if err := n.Runtime.StopPod(ctx, p.Namespace, p.Name, 0); err != nil {
 					b.Error(err)
 				}
 			}()

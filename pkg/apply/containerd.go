@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -45,6 +46,12 @@ type ContainerdConfig struct {
 	DataDir string
 	// Network connects pods; nil leaves them with loopback only.
 	Network Network
+	// RuncRoot is the directory where runc keeps the state of the
+	// runtime's containers, one subdirectory per containerd namespace
+	// ("" for the shim's default, /run/containerd/runc). A containerd
+	// with a root of its own, such as a test's, sets it beside that root
+	// so that nothing of it stays in /run.
+	RuncRoot string
 	// Registries holds pull credentials and plain-HTTP registries.
 	Registries Registries
 	// Logger for what the runtime does; nil discards.
@@ -374,7 +381,11 @@ func (r *Containerd) startContainer(ctx context.Context, pod PodSpec, c Containe
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return ContainerStatus{}, err
 	}
-	task, err := ctr.NewTask(ctx, cio.LogFile(logPath))
+	var taskOpts []client.NewTaskOpts
+	if r.cfg.RuncRoot != "" {
+		taskOpts = append(taskOpts, withRuncRoot(r.cfg.RuncRoot))
+	}
+	task, err := ctr.NewTask(ctx, cio.LogFile(logPath), taskOpts...)
 	if err != nil {
 		_ = ctr.Delete(ctx, client.WithSnapshotCleanup)
 		return ContainerStatus{}, fmt.Errorf("create task: %w", err)
@@ -386,6 +397,22 @@ func (r *Containerd) startContainer(ctx context.Context, pod PodSpec, c Containe
 	}
 	r.log.Info("container started", "pod", pod.dirName(), "container", c.Name, "attempt", attempt, "pid", task.Pid())
 	return r.containerStatus(ctx, ctr)
+}
+
+// withRuncRoot has the shim run runc with --root root (runc's state of
+// the task: its pid, its cgroup, its init fifo).
+func withRuncRoot(root string) client.NewTaskOpts {
+	return func(_ context.Context, _ *client.Client, ti *client.TaskInfo) error {
+		if ti.Options == nil {
+			ti.Options = &options.Options{}
+		}
+		opts, ok := ti.Options.(*options.Options)
+		if !ok {
+			return fmt.Errorf("runc root: task options are %T, not runc's", ti.Options)
+		}
+		opts.Root = root
+		return nil
+	}
 }
 
 func (r *Containerd) logPath(key, container string, attempt int) string {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,64 +21,8 @@ import (
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
 )
 
-// node is a test node: a private containerd with the busybox image, a
-// bridge in a network namespace of the test's own, and a runtime.
-type node struct {
-	cd      *applytest.Containerd
-	hostNS  string
-	dataDir string
-	prefix  netip.Prefix
-	rt      *apply.Containerd
-	ipam    *apply.IPAM
-}
-
-func newNode(t testing.TB) *node {
-	t.Helper()
-	cd := applytest.StartContainerd(t)
-	f, err := os.Open(applytest.BusyboxArchive(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := apply.ImportImage(context.Background(), cd.Client, cd.Namespace, cd.Snapshotter, f); err != nil {
-		t.Fatal(err)
-	}
-	n := &node{cd: cd, hostNS: applytest.NetNS(t), dataDir: t.TempDir(), prefix: netip.MustParsePrefix("10.250.9.0/24")}
-	// Runs before t.TempDir's removal: whatever a failed test left
-	// mounted under the data dir must not make the removal fail.
-	t.Cleanup(func() {
-		if err := applytest.UnmountUnder(n.dataDir); err != nil {
-			t.Error(err)
-		}
-	})
-	n.rt, n.ipam = n.runtime(t, cd.Client)
-	return n
-}
-
-// runtime returns a new runtime instance on the node's containerd, data
-// dir and network, as a restarted gitorch would build it.
-func (n *node) runtime(t testing.TB, c *client.Client) (*apply.Containerd, *apply.IPAM) {
-	t.Helper()
-	ipam, err := apply.OpenIPAM(filepath.Join(n.dataDir, "ipam.json"), n.prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	network, err := apply.NewBridgeNetwork(apply.BridgeConfig{Bridge: "gtest0", IPAM: ipam, HostNetNS: n.hostNS})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := apply.NewContainerd(apply.ContainerdConfig{
-		Client:      c,
-		Namespace:   n.cd.Namespace,
-		Snapshotter: n.cd.Snapshotter,
-		DataDir:     n.dataDir,
-		Network:     network,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rt, ipam
-}
+// newNode makes a node for the test, with the busybox image.
+func newNode(t testing.TB) *applytest.Node { return applytest.NewNode(t, applytest.NodeOptions{}) }
 
 func busybox(name string, script string) apply.ContainerSpec {
 	return apply.ContainerSpec{Name: name, Image: applytest.BusyboxRef, Command: []string{"sh", "-c", script}}
@@ -178,12 +121,12 @@ func TestPodContainersShareNetworkIPCAndUTS(t *testing.T) {
 			busybox("client", `i=0; until wget -q -O /tmp/got http://127.0.0.1:8080/; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.1; done; cat /tmp/got; echo "client ipc=$(readlink /proc/self/ns/ipc)"`),
 		},
 	}
-	st, err := n.rt.RunPod(ctx, pod)
+	st, err := n.Runtime.RunPod(ctx, pod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !n.prefix.Contains(st.IP) {
-		t.Fatalf("pod IP %v outside %s", st.IP, n.prefix)
+	if !n.Prefix.Contains(st.IP) {
+		t.Fatalf("pod IP %v outside %s", st.IP, n.Prefix)
 	}
 	for _, c := range st.Containers {
 		if c.Revision != "abc123" || c.TemplateHash != "5d8f" {
@@ -191,7 +134,7 @@ func TestPodContainersShareNetworkIPCAndUTS(t *testing.T) {
 		}
 	}
 
-	client := waitContainer(t, n.rt, "default", "web-5d8f-0", "client", time.Minute, exited)
+	client := waitContainer(t, n.Runtime, "default", "web-5d8f-0", "client", time.Minute, exited)
 	out := readLog(t, client)
 	if client.ExitCode != 0 {
 		t.Fatalf("client exited %d; log:\n%s", client.ExitCode, out)
@@ -208,7 +151,7 @@ func TestPodContainersShareNetworkIPCAndUTS(t *testing.T) {
 	// The pod's IP answers from the bridge side. The connection is made
 	// on the thread inside the test's namespace (http.Client would dial
 	// from another goroutine, outside it).
-	body, err := httpGetInNetNS(n.hostNS, net.JoinHostPort(st.IP.String(), "8080"), "/")
+	body, err := httpGetInNetNS(n.NetNS, net.JoinHostPort(st.IP.String(), "8080"), "/")
 	if err != nil {
 		t.Fatalf("GET pod IP from the bridge side: %v", err)
 	}
@@ -217,23 +160,23 @@ func TestPodContainersShareNetworkIPCAndUTS(t *testing.T) {
 	}
 
 	// Stopping the pod removes its containers, veth, IP and directory.
-	if err := n.rt.StopPod(ctx, "default", "web-5d8f-0", time.Second); err != nil {
+	if err := n.Runtime.StopPod(ctx, "default", "web-5d8f-0", time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if p, ok := findPod(t, n.rt, "default", "web-5d8f-0"); ok {
+	if p, ok := findPod(t, n.Runtime, "default", "web-5d8f-0"); ok {
 		t.Fatalf("pod still listed after StopPod: %+v", p)
 	}
-	ctrs, err := n.cd.Client.Containers(n.cd.Context(ctx))
+	ctrs, err := n.CD.Client.Containers(n.CD.Context(ctx))
 	if err != nil || len(ctrs) != 0 {
 		t.Fatalf("containers left in containerd: %d %v", len(ctrs), err)
 	}
-	if linkExists(t, n.hostNS, apply.HostVeth(pod.Key())) {
+	if linkExists(t, n.NetNS, apply.HostVeth(pod.Key())) {
 		t.Error("veth left after StopPod")
 	}
-	if _, ok := n.ipam.Lookup(pod.Namespace + "_" + pod.Name); ok {
+	if _, ok := n.IPAM.Lookup(pod.Namespace + "_" + pod.Name); ok {
 		t.Error("IP still allocated after StopPod")
 	}
-	if entries, _ := os.ReadDir(filepath.Join(n.dataDir, "pods")); len(entries) != 0 {
+	if entries, _ := os.ReadDir(filepath.Join(n.DataDir, "pods")); len(entries) != 0 {
 		t.Errorf("pod directories left: %v", entries)
 	}
 }
@@ -245,7 +188,7 @@ func TestRestartedRuntimeAdoptsRunningPods(t *testing.T) {
 		busybox("a", "exec sleep 3600"),
 		busybox("b", "exec sleep 3600"),
 	}}
-	before, err := n.rt.RunPod(ctx, pod)
+	before, err := n.Runtime.RunPod(ctx, pod)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,12 +202,12 @@ func TestRestartedRuntimeAdoptsRunningPods(t *testing.T) {
 
 	// A new process would have a new client and runtime, and only the
 	// data dir and containerd to go on.
-	c2, err := client.New(n.cd.Address)
+	c2, err := client.New(n.CD.Address)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	rt2, _ := n.runtime(t, c2)
+	rt2, _ := n.NewRuntime(t, c2)
 	p, ok := findPod(t, rt2, "default", "sleeper")
 	if !ok {
 		t.Fatal("restarted runtime does not see the pod")
@@ -287,7 +230,7 @@ func TestRestartedRuntimeAdoptsRunningPods(t *testing.T) {
 	if err := rt2.StopPod(ctx, "default", "sleeper", 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := findPod(t, n.rt, "default", "sleeper"); ok {
+	if _, ok := findPod(t, n.Runtime, "default", "sleeper"); ok {
 		t.Fatal("pod still listed after StopPod")
 	}
 }
@@ -299,31 +242,31 @@ func TestStopContainerGracefully(t *testing.T) {
 		busybox("polite", `trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.1; done`),
 		busybox("stubborn", `exec sleep 3600`),
 	}}
-	if _, err := n.rt.RunPod(ctx, pod); err != nil {
+	if _, err := n.Runtime.RunPod(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	waitContainer(t, n.rt, "default", "stopper", "polite", 30*time.Second, func(c apply.ContainerStatus) bool {
+	waitContainer(t, n.Runtime, "default", "stopper", "polite", 30*time.Second, func(c apply.ContainerStatus) bool {
 		b, _ := os.ReadFile(c.LogPath)
 		return strings.Contains(string(b), "ready")
 	})
-	if err := n.rt.StopContainer(ctx, "default", "stopper", "polite", 30*time.Second); err != nil {
+	if err := n.Runtime.StopContainer(ctx, "default", "stopper", "polite", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	polite := waitContainer(t, n.rt, "default", "stopper", "polite", 10*time.Second, exited)
+	polite := waitContainer(t, n.Runtime, "default", "stopper", "polite", 10*time.Second, exited)
 	if polite.ExitCode != 3 || !strings.Contains(readLog(t, polite), "got TERM") {
 		t.Errorf("polite: exit %d, log %q; want 3 after SIGTERM", polite.ExitCode, readLog(t, polite))
 	}
-	if err := n.rt.StopContainer(ctx, "default", "stopper", "stubborn", 100*time.Millisecond); err != nil {
+	if err := n.Runtime.StopContainer(ctx, "default", "stopper", "stubborn", 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	stubborn := waitContainer(t, n.rt, "default", "stopper", "stubborn", 10*time.Second, exited)
+	stubborn := waitContainer(t, n.Runtime, "default", "stopper", "stubborn", 10*time.Second, exited)
 	if stubborn.ExitCode != 137 {
 		t.Errorf("stubborn: exit %d, want 137 (SIGKILL)", stubborn.ExitCode)
 	}
 	if stubborn.OOMKilled {
 		t.Error("stubborn reported OOMKilled")
 	}
-	if err := n.rt.StopPod(ctx, "default", "stopper", 0); err != nil {
+	if err := n.Runtime.StopPod(ctx, "default", "stopper", 0); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -334,14 +277,14 @@ func TestMemoryLimitOOMKilled(t *testing.T) {
 	hog := busybox("hog", `x=$(head -c 268435456 /dev/zero | tr '\0' a); echo survived`)
 	hog.Resources = apply.Resources{MemoryLimit: 32 << 20, CPULimitMilli: 500, CPURequestMilli: 100}
 	pod := apply.PodSpec{Namespace: "default", Name: "hog", Containers: []apply.ContainerSpec{hog}}
-	if _, err := n.rt.RunPod(ctx, pod); err != nil {
+	if _, err := n.Runtime.RunPod(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	c := waitContainer(t, n.rt, "default", "hog", "hog", time.Minute, exited)
+	c := waitContainer(t, n.Runtime, "default", "hog", "hog", time.Minute, exited)
 	if !c.OOMKilled || c.ExitCode != 137 {
 		t.Fatalf("hog: OOMKilled=%v exit %d, log %q; want OOMKilled with 137", c.OOMKilled, c.ExitCode, readLog(t, c))
 	}
-	if err := n.rt.StopPod(ctx, "default", "hog", 0); err != nil {
+	if err := n.Runtime.StopPod(ctx, "default", "hog", 0); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -363,10 +306,10 @@ func TestStartContainerReplacesExitedOne(t *testing.T) {
 		Mounts:     []apply.Mount{{Source: hostDir, Destination: "/data", ReadOnly: true}},
 	}
 	pod := apply.PodSpec{Namespace: "jobs", Name: "once", Containers: []apply.ContainerSpec{c}}
-	if _, err := n.rt.RunPod(ctx, pod); err != nil {
+	if _, err := n.Runtime.RunPod(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	first := waitContainer(t, n.rt, "jobs", "once", "job", 30*time.Second, exited)
+	first := waitContainer(t, n.Runtime, "jobs", "once", "job", 30*time.Second, exited)
 	if first.ExitCode != 7 || first.Attempt != 0 {
 		t.Fatalf("first run: %+v", first)
 	}
@@ -375,25 +318,25 @@ func TestStartContainerReplacesExitedOne(t *testing.T) {
 	}
 	// RunPod leaves an exited container alone: restarting is the
 	// caller's decision.
-	st, err := n.rt.RunPod(ctx, pod)
+	st, err := n.Runtime.RunPod(ctx, pod)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again, _ := st.Container("job"); again.State != apply.StateExited || again.Attempt != 0 {
 		t.Fatalf("RunPod restarted an exited container: %+v", again)
 	}
-	second, err := n.rt.StartContainer(ctx, pod, "job")
+	second, err := n.Runtime.StartContainer(ctx, pod, "job")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if second.Attempt != 1 {
 		t.Fatalf("second run attempt %d, want 1", second.Attempt)
 	}
-	second = waitContainer(t, n.rt, "jobs", "once", "job", 30*time.Second, exited)
+	second = waitContainer(t, n.Runtime, "jobs", "once", "job", 30*time.Second, exited)
 	if second.Attempt != 1 || second.ExitCode != 7 || second.LogPath == first.LogPath {
 		t.Fatalf("second run: %+v", second)
 	}
-	if err := n.rt.StopPod(ctx, "jobs", "once", 0); err != nil {
+	if err := n.Runtime.StopPod(ctx, "jobs", "once", 0); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -404,15 +347,15 @@ func TestRunPodWithoutImage(t *testing.T) {
 	pod := apply.PodSpec{Namespace: "default", Name: "ghost", Containers: []apply.ContainerSpec{
 		{Name: "c", Image: "gitorch.test/absent:1", PullPolicy: apply.PullNever},
 	}}
-	_, err := n.rt.RunPod(ctx, pod)
+	_, err := n.Runtime.RunPod(ctx, pod)
 	if !errors.Is(err, apply.ErrImageNotPresent) {
 		t.Fatalf("err = %v, want ErrImageNotPresent", err)
 	}
 	// The half-made pod is listed, so that it can be cleaned up.
-	if _, ok := findPod(t, n.rt, "default", "ghost"); !ok {
+	if _, ok := findPod(t, n.Runtime, "default", "ghost"); !ok {
 		t.Fatal("pod with a missing image not listed")
 	}
-	if err := n.rt.StopPod(ctx, "default", "ghost", 0); err != nil {
+	if err := n.Runtime.StopPod(ctx, "default", "ghost", 0); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -41,10 +41,10 @@ echo from-the-container > /var/made.out`)},
 		{Volume: "given", Destination: "/etc/app.conf", ReadOnly: true},
 		{Volume: "made", Destination: "/var/made.out"},
 	}
-	if _, err := n.rt.RunPod(ctx, pod); err != nil {
+	if _, err := n.Runtime.RunPod(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	c := waitContainer(t, n.rt, "default", "files", "c", 30*time.Second, exited)
+	c := waitContainer(t, n.Runtime, "default", "files", "c", 30*time.Second, exited)
 	if log := readLog(t, c); c.ExitCode != 0 || !strings.Contains(log, "read=from-the-host") {
 		t.Fatalf("exit %d, log %q", c.ExitCode, log)
 	}
@@ -58,11 +58,11 @@ echo from-the-container > /var/made.out`)},
 		Containers: []apply.ContainerSpec{busybox("c", "exec sleep 3600")},
 	}
 	wrong.Containers[0].Mounts = []apply.Mount{{Volume: "sock", Destination: "/run/app.sock"}}
-	_, err := n.rt.RunPod(ctx, wrong)
+	_, err := n.Runtime.RunPod(ctx, wrong)
 	if !errors.Is(err, apply.ErrHostPathType) || !strings.Contains(err.Error(), "volume sock") || !strings.Contains(err.Error(), given) {
 		t.Fatalf("RunPod: error %v, want ErrHostPathType naming volume sock and %s", err, given)
 	}
-	if p, ok := findPod(t, n.rt, "default", "wrong"); ok {
+	if p, ok := findPod(t, n.Runtime, "default", "wrong"); ok {
 		if _, started := p.Container("c"); started {
 			t.Fatalf("a container of the refused pod exists: %+v", p)
 		}

@@ -20,7 +20,7 @@ import (
 
 // importVariant imports the busybox image with an extra random layer,
 // named ref, so that it is an image of its own.
-func importVariant(t *testing.T, n *node, ref string) {
+func importVariant(t *testing.T, n *applytest.Node, ref string) {
 	t.Helper()
 	base, err := applytest.BusyboxImage(applytest.BusyboxPath)
 	if err != nil {
@@ -38,16 +38,16 @@ func importVariant(t *testing.T, n *node, ref string) {
 	if err := applytest.WriteOCIArchive(&buf, ref, img); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := apply.ImportImage(context.Background(), n.cd.Client, n.cd.Namespace, n.cd.Snapshotter, &buf); err != nil {
+	if _, err := apply.ImportImage(context.Background(), n.CD.Client, n.CD.Namespace, n.CD.Snapshotter, &buf); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // usageFalling is a disk usage that starts at start percent and falls
 // by 5 points for every image removed from the node's containerd.
-func usageFalling(t *testing.T, n *node, start int) func() (uint64, uint64, error) {
-	ctx := n.cd.Context(context.Background())
-	store := n.cd.Client.ImageService()
+func usageFalling(t *testing.T, n *applytest.Node, start int) func() (uint64, uint64, error) {
+	ctx := n.CD.Context(context.Background())
+	store := n.CD.Client.ImageService()
 	count := func() int {
 		imgs, err := store.List(ctx)
 		if err != nil {
@@ -61,9 +61,9 @@ func usageFalling(t *testing.T, n *node, start int) func() (uint64, uint64, erro
 	}
 }
 
-func imageNames(t *testing.T, n *node) []string {
+func imageNames(t *testing.T, n *applytest.Node) []string {
 	t.Helper()
-	imgs, err := n.cd.Client.ImageService().List(n.cd.Context(context.Background()))
+	imgs, err := n.CD.Client.ImageService().List(n.CD.Context(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,20 +92,20 @@ func TestCollectImages(t *testing.T) {
 	}}
 	pod.Containers[0].Image = "gitorch.test/v1:1"
 	pod.Containers[1].Image = "gitorch.test/v3:1"
-	if _, err := n.rt.RunPod(ctx, pod); err != nil {
+	if _, err := n.Runtime.RunPod(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	waitContainer(t, n.rt, "default", "user", "exited", 30*time.Second, exited)
+	waitContainer(t, n.Runtime, "default", "user", "exited", 30*time.Second, exited)
 
 	// Usage falls by 5 points with every removal, from 97.
 	policy := apply.ImageGCPolicy{HighThresholdPercent: 85, LowThresholdPercent: 80, MinAge: time.Minute, Usage: usageFalling(t, n, 97)}
 	// Nothing is old enough yet.
-	rep, err := n.rt.CollectImages(ctx, policy)
+	rep, err := n.Runtime.CollectImages(ctx, policy)
 	if err != nil || len(rep.Removed) != 0 || rep.UsedBefore != 97 {
 		t.Fatalf("young images removed: %+v, %v", rep, err)
 	}
 	policy.Now = func() time.Time { return time.Now().Add(time.Hour) }
-	rep, err = n.rt.CollectImages(ctx, policy)
+	rep, err = n.Runtime.CollectImages(ctx, policy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,12 +130,12 @@ func TestCollectImagesStopsBelowLowThreshold(t *testing.T) {
 	}
 	later := func() time.Time { return time.Now().Add(time.Hour) }
 	policy := apply.ImageGCPolicy{Now: later, Usage: func() (uint64, uint64, error) { return 84, 100, nil }}
-	if rep, err := n.rt.CollectImages(ctx, policy); err != nil || len(rep.Removed) != 0 || rep.UsedAfter != 84 {
+	if rep, err := n.Runtime.CollectImages(ctx, policy); err != nil || len(rep.Removed) != 0 || rep.UsedAfter != 84 {
 		t.Fatalf("collected below the default threshold of 85%%: %+v, %v", rep, err)
 	}
 	// 87 → 82 → 77: two of the four images go.
 	policy.Usage = usageFalling(t, n, 87)
-	rep, err := n.rt.CollectImages(ctx, policy)
+	rep, err := n.Runtime.CollectImages(ctx, policy)
 	want := []string{applytest.BusyboxRef, "gitorch.test/v0:1"}
 	if err != nil || !slices.Equal(rep.Removed, want) || rep.UsedAfter != 77 {
 		t.Fatalf("report %+v, %v; want removed %v, usage 87 → 77", rep, err, want)
@@ -153,7 +153,7 @@ func TestCollectImagesLeastRecentlyUsedFirst(t *testing.T) {
 	}
 	pod := apply.PodSpec{Namespace: "default", Name: "user", Containers: []apply.ContainerSpec{busybox("c", "exec sleep 3600")}}
 	pod.Containers[0].Image = "gitorch.test/v0:1"
-	if _, err := n.rt.RunPod(ctx, pod); err != nil {
+	if _, err := n.Runtime.RunPod(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
 	clock := time.Now().Add(time.Hour)
@@ -163,17 +163,17 @@ func TestCollectImagesLeastRecentlyUsedFirst(t *testing.T) {
 		Usage:  func() (uint64, uint64, error) { return 50, 100, nil },
 	}
 	// Below the threshold nothing goes, but v0's use is recorded.
-	if rep, err := n.rt.CollectImages(ctx, policy); err != nil || len(rep.Removed) != 0 {
+	if rep, err := n.Runtime.CollectImages(ctx, policy); err != nil || len(rep.Removed) != 0 {
 		t.Fatalf("collected below the threshold: %+v, %v", rep, err)
 	}
-	v0, err := n.cd.Client.ImageService().Get(n.cd.Context(ctx), "gitorch.test/v0:1")
+	v0, err := n.CD.Client.ImageService().Get(n.CD.Context(ctx), "gitorch.test/v0:1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := v0.Labels[apply.LabelLastUsed], clock.UTC().Format(time.RFC3339Nano); got != want {
 		t.Fatalf("v0 last used %q, want %q", got, want)
 	}
-	if err := n.rt.StopPod(ctx, "default", "user", 0); err != nil {
+	if err := n.Runtime.StopPod(ctx, "default", "user", 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -181,7 +181,7 @@ func TestCollectImagesLeastRecentlyUsedFirst(t *testing.T) {
 	// image goes: v0, imported first but used last, goes last.
 	clock = clock.Add(time.Hour)
 	policy.Usage = usageFalling(t, n, 97)
-	rep, err := n.rt.CollectImages(ctx, policy)
+	rep, err := n.Runtime.CollectImages(ctx, policy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,12 +194,12 @@ func TestCollectImagesLeastRecentlyUsedFirst(t *testing.T) {
 	}
 	// Their content and snapshots are gone by the time CollectImages
 	// returns.
-	cctx := n.cd.Context(ctx)
+	cctx := n.CD.Context(ctx)
 	var blobs, snaps int
-	if err := n.cd.Client.ContentStore().Walk(cctx, func(content.Info) error { blobs++; return nil }); err != nil {
+	if err := n.CD.Client.ContentStore().Walk(cctx, func(content.Info) error { blobs++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.cd.Client.SnapshotService(n.cd.Snapshotter).Walk(cctx, func(context.Context, snapshots.Info) error { snaps++; return nil }); err != nil {
+	if err := n.CD.Client.SnapshotService(n.CD.Snapshotter).Walk(cctx, func(context.Context, snapshots.Info) error { snaps++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if blobs != 0 || snaps != 0 {

@@ -20,13 +20,13 @@ func TestRotateLogsWhileTheContainerWrites(t *testing.T) {
 j=0; until [ -f /trigger/go ]; do j=$((j+1)); [ $j -lt 600 ] || exit 9; sleep 0.1; done
 echo "after rotation"; exec sleep 3600`)
 	c.Mounts = []apply.Mount{{Source: trigger, Destination: "/trigger", ReadOnly: true}}
-	if _, err := n.rt.RunPod(ctx, apply.PodSpec{Namespace: "default", Name: "chatty", Containers: []apply.ContainerSpec{c}}); err != nil {
+	if _, err := n.Runtime.RunPod(ctx, apply.PodSpec{Namespace: "default", Name: "chatty", Containers: []apply.ContainerSpec{c}}); err != nil {
 		t.Fatal(err)
 	}
-	st := waitContainer(t, n.rt, "default", "chatty", "chatty", 30*time.Second, func(c apply.ContainerStatus) bool {
+	st := waitContainer(t, n.Runtime, "default", "chatty", "chatty", 30*time.Second, func(c apply.ContainerStatus) bool {
 		return strings.Contains(readLog(t, c), "before rotation line 299 ") || c.State == apply.StateExited
 	})
-	if err := n.rt.RotateLogs(4096, 2); err != nil {
+	if err := n.Runtime.RotateLogs(4096, 2); err != nil {
 		t.Fatal(err)
 	}
 	rotated, err := os.ReadFile(st.LogPath + ".1")
@@ -39,7 +39,7 @@ echo "after rotation"; exec sleep 3600`)
 	if err := os.WriteFile(filepath.Join(trigger, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st = waitContainer(t, n.rt, "default", "chatty", "chatty", 30*time.Second, func(c apply.ContainerStatus) bool {
+	st = waitContainer(t, n.Runtime, "default", "chatty", "chatty", 30*time.Second, func(c apply.ContainerStatus) bool {
 		return strings.Contains(readLog(t, c), "after rotation") || c.State == apply.StateExited
 	})
 	// The shim appends: after the truncation it writes from the start,
@@ -47,7 +47,7 @@ echo "after rotation"; exec sleep 3600`)
 	if got := readLog(t, st); got != "after rotation\n" {
 		t.Fatalf("log after rotation = %q", got)
 	}
-	if err := n.rt.StopPod(ctx, "default", "chatty", 0); err != nil {
+	if err := n.Runtime.StopPod(ctx, "default", "chatty", 0); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -51,19 +51,18 @@ func TestPullFromRegistryWithAuth(t *testing.T) {
 
 	// Wrong password: the pull fails as ErrImagePull.
 	bad := apply.Registries{Auths: map[string]apply.Credentials{reg.Host: {Username: reg.User, Password: "wrong"}}, PlainHTTP: []string{reg.Host}}
-	if _, err := apply.EnsureImage(ctx, n.cd.Client, n.cd.Namespace, n.cd.Snapshotter, ref, apply.PullIfNotPresent, bad); !errors.Is(err, apply.ErrImagePull) {
+	if _, err := apply.EnsureImage(ctx, n.CD.Client, n.CD.Namespace, n.CD.Snapshotter, ref, apply.PullIfNotPresent, bad); !errors.Is(err, apply.ErrImagePull) {
 		t.Fatalf("pull with a wrong password: err = %v, want ErrImagePull", err)
 	}
 	// Never: absent stays absent.
-	if _, err := apply.EnsureImage(ctx, n.cd.Client, n.cd.Namespace, n.cd.Snapshotter, ref, apply.PullNever, bad); !errors.Is(err, apply.ErrImageNeverPull) {
+	if _, err := apply.EnsureImage(ctx, n.CD.Client, n.CD.Namespace, n.CD.Snapshotter, ref, apply.PullNever, bad); !errors.Is(err, apply.ErrImageNeverPull) {
 		t.Fatalf("policy Never: err = %v, want ErrImageNeverPull", err)
 	}
 
 	good := apply.Registries{Auths: auths, PlainHTTP: []string{reg.Host}}
-	rt, err := apply.NewContainerd(apply.ContainerdConfig{
-		Client: n.cd.Client, Namespace: n.cd.Namespace, Snapshotter: n.cd.Snapshotter,
-		DataDir: t.TempDir(), Registries: good,
-	})
+	cfg := n.CD.RuntimeConfig(t.TempDir())
+	cfg.Registries = good
+	rt, err := apply.NewContainerd(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +81,7 @@ func TestPullFromRegistryWithAuth(t *testing.T) {
 	}
 	// Present now: Never and IfNotPresent need no registry at all.
 	for _, p := range []apply.PullPolicy{apply.PullNever, apply.PullIfNotPresent} {
-		if _, err := apply.EnsureImage(ctx, n.cd.Client, n.cd.Namespace, n.cd.Snapshotter, ref, p, apply.Registries{}); err != nil {
+		if _, err := apply.EnsureImage(ctx, n.CD.Client, n.CD.Namespace, n.CD.Snapshotter, ref, p, apply.Registries{}); err != nil {
 			t.Errorf("policy %s with the image present: %v", p, err)
 		}
 	}

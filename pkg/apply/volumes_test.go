@@ -62,7 +62,7 @@ i=0; while [ $i -lt 600 ]; do echo "mode=$(cat /etc/app/mode)"; i=$((i+1)); slee
 		ConfigMaps: map[string]*corev1.ConfigMap{"cart": {Data: map[string]string{"mode": "blue"}}},
 		Secrets:    map[string]*corev1.Secret{"cart-db": {Data: map[string][]byte{"password": []byte("hunter2")}}},
 	}
-	ip, err := n.rt.CreateSandbox(ctx, apply.PodSpec{Namespace: pod.Namespace, Name: pod.Name})
+	ip, err := n.Runtime.CreateSandbox(ctx, apply.PodSpec{Namespace: pod.Namespace, Name: pod.Name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ i=0; while [ $i -lt 600 ]; do echo "mode=$(cat /etc/app/mode)"; i=$((i+1)); slee
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.rt.RunPod(ctx, spec); err != nil {
+	if _, err := n.Runtime.RunPod(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
 	logHas := func(s string) func(apply.ContainerStatus) bool {
@@ -79,7 +79,7 @@ i=0; while [ $i -lt 600 ]; do echo "mode=$(cat /etc/app/mode)"; i=$((i+1)); slee
 			return strings.Contains(readLog(t, c), s) || c.State == apply.StateExited
 		}
 	}
-	reader := waitContainer(t, n.rt, "shop", "cart-7f-0", "reader", 30*time.Second, logHas("mode=blue"))
+	reader := waitContainer(t, n.Runtime, "shop", "cart-7f-0", "reader", 30*time.Second, logHas("mode=blue"))
 	log := readLog(t, reader)
 	for _, want := range []string{
 		"shared=from-writer\n",
@@ -99,18 +99,18 @@ i=0; while [ $i -lt 600 ]; do echo "mode=$(cat /etc/app/mode)"; i=$((i+1)); slee
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := n.rt.RunPod(ctx, spec)
+	st, err := n.Runtime.RunPod(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := st.Container("reader"); c.PID != reader.PID {
 		t.Fatalf("reader restarted by a configMap change: PID %d, was %d", c.PID, reader.PID)
 	}
-	reader = waitContainer(t, n.rt, "shop", "cart-7f-0", "reader", 30*time.Second, logHas("mode=green"))
+	reader = waitContainer(t, n.Runtime, "shop", "cart-7f-0", "reader", 30*time.Second, logHas("mode=green"))
 	if !strings.Contains(readLog(t, reader), "mode=green") {
 		t.Fatalf("reader never saw the new configMap:\n%s", readLog(t, reader))
 	}
-	if err := n.rt.StopPod(ctx, "shop", "cart-7f-0", 0); err != nil {
+	if err := n.Runtime.StopPod(ctx, "shop", "cart-7f-0", 0); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,9 +12,9 @@ func TestWatchSignalsTaskExit(t *testing.T) {
 	n := newNode(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	changes := n.rt.Watch(ctx)
+	changes := n.Runtime.Watch(ctx)
 	pod := apply.PodSpec{Namespace: "default", Name: "brief", Containers: []apply.ContainerSpec{busybox("c", "sleep 0.3")}}
-	if _, err := n.rt.RunPod(ctx, pod); err != nil {
+	if _, err := n.Runtime.RunPod(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
 	// Drain the start signals, then wait for the one that comes with
@@ -26,14 +26,14 @@ func TestWatchSignalsTaskExit(t *testing.T) {
 			if !ok {
 				t.Fatal("watch ended early")
 			}
-			if p, found := findPod(t, n.rt, "default", "brief"); found {
+			if p, found := findPod(t, n.Runtime, "default", "brief"); found {
 				if c, _ := p.Container("c"); c.State == apply.StateExited {
 					cancel()
 					if _, ok := <-changes; ok {
 						// One buffered signal may remain; the channel closes after.
 						<-changes
 					}
-					if err := n.rt.StopPod(context.Background(), "default", "brief", 0); err != nil {
+					if err := n.Runtime.StopPod(context.Background(), "default", "brief", 0); err != nil {
 						t.Fatal(err)
 					}
 					return

@@ -16,7 +16,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
 	"github.com/gitorch/gitorch/pkg/backoff"
@@ -25,61 +25,20 @@ import (
 	"github.com/gitorch/gitorch/pkg/source"
 )
 
-// testNode is one node for agent tests: a private containerd with the
-// busybox image, a bridge in a network namespace of the test's own, a
-// Git repository the test commits to, and the agent's data directory.
+// testNode is one node for agent tests: an applytest.Node (a private
+// containerd with the busybox image, a bridge in a network namespace of
+// the test's own, a runtime) and a Git repository the test commits to.
 type testNode struct {
-	cd      *applytest.Containerd
-	hostNS  string
-	dataDir string
-	repo    string
-	rt      *apply.Containerd
-	ipam    *apply.IPAM
+	*applytest.Node
+	repo string
 }
 
 func newTestNode(t testing.TB) *testNode {
 	t.Helper()
-	applytest.RequireRoot(t)
-	applytest.RequireBinary(t, "git")
-	cd := applytest.StartContainerd(t)
-	f, err := os.Open(applytest.BusyboxArchive(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := apply.ImportImage(context.Background(), cd.Client, cd.Namespace, cd.Snapshotter, f); err != nil {
-		t.Fatal(err)
-	}
-	n := &testNode{cd: cd, hostNS: applytest.NetNS(t), dataDir: t.TempDir(), repo: t.TempDir()}
-	t.Cleanup(func() {
-		if err := applytest.UnmountUnder(n.dataDir); err != nil {
-			t.Error(err)
-		}
-	})
+	testenv.RequireBinary(t, "git")
+	n := &testNode{Node: applytest.NewNode(t, applytest.NodeOptions{Prefix: netip.MustParsePrefix("10.250.7.0/24")}), repo: t.TempDir()}
 	n.git(t, "init", "-q", "-b", "main")
-	n.rt, n.ipam = n.runtime(t)
 	return n
-}
-
-// runtime returns a new runtime instance, as a restarted agent builds it.
-func (n *testNode) runtime(t testing.TB) (*apply.Containerd, *apply.IPAM) {
-	t.Helper()
-	ipam, err := apply.OpenIPAM(filepath.Join(n.dataDir, "ipam.json"), netip.MustParsePrefix("10.250.7.0/24"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	network, err := apply.NewBridgeNetwork(apply.BridgeConfig{Bridge: "gtest1", IPAM: ipam, HostNetNS: n.hostNS})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := apply.NewContainerd(apply.ContainerdConfig{
-		Client: n.cd.Client, Namespace: n.cd.Namespace, Snapshotter: n.cd.Snapshotter,
-		DataDir: n.dataDir, Network: network,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rt, ipam
 }
 
 func (n *testNode) git(t testing.TB, args ...string) string {
@@ -131,17 +90,17 @@ var fastBackoff = backoff.Backoff{Initial: time.Second, Max: 4 * time.Second, Re
 // returned agent is stopped or the test ends.
 func (n *testNode) start(t testing.TB, mod func(*node.Config)) *agent {
 	t.Helper()
-	repo, err := source.Open(n.dataDir, source.Config{URL: n.repo, Ref: "main"}, nil)
+	repo, err := source.Open(n.DataDir, source.Config{URL: n.repo, Ref: "main"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, _ := n.runtime(t)
+	rt, _ := n.NewRuntime(t, nil)
 	cfg := node.Config{
 		Node:         plan.Node{Name: "n1", Allocatable: plan.Resources{MilliCPU: 2000, Memory: 4 << 30, Pods: 110}},
 		Source:       repo,
 		Ref:          "main",
 		Runtime:      rt,
-		DataDir:      n.dataDir,
+		DataDir:      n.DataDir,
 		PollInterval: time.Hour,
 		Resync:       time.Second,
 		Backoff:      fastBackoff,
@@ -238,7 +197,7 @@ func readFile(t *testing.T, path string) string {
 // logOf returns the current log of a container of a pod.
 func (n *testNode) logOf(t *testing.T, ns, pod, container string) string {
 	t.Helper()
-	p, err := n.rt.Pod(context.Background(), ns, pod)
+	p, err := n.Runtime.Pod(context.Background(), ns, pod)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,10 @@ package node_test
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/containerd/containerd/v2/client"
 
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/node"
@@ -92,30 +89,17 @@ func BenchmarkAgentPodStart(b *testing.B) {
 // kind of node, for comparison with BenchmarkAgentPodStart.
 func BenchmarkAgentCtrRun(b *testing.B) {
 	n := newTestNode(b)
-	ctr := applytest.RequireBinary(b, "ctr")
-	ctx := n.cd.Context(context.Background())
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("ctr-%d", i)
+		cmd := n.CD.CtrRun(b, applytest.BusyboxRef, id, "sleep", "3600")
 		start := time.Now()
-		out, err := exec.Command(ctr, "-a", n.cd.Address, "-n", n.cd.Namespace, "run", "-d",
-			"--snapshotter", n.cd.Snapshotter, applytest.BusyboxRef, id, "sleep", "3600").CombinedOutput()
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			b.Fatalf("ctr run: %v\n%s", err, out)
 		}
 		total += time.Since(start)
-		c, err := n.cd.Client.LoadContainer(ctx, id)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if task, err := c.Task(ctx, nil); err == nil {
-			if _, err := task.Delete(ctx, client.WithProcessKill); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil {
-			b.Fatal(err)
-		}
+		n.CD.RemoveContainer(b, id)
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/pod-start")
 	b.ReportMetric(0, "ns/op")

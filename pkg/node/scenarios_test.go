@@ -127,7 +127,7 @@ func TestAgentRunsACommittedDeployment(t *testing.T) {
 			t.Errorf("client log lacks %q:\n%s", want, log)
 		}
 	}
-	body, err := dialPod(t, n.hostNS, p.IP, 8080)
+	body, err := dialPod(t, n.NetNS, p.IP, 8080)
 	if err != nil || !strings.Contains(body, "hello from the configMap") {
 		t.Fatalf("GET the pod IP from the bridge: %q, %v", body, err)
 	}
@@ -168,7 +168,7 @@ spec:
 	starts := map[int]time.Time{}
 	deadline := time.Now().Add(time.Minute)
 	for len(starts) < 4 && time.Now().Before(deadline) {
-		if pod, err := n.rt.Pod(context.Background(), "default", "crash"); err == nil {
+		if pod, err := n.Runtime.Pod(context.Background(), "default", "crash"); err == nil {
 			if c, ok := pod.Container("app"); ok {
 				if _, seen := starts[c.Attempt]; !seen {
 					starts[c.Attempt] = c.CreatedAt
@@ -250,7 +250,7 @@ spec:
 		t.Fatal("ready before its readiness probe passed")
 	}
 	ctx := context.Background()
-	if _, err := n.rt.Exec(ctx, "default", "probed", "app", []string{"touch", "/tmp/ready"}, 5*time.Second); err != nil {
+	if _, err := n.Runtime.Exec(ctx, "default", "probed", "app", []string{"touch", "/tmp/ready"}, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	p = a.waitPod(t, "default", "probed", 30*time.Second, "ready", runningReady)
@@ -259,7 +259,7 @@ spec:
 	// The liveness probe fails once /tmp/alive is gone: the container is
 	// killed and started again (a new instance, not ready until its own
 	// readiness probe passes, which it cannot: /tmp is the new instance's).
-	if _, err := n.rt.Exec(ctx, "default", "probed", "app", []string{"rm", "/tmp/alive"}, 5*time.Second); err != nil {
+	if _, err := n.Runtime.Exec(ctx, "default", "probed", "app", []string{"rm", "/tmp/alive"}, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	p = a.waitPod(t, "default", "probed", time.Minute, "restarted", func(p plan.PodStatus) bool {
@@ -399,7 +399,7 @@ func TestAgentRefusesAdoptsAndRemoves(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for _, key := range betaKeys {
 		dir := key.Namespace + "_" + key.Name // the pod's name in IPAM and its containers' IDs
-		for linkExists(t, n.hostNS, apply.HostVeth(key)) || n.hasIP(dir) || n.hasContainers(t, dir) {
+		for linkExists(t, n.NetNS, apply.HostVeth(key)) || n.hasIP(dir) || n.hasContainers(t, dir) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: veth, address or containers left", key)
 			}
@@ -409,7 +409,7 @@ func TestAgentRefusesAdoptsAndRemoves(t *testing.T) {
 }
 
 func (n *testNode) hasIP(key string) bool {
-	ipam, err := apply.OpenIPAM(n.ipamPath(), n.ipam.Prefix())
+	ipam, err := apply.OpenIPAM(n.ipamPath(), n.IPAM.Prefix())
 	if err != nil {
 		return true
 	}
@@ -417,10 +417,10 @@ func (n *testNode) hasIP(key string) bool {
 	return ok
 }
 
-func (n *testNode) ipamPath() string { return n.dataDir + "/ipam.json" }
+func (n *testNode) ipamPath() string { return n.DataDir + "/ipam.json" }
 
 func (n *testNode) hasContainers(t *testing.T, key string) bool {
-	ctrs, err := n.cd.Client.Containers(n.cd.Context(context.Background()))
+	ctrs, err := n.CD.Client.Containers(n.CD.Context(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,26 +24,15 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-)
 
-// need fails (under CI) or skips the test when a program is missing.
-func need(tb testing.TB, programs ...string) {
-	tb.Helper()
-	for _, p := range programs {
-		if _, err := exec.LookPath(p); err != nil {
-			if os.Getenv("CI") == "true" {
-				tb.Fatalf("%s is not installed: scripts/test.sh installs it (apt-get install git gnupg openssh-client)", p)
-			}
-			tb.Skipf("%s is not installed; install it (apt-get install git gnupg openssh-client) or run scripts/test.sh as root", p)
-		}
-	}
-}
+	"github.com/gitorch/gitorch/internal/testenv"
+)
 
 // isolate points git and gpg at empty configuration in temp directories,
 // so that nothing on the machine is read or changed.
 func isolate(tb testing.TB) string {
 	tb.Helper()
-	need(tb, "git")
+	testenv.RequireBinary(tb, "git")
 	home := tb.TempDir()
 	tb.Setenv("HOME", home)
 	tb.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
@@ -260,7 +249,7 @@ type sshServer struct {
 
 func startSSH(tb testing.TB, root string, authorized ssh.PublicKey) *sshServer {
 	tb.Helper()
-	need(tb, "git-upload-pack")
+	testenv.RequireBinary(tb, "git-upload-pack")
 	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		tb.Fatal(err)

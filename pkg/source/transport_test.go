@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/gitorch/gitorch/internal/testenv"
 )
 
 // TestHTTP fetches through git http-backend behind net/http/cgi with basic
@@ -106,7 +108,7 @@ func TestHTTP(t *testing.T) {
 // sshKeygen makes a client key with the real ssh-keygen.
 func sshKeygen(t *testing.T, passphrase string) (keyPEM []byte, pub ssh.PublicKey, path string) {
 	t.Helper()
-	need(t, "ssh-keygen")
+	testenv.RequireBinary(t, "ssh-keygen")
 	path = filepath.Join(t.TempDir(), "id_ed25519")
 	keygenArgs := []string{"-q", "-t", "ed25519", "-N", passphrase, "-C", "test@gitorch", "-f", path}
 	runCmd(t, "", "ssh-keygen", keygenArgs...)
@@ -212,7 +214,8 @@ func TestSSH(t *testing.T) {
 		t.Errorf("unauthorized key: %v, want ErrAuth", err)
 	}
 	// Without a key file, the keys of the agent at SSH_AUTH_SOCK are used.
-	need(t, "ssh-agent", "ssh-add")
+	testenv.RequireBinary(t, "ssh-agent")
+	testenv.RequireBinary(t, "ssh-add")
 	_, agentPub, agentKeyPath := sshKeygen(t, "")
 	agentSrv := startSSH(t, up.root, agentPub)
 	agentKH := filepath.Join(t.TempDir(), "known_hosts")
@@ -249,7 +252,7 @@ func TestSSH(t *testing.T) {
 
 func runCmd(t *testing.T, dir, name string, args ...string) string {
 	t.Helper()
-	need(t, name)
+	testenv.RequireBinary(t, name)
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()

@@ -7,13 +7,16 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/gitorch/gitorch/internal/testenv"
 )
 
 // gpgKey generates a signing key in the isolated GNUPGHOME and returns its
 // fingerprint and armored public key.
 func gpgKey(t *testing.T, email string) (fpr, armored string) {
 	t.Helper()
-	need(t, "gpg", "gpgconf")
+	testenv.RequireBinary(t, "gpg")
+	testenv.RequireBinary(t, "gpgconf")
 	runCmd(t, "", "gpg", "--batch", "--quiet", "--passphrase", "", "--quick-gen-key", "Signer <"+email+">", "ed25519", "sign", "never")
 	t.Cleanup(func() { _ = exec.Command("gpgconf", "--kill", "gpg-agent").Run() })
 	for _, line := range strings.Split(runCmd(t, "", "gpg", "--batch", "--with-colons", "--list-keys", email), "\n") {
@@ -32,7 +35,7 @@ func gpgKey(t *testing.T, email string) (fpr, armored string) {
 // git commit -S) and checks which ones a keyring accepts.
 func TestSignatures(t *testing.T) {
 	isolate(t)
-	need(t, "ssh-keygen")
+	testenv.RequireBinary(t, "ssh-keygen")
 	ctx := context.Background()
 	up := newUpstream(t)
 	trusted, trustedKey := gpgKey(t, "trusted@example.com")

@@ -1,7 +1,10 @@
-// Package applytest is the test harness of pkg/apply: it starts a private
-// containerd for a test, builds a small busybox image in Go, and creates
-// network namespaces that a test owns. It never touches a containerd, an
-// image store or a network it did not create.
+// Package applytest is the test harness of the packages that run pods
+// (pkg/apply, pkg/node, cmd/gitorch): NewNode gives a test a runtime on a
+// private containerd with a busybox image built in Go and a bridge in a
+// network namespace of its own; NewLAN joins network namespaces into a
+// LAN for tests of several nodes; Main fails a package's test run that
+// leaves mounts, runc state, processes or namespaces behind. It never
+// touches a containerd, an image store or a network it did not create.
 package applytest
 
 import (
@@ -19,54 +22,13 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
+	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
 )
 
-// inCI reports whether the tests run in CI, where a missing prerequisite
-// is a failure rather than a reason to skip.
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// Require stops the test when a prerequisite is missing: t.Fatal in CI,
-// t.Skip (saying how to run the test) elsewhere.
-func Require(t testing.TB, ok bool, what string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	msg := fmt.Sprintf("%s; run as root on Debian with: apt-get install -y containerd runc busybox-static iproute2 (scripts/test.sh does this)", what)
-	if inCI() {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-// RequireRoot stops the test unless it runs as root.
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	Require(t, os.Geteuid() == 0, "this test needs root (containerd, runc, namespaces)")
-}
-
-// RequireBinary stops the test unless name is on PATH (or in /usr/sbin,
-// /sbin, where Debian puts runc) and returns its path.
-func RequireBinary(t testing.TB, name string) string {
-	t.Helper()
-	p, err := lookPath(name)
-	Require(t, err == nil, fmt.Sprintf("%s not found on PATH", name))
-	return p
-}
-
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", exec.ErrNotFound
-}
+// SharedRuncRoot is the runc root of containerd's runc shim when a task
+// names none; runc adds the containerd namespace to it.
+const SharedRuncRoot = "/run/containerd/runc"
 
 // Containerd is a containerd daemon started for one test, with its own
 // root, state directory and socket.
@@ -75,10 +37,15 @@ type Containerd struct {
 	Address string
 	// Dir holds root/, state/ and the daemon's log.
 	Dir string
-	// Namespace is a containerd namespace unique to this daemon: runc
-	// keeps its state in /run/containerd/runc/<namespace>, shared by every
-	// containerd on the machine, so a unique name keeps tests apart.
+	// Namespace is a containerd namespace unique to this daemon, so that
+	// a task started without RuncRoot, whose state runc keeps in
+	// /run/containerd/runc/<namespace> (shared by every containerd on the
+	// machine), collides with no other test's.
 	Namespace string
+	// RuncRoot is where runc keeps the state of this daemon's tasks, in
+	// Dir: give it to the runtime (RuntimeConfig does) so that the test
+	// leaves nothing in /run.
+	RuncRoot string
 	// Snapshotter is overlayfs when the daemon loaded it, else native.
 	Snapshotter string
 	// Client is connected to Address, with Namespace as default.
@@ -94,10 +61,10 @@ type Containerd struct {
 // test ends.
 func StartContainerd(t testing.TB) *Containerd {
 	t.Helper()
-	RequireRoot(t)
-	bin := RequireBinary(t, "containerd")
-	RequireBinary(t, "runc")
-	RequireBinary(t, "containerd-shim-runc-v2")
+	testenv.RequireRoot(t)
+	bin := testenv.RequireBinary(t, "containerd")
+	testenv.RequireBinary(t, "runc")
+	testenv.RequireBinary(t, "containerd-shim-runc-v2")
 
 	// Unix socket paths must be shorter than 108 bytes, and t.TempDir's
 	// names grow with the test's name: keep the whole daemon in a short
@@ -107,10 +74,12 @@ func StartContainerd(t testing.TB) *Containerd {
 		t.Fatal(err)
 	}
 	ns := "gitorch-test-" + RandomHex(4)
+	madeNamespace(ns)
 	c := &Containerd{
 		Address:   filepath.Join(dir, "c.sock"),
 		Dir:       dir,
 		Namespace: ns,
+		RuncRoot:  filepath.Join(dir, "runc"),
 		done:      make(chan error, 1),
 	}
 	cfg := fmt.Sprintf(`version = 2
@@ -233,6 +202,15 @@ func (c *Containerd) stop(t testing.TB) {
 	}
 	if err := UnmountUnder(c.Dir); err != nil {
 		t.Errorf("unmount under %s: %v", c.Dir, err)
+	}
+	// A task made without the daemon's RuncRoot left its state in the
+	// machine's runc root: remove it, and fail the test that did it.
+	shared := filepath.Join(SharedRuncRoot, c.Namespace)
+	if _, err := os.Stat(shared); err == nil {
+		t.Errorf("runc state left in %s: make the runtime with RuntimeConfig (or RuncRoot %s)", shared, c.RuncRoot)
+		if err := os.RemoveAll(shared); err != nil {
+			t.Errorf("remove %s: %v", shared, err)
+		}
 	}
 	if err := os.RemoveAll(c.Dir); err != nil {
 		t.Errorf("remove %s: %v", c.Dir, err)

@@ -21,6 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gitorch/gitorch/internal/testenv"
 )
 
 // BusyboxPath is where Debian's busybox-static installs its binary.
@@ -185,7 +187,7 @@ func WriteOCIArchive(w io.Writer, ref string, img v1.Image) error {
 func BusyboxArchive(t testing.TB) string {
 	t.Helper()
 	_, err := os.Stat(BusyboxPath)
-	Require(t, err == nil, BusyboxPath+" not found (Debian package busybox-static)")
+	testenv.Require(t, err == nil, BusyboxPath+" not found (Debian package busybox-static)")
 	img, err := BusyboxImage(BusyboxPath)
 	if err != nil {
 		t.Fatalf("build busybox image: %v", err)

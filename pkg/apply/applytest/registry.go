@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/gitorch/gitorch/internal/testenv"
 )
 
 // Registry is a Docker registry (Debian's docker-registry) serving plain
@@ -27,7 +29,7 @@ type Registry struct {
 // stops it when the test ends.
 func StartRegistry(t testing.TB, user, password string) *Registry {
 	t.Helper()
-	bin := RequireBinary(t, "docker-registry")
+	bin := testenv.RequireBinary(t, "docker-registry")
 	dir := t.TempDir()
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {

@@ -191,13 +191,29 @@ func Do(path string, fn func() error) error {
 // UnmountUnder lazily unmounts every mount point at or below dir, deepest
 // first, so that the directory can be removed.
 func UnmountUnder(dir string) error {
-	dir, err := filepath.Abs(dir)
+	points, err := MountsUnder(dir)
 	if err != nil {
 		return err
 	}
+	var errs []error
+	for i := len(points) - 1; i >= 0; i-- {
+		if err := unix.Unmount(points[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", points[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// MountsUnder returns the mount points at or below dir in this process's
+// mount namespace, in the order they were mounted.
+func MountsUnder(dir string) ([]string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	var points []string
@@ -212,16 +228,7 @@ func UnmountUnder(dir string) error {
 			points = append(points, p)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	var errs []error
-	for i := len(points) - 1; i >= 0; i-- {
-		if err := unix.Unmount(points[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", points[i], err))
-		}
-	}
-	return errors.Join(errs...)
+	return points, sc.Err()
 }
 
 // unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).

@@ -6,17 +6,9 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-)
 
-func requireRoot(t *testing.T) {
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("namespaces need root")
-	}
-	t.Skip("namespaces need root: run the tests as root")
-}
+	"github.com/gitorch/gitorch/internal/testenv"
+)
 
 func inode(t *testing.T, path string) uint64 {
 	t.Helper()
@@ -28,7 +20,7 @@ func inode(t *testing.T, path string) uint64 {
 }
 
 func TestCreateKeepsExistingAndRemoveCleansUp(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	dir := filepath.Join(t.TempDir(), "ns")
 	t.Cleanup(func() { _ = UnmountUnder(filepath.Dir(dir)) })
 	own := inode(t, "/proc/self/ns/net")
@@ -81,7 +73,7 @@ func TestCreateKeepsExistingAndRemoveCleansUp(t *testing.T) {
 }
 
 func TestCreateSetsHostnameInNewUTS(t *testing.T) {
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	dir := filepath.Join(t.TempDir(), "ns")
 	t.Cleanup(func() { _ = UnmountUnder(filepath.Dir(dir)) })
 	before, _ := os.Hostname()
