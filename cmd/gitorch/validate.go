@@ -67,14 +67,24 @@ func (a *app) runValidate(ctx context.Context, args []string) error {
 	if output != "text" && output != "json" {
 		return usageError(fmt.Errorf("--output must be text or json, not %q", output))
 	}
-	snap, remote, err := a.openSnapshot(ctx)
+	remote, err := a.remoteSource()
 	if err != nil {
 		return err
 	}
 	var tree *tree
 	if remote {
-		if tree, err = snapshotTree(snap, args); err != nil {
-			return usageError(err)
+		cfg, err := a.sourceConfig()
+		if err != nil {
+			return err
+		}
+		repo, err := a.openRepo(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		// The snapshot reads through its own handle on the cache.
+		defer repo.Close()
+		if tree, _, err = a.revisionTree(ctx, repo, "", args, false); err != nil {
+			return err
 		}
 	} else if tree, err = localTree(args); err != nil {
 		return usageError(err)
@@ -129,11 +139,13 @@ type tree struct {
 	fsys   fs.FS
 	paths  []string
 	prefix string // display path of the fsys root
+	root   string // absolute directory of the fsys root, for local files
 }
 
 // snapshotTree is the tree of a Git revision; args, if any, are paths
-// inside it (relative to --path).
-func snapshotTree(snap *source.Snapshot, args []string) (*tree, error) {
+// inside it (relative to --path). A path that is not there is an error,
+// or with missingOK left out; when every one is left out the tree is nil.
+func snapshotTree(snap *source.Snapshot, args []string, missingOK bool) (*tree, error) {
 	t := &tree{fsys: snap.FS, prefix: snap.Path}
 	for _, p := range args {
 		p = path.Clean(filepath.ToSlash(p))
@@ -141,9 +153,15 @@ func snapshotTree(snap *source.Snapshot, args []string) (*tree, error) {
 			return nil, fmt.Errorf("%s: not a path inside the repository", p)
 		}
 		if _, err := fs.Stat(snap.FS, p); err != nil {
+			if missingOK {
+				continue
+			}
 			return nil, fmt.Errorf("%s: no such file or directory at %.12s", p, snap.Revision)
 		}
 		t.paths = append(t.paths, p)
+	}
+	if len(args) > 0 && len(t.paths) == 0 {
+		return nil, nil
 	}
 	return t, nil
 }
@@ -177,7 +195,7 @@ func localTree(args []string) (*tree, error) {
 			root = filepath.Dir(root)
 		}
 	}
-	t := &tree{fsys: os.DirFS(root)}
+	t := &tree{fsys: os.DirFS(root), root: root}
 	for _, p := range abs {
 		rel, _ := filepath.Rel(root, p)
 		t.paths = append(t.paths, filepath.ToSlash(rel))
