@@ -53,9 +53,11 @@ The nodes file lists the cluster's members (docs/placement.md):
   - name: node-a
     address: 10.0.0.1
     labels: {zone: a}
-    capacity: {cpu: "4", memory: 8Gi, pods: 110}
+    capacity: {cpu: "4", memory: 8Gi, pods: 110}   # or allocatable:
     taints: [{key: dedicated, value: gpu, effect: NoSchedule}]
     unschedulable: false
+
+A mistake in it is reported with its line (nodes.yaml:3: ...).
 
 Colour is used on a terminal unless NO_COLOR is set. -o json writes one
 JSON document whose schema docs/placement.md describes.
@@ -286,11 +288,7 @@ func readNodes(path string) ([]plan.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := plan.ParseNodes(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return nodes, nil
+	return plan.ParseNodesFile(path, data)
 }
 
 // useColor reports whether w is a terminal and NO_COLOR (no-color.org) is
