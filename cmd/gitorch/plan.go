@@ -98,7 +98,7 @@ command line (invalid manifests print as gitorch validate prints them).`,
 	// Exit status 2 means "changes" for plan, so a mistake in the command
 	// line is an error like any other (1).
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return planError(usageError(err)) })
-	addSourceFlags(cmd)
+	addSourceFlags(cmd, cacheDataDirUsage)
 	f := cmd.Flags()
 	f.String("nodes", "", "membership file: the nodes to place pods on")
 	f.String("against", "", "revision to compare with, as Git writes it (main, origin/main, v1, a SHA, HEAD~1, main^), of --repo or of the Git repository the PATHs are in")

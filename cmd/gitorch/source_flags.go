@@ -17,21 +17,22 @@ import (
 )
 
 // addSourceFlags registers the flags that name a Git revision to read
-// manifests from (--repo, --ref, --path), where to cache it (--data-dir),
+// manifests from (--repo, --ref, --path), where to keep it (--data-dir,
+// whose help is dataDirUsage: cacheDataDirUsage for the client commands),
 // and how to authenticate and verify it. Commands read them with
-// openSnapshot. A command that calls it must not register --data-dir
-// itself.
+// remoteSource, sourceConfig, openRepo and revisionTree. A command that
+// calls it must not register --data-dir itself.
 //
 // Secrets are never flags: passwords, tokens and passphrases come from
 // files (--git-password-file, ...) or from the environment / config file
 // (GITORCH_GIT_PASSWORD or git-password, GITORCH_GIT_TOKEN or git-token,
 // GITORCH_SSH_KEY_PASSPHRASE or ssh-key-passphrase).
-func addSourceFlags(cmd *cobra.Command) {
+func addSourceFlags(cmd *cobra.Command, dataDirUsage string) {
 	f := cmd.Flags()
 	f.String("repo", "", "read manifests from this Git repository instead of local files: a path, file://, git://, http(s):// or ssh:// URL, or user@host:path")
 	f.String("ref", "", "revision to read with --repo, as Git writes it: a branch, tag, commit SHA (full or abbreviated), HEAD~1, main^ (default: the remote's default branch)")
 	f.String("path", "", "directory inside the repository that holds the manifests (default: the repository root)")
-	f.String("data-dir", "", "directory for gitorch's state; Git caches go under DIR/git (default: gitorch under the user cache directory, e.g. ~/.cache/gitorch)")
+	f.String("data-dir", "", dataDirUsage)
 	f.Duration("fetch-timeout", 2*time.Minute, "give up fetching --repo after this long, retries included")
 	f.String("git-username", "", "HTTP(S) user name (with --git-password-file, or with --git-token-file instead of x-access-token)")
 	f.String("git-password-file", "", "file holding the HTTP(S) password (or set GITORCH_GIT_PASSWORD)")
@@ -112,7 +113,12 @@ func secret(file, value string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// dataDir is --data-dir, or gitorch under the user cache directory.
+// cacheDataDirUsage is the --data-dir help of the commands that only cache
+// what they fetch (validate, plan).
+const cacheDataDirUsage = "directory for gitorch's caches; Git caches go under DIR/git (default: gitorch under the user cache directory, $XDG_CACHE_HOME or ~/.cache)"
+
+// dataDir is --data-dir, or gitorch under the user cache directory: what
+// validate and plan keep there is a cache of the remote, safe to delete.
 func (a *app) dataDir() (string, error) {
 	if d := a.cfg.GetString("data-dir"); d != "" {
 		return d, nil

@@ -45,7 +45,7 @@ func sourceProbe(t *testing.T, args ...string) (tr *tree, name string, given boo
 			return err
 		},
 	}
-	addSourceFlags(probe)
+	addSourceFlags(probe, cacheDataDirUsage)
 	root.AddCommand(probe)
 	code = a.execute(root, append([]string{"probe"}, args...))
 	return tr, name, given, cfg, code, errb.String()

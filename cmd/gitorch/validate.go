@@ -47,7 +47,7 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
 			return a.runValidate(cmd.Context(), args)
 		},
 	}
-	addSourceFlags(cmd)
+	addSourceFlags(cmd, cacheDataDirUsage)
 	cmd.Flags().Bool("strict", false, "treat warnings as errors")
 	cmd.Flags().StringP("output", "o", "text", "output format: text or json")
 	return cmd
