@@ -67,9 +67,9 @@ shows "-" and is what image garbage collection may remove.`,
   gitorch image ls -o json | jq -r '.[] | select(.usedBy == []) | .name'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			format := a.cfg.GetString("output")
-			if format != "text" && format != "json" {
-				return usageError(fmt.Errorf("--output %q: want text or json", format))
+			format, err := a.textOrJSON()
+			if err != nil {
+				return err
 			}
 			c, err := a.connectContainerd()
 			if err != nil {

@@ -125,9 +125,9 @@ func (a *app) runPlan(ctx context.Context, args []string) (bool, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	format := a.cfg.GetString("output")
-	if format != "text" && format != "json" {
-		return false, usageError(fmt.Errorf("--output %q: want text or json", format))
+	format, err := a.textOrJSON()
+	if err != nil {
+		return false, err
 	}
 	cidr, err := netip.ParsePrefix(a.cfg.GetString("service-cidr"))
 	if err != nil {

@@ -53,6 +53,16 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
 	return cmd
 }
 
+// textOrJSON is --output of the commands that print text or JSON; any
+// other value is a usage error.
+func (a *app) textOrJSON() (string, error) {
+	format := a.cfg.GetString("output")
+	if format != "text" && format != "json" {
+		return "", usageError(fmt.Errorf("--output %q: want text or json", format))
+	}
+	return format, nil
+}
+
 // validateReport is the JSON form of validate's output.
 type validateReport struct {
 	Valid    bool             `json:"valid"`
@@ -63,9 +73,9 @@ type validateReport struct {
 }
 
 func (a *app) runValidate(ctx context.Context, args []string) error {
-	output := a.cfg.GetString("output")
-	if output != "text" && output != "json" {
-		return usageError(fmt.Errorf("--output must be text or json, not %q", output))
+	output, err := a.textOrJSON()
+	if err != nil {
+		return err
 	}
 	remote, err := a.remoteSource()
 	if err != nil {
