@@ -25,9 +25,32 @@ import (
 	"github.com/gitorch/gitorch/pkg/source"
 )
 
-// defaultAgentDataDir is where the agent keeps its state unless
+// systemDataDir is where the agent run as root keeps its state unless
 // --data-dir says otherwise.
-const defaultAgentDataDir = "/var/lib/gitorch"
+const systemDataDir = "/var/lib/gitorch"
+
+// agentDataDirUsage is the agent's --data-dir help.
+const agentDataDirUsage = "directory for the agent's state: Git cache, pods, IPAM (default: " + systemDataDir +
+	" as root, else gitorch under the user's state directory, $XDG_STATE_HOME or ~/.local/state)"
+
+// agentDataDir is the agent's state directory without --data-dir: a
+// daemon run as root (euid 0) keeps it in /var/lib/gitorch, as system
+// daemons do; another user in the XDG state directory, $XDG_STATE_HOME
+// (default ~/.local/state), under gitorch. Its state is not a cache:
+// losing it loses the pods' IP addresses and the revision last run.
+func agentDataDir(euid int, getenv func(string) string) (string, error) {
+	if euid == 0 {
+		return systemDataDir, nil
+	}
+	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "gitorch"), nil
+	}
+	home := getenv("HOME")
+	if home == "" {
+		return "", usageError(errors.New("no --data-dir given, and neither XDG_STATE_HOME nor HOME is set"))
+	}
+	return filepath.Join(home, ".local", "state", "gitorch"), nil
+}
 
 func (a *app) agentCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -68,7 +91,7 @@ This release runs a single node: every pod is placed on it.`,
 			return a.runAgent(ctx)
 		},
 	}
-	addSourceFlags(cmd)
+	addSourceFlags(cmd, agentDataDirUsage)
 	addContainerdFlags(cmd)
 	f := cmd.Flags()
 	f.Duration("poll-interval", time.Minute, "how often to fetch the repository")
@@ -129,7 +152,9 @@ func (a *app) runAgent(ctx context.Context) error {
 	}
 	dataDir := c.GetString("data-dir")
 	if dataDir == "" {
-		dataDir = defaultAgentDataDir
+		if dataDir, err = agentDataDir(os.Geteuid(), os.Getenv); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err

@@ -110,3 +110,27 @@ func TestConfigFileMalformedIsUsageError(t *testing.T) {
 		t.Fatalf("exit %d, want %d", code, exitUsage)
 	}
 }
+
+// TestAgentDataDir pins where the agent keeps its state without
+// --data-dir, as its help and docs/agent.md say.
+func TestAgentDataDir(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		euid int
+		env  map[string]string
+		want string
+	}{
+		{"root: the system's state directory", 0, map[string]string{"HOME": "/root", "XDG_STATE_HOME": "/root/.state"}, "/var/lib/gitorch"},
+		{"a user: XDG_STATE_HOME", 1000, map[string]string{"HOME": "/home/u", "XDG_STATE_HOME": "/home/u/state"}, "/home/u/state/gitorch"},
+		{"a user without XDG_STATE_HOME: ~/.local/state", 1000, map[string]string{"HOME": "/home/u"}, "/home/u/.local/state/gitorch"},
+		{"a relative XDG_STATE_HOME is ignored, as the spec says", 1000, map[string]string{"HOME": "/home/u", "XDG_STATE_HOME": "state"}, "/home/u/.local/state/gitorch"},
+		{"nowhere to go", 1000, map[string]string{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := agentDataDir(tc.euid, func(k string) string { return tc.env[k] })
+			if got != tc.want || (err != nil) != (tc.want == "") {
+				t.Errorf("agentDataDir = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}

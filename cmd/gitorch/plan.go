@@ -5,20 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"net/netip"
 	"os"
-	"path"
 	"path/filepath"
-	"time"
-
-	"github.com/gitorch/gitorch/pkg/backoff"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/gitorch/gitorch/internal/gitrev"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/schema"
 	"github.com/gitorch/gitorch/pkg/source"
@@ -30,15 +24,21 @@ const exitChanges = 2
 
 func (a *app) planCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "plan [DIR]",
+		Use:   "plan [PATH...]",
 		Short: "Show which objects and pods a revision adds, changes, moves or destroys",
-		Long: `Plan loads and validates the manifests in DIR (default: the working
-directory, uncommitted changes included) or, with --repo, those of --ref
-under --path; places their pods on the nodes of --nodes with the same
-function every node runs; and shows what would change compared with the
-manifests of --against REV (a branch, tag or full commit SHA of the same
-repository: --repo, or else the Git repository DIR is in) or --against-dir
-(another directory), placed on --against-nodes (default: the same nodes):
+		Long: `Plan loads and validates the manifests under the given files and
+directories (default: the working directory, uncommitted changes included),
+as gitorch validate does, or, with --repo, those of --ref under --path (the
+PATHs are then inside it); places their pods on the nodes of --nodes with
+the same function every node runs; and shows what would change compared
+with the same PATHs at --against REV or with --against-dir PATH (another
+file or directory), placed on --against-nodes (default: the same nodes).
+
+REV is any revision of the same repository (--repo, or else the Git
+repository the PATHs are in) as Git writes it: a branch, origin/BRANCH, a
+tag, a commit SHA, full or abbreviated, HEAD (the checked-out commit), and
+walks from those such as HEAD~1 or main^. A PATH that REV does not have
+holds nothing there, so what it holds now is created.
 
   + create, - destroy, ~ update (one line per changed field), then the pods:
   + pod placed, - pod stopped, ~ pod moved, ! pod unplaceable (and why),
@@ -53,9 +53,11 @@ The nodes file lists the cluster's members (docs/placement.md):
   - name: node-a
     address: 10.0.0.1
     labels: {zone: a}
-    capacity: {cpu: "4", memory: 8Gi, pods: 110}
+    capacity: {cpu: "4", memory: 8Gi, pods: 110}   # or allocatable:
     taints: [{key: dedicated, value: gpu, effect: NoSchedule}]
     unschedulable: false
+
+A mistake in it is reported with its line (nodes.yaml:3: ...).
 
 Colour is used on a terminal unless NO_COLOR is set. -o json writes one
 JSON document whose schema docs/placement.md describes.
@@ -68,6 +70,9 @@ command line (invalid manifests print as gitorch validate prints them).`,
   # Before committing: the working tree against the last commit
   gitorch plan --nodes nodes.yaml --against HEAD ./deploy
 
+  # What the last commit changed, for one file
+  gitorch plan --nodes nodes.yaml --against HEAD~1 deploy/web.yaml
+
   # Before merging: a branch of the remote repository against main
   gitorch plan --nodes nodes.yaml --repo https://git.example.com/ops.git --ref feature --against main
 
@@ -79,18 +84,8 @@ command line (invalid manifests print as gitorch validate prints them).`,
 
   # For scripts
   gitorch plan -o json --nodes nodes.yaml . | jq .summary`,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) > 1 {
-				return planError(usageError(fmt.Errorf("plan takes at most one directory, got %d", len(args))))
-			}
-			return nil
-		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := "."
-			if len(args) == 1 {
-				dir = args[0]
-			}
-			changes, err := a.runPlan(cmd.Context(), dir, len(args) == 1)
+			changes, err := a.runPlan(cmd.Context(), args)
 			if err != nil {
 				return planError(err)
 			}
@@ -103,11 +98,11 @@ command line (invalid manifests print as gitorch validate prints them).`,
 	// Exit status 2 means "changes" for plan, so a mistake in the command
 	// line is an error like any other (1).
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return planError(usageError(err)) })
-	addSourceFlags(cmd)
+	addSourceFlags(cmd, cacheDataDirUsage)
 	f := cmd.Flags()
 	f.String("nodes", "", "membership file: the nodes to place pods on")
-	f.String("against", "", "revision to compare with: a branch, tag or full commit SHA (HEAD: the repository's HEAD) of --repo, or of the Git repository DIR is in")
-	f.String("against-dir", "", "directory with the manifests to compare with")
+	f.String("against", "", "revision to compare with, as Git writes it (main, origin/main, v1, a SHA, HEAD~1, main^), of --repo or of the Git repository the PATHs are in")
+	f.String("against-dir", "", "file or directory with the manifests to compare with")
 	f.String("against-nodes", "", "membership file for the revision compared with (default: --nodes)")
 	f.StringP("output", "o", "text", "output format: text or json")
 	f.String("service-cidr", plan.DefaultServiceCIDR.String(), "range ClusterIPs are allocated from")
@@ -124,14 +119,15 @@ func planError(err error) error {
 	return err
 }
 
-// runPlan prints the plan and reports whether it changes anything.
-func (a *app) runPlan(ctx context.Context, dir string, dirGiven bool) (bool, error) {
+// runPlan prints the plan of the manifests under args and reports whether
+// it changes anything.
+func (a *app) runPlan(ctx context.Context, args []string) (bool, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	format := a.cfg.GetString("output")
-	if format != "text" && format != "json" {
-		return false, usageError(fmt.Errorf("--output %q: want text or json", format))
+	format, err := a.textOrJSON()
+	if err != nil {
+		return false, err
 	}
 	cidr, err := netip.ParsePrefix(a.cfg.GetString("service-cidr"))
 	if err != nil {
@@ -141,16 +137,9 @@ func (a *app) runPlan(ctx context.Context, dir string, dirGiven bool) (bool, err
 	if against != "" && againstDir != "" {
 		return false, usageError(errors.New("--against and --against-dir exclude each other"))
 	}
-	remote := a.cfg.GetString("repo") != ""
-	if remote && dirGiven {
-		return false, usageError(errors.New("give either DIR or --repo, not both"))
-	}
-	if !remote {
-		for _, name := range []string{"ref", "path"} {
-			if a.cfg.GetString(name) != "" {
-				return false, usageError(fmt.Errorf("--%s needs --repo", name))
-			}
-		}
+	remote, err := a.remoteSource()
+	if err != nil {
+		return false, err
 	}
 	nodes, err := readNodes(a.cfg.GetString("nodes"))
 	if err != nil {
@@ -164,46 +153,55 @@ func (a *app) runPlan(ctx context.Context, dir string, dirGiven bool) (bool, err
 	}
 
 	var objs, old []runtime.Object
-	switch {
-	case remote:
+	if remote {
 		cfg, err := a.sourceConfig()
 		if err != nil {
 			return false, err
 		}
-		repo, err := a.fetchRepo(ctx, cfg)
+		repo, err := a.openRepo(ctx, cfg)
 		if err != nil {
 			return false, err
 		}
-		if objs, err = a.loadRevision(ctx, repo, ""); err != nil {
+		defer repo.Close()
+		t, name, err := a.revisionTree(ctx, repo, "", args, false)
+		if err != nil {
+			return false, err
+		}
+		if objs, err = a.loadObjects(t, name); err != nil {
 			return false, err
 		}
 		if against != "" {
-			if old, err = a.loadRevision(ctx, repo, against); err != nil {
+			if old, err = a.loadRevision(ctx, repo, against, args); err != nil {
 				return false, err
 			}
 		}
-	default:
-		t, err := dirTree(dir)
+	} else {
+		t, err := localTree(args)
 		if err != nil {
 			return false, err
 		}
-		if objs, err = a.loadObjects(t, dir); err != nil {
+		name := "."
+		if len(args) > 0 {
+			name = strings.Join(args, " ")
+		}
+		if objs, err = a.loadObjects(t, name); err != nil {
 			return false, err
 		}
 		if against != "" {
-			repo, err := a.localRepo(ctx, dir)
+			repo, err := a.localRepo(ctx, t)
 			if err != nil {
 				return false, err
 			}
-			if old, err = a.loadRevision(ctx, repo, against); err != nil {
+			defer repo.Close()
+			if old, err = a.loadRevision(ctx, repo, against, t.paths); err != nil {
 				return false, err
 			}
 		}
 	}
 	if againstDir != "" {
-		t, err := dirTree(againstDir)
+		t, err := localTree([]string{againstDir})
 		if err != nil {
-			return false, err
+			return false, fmt.Errorf("--against-dir: %w", err)
 		}
 		if old, err = a.loadObjects(t, againstDir); err != nil {
 			return false, err
@@ -222,25 +220,23 @@ func (a *app) runPlan(ctx context.Context, dir string, dirGiven bool) (bool, err
 	return p.HasChanges(), nil
 }
 
-// localRepo opens the Git repository that holds dir as a source, rooted at
-// dir, so that --against reads the same directory at another revision.
-func (a *app) localRepo(ctx context.Context, dir string) (*source.Repo, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	root := abs
+// localRepo opens the Git repository that holds the root of the local
+// tree t as a source whose --path is that root, so that --against reads
+// the same files at another revision.
+func (a *app) localRepo(ctx context.Context, t *tree) (*source.Repo, error) {
+	root := t.root
+	top := root
 	for {
-		if _, err := os.Stat(filepath.Join(root, ".git")); err == nil {
+		if _, err := os.Stat(filepath.Join(top, ".git")); err == nil {
 			break
 		}
-		parent := filepath.Dir(root)
-		if parent == root {
-			return nil, usageError(fmt.Errorf("--against: %s is not in a Git repository; use --repo or --against-dir", dir))
+		parent := filepath.Dir(top)
+		if parent == top {
+			return nil, usageError(fmt.Errorf("--against: %s is not in a Git repository; use --repo or --against-dir", t.prefix))
 		}
-		root = parent
+		top = parent
 	}
-	rel, err := filepath.Rel(root, abs)
+	rel, err := filepath.Rel(top, root)
 	if err != nil {
 		return nil, err
 	}
@@ -248,61 +244,22 @@ func (a *app) localRepo(ctx context.Context, dir string) (*source.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.URL = root
+	cfg.URL = top
 	if rel = filepath.ToSlash(rel); rel != "." {
 		cfg.Path = rel
 	}
-	return a.fetchRepo(ctx, cfg)
+	return a.openRepo(ctx, cfg)
 }
 
-// fetchRepo opens the cache of cfg's repository and fetches it.
-func (a *app) fetchRepo(ctx context.Context, cfg source.Config) (*source.Repo, error) {
-	dir, err := a.dataDir()
-	if err != nil {
+// loadRevision loads the manifests under paths at revision rev of repo.
+// Paths that rev does not have hold nothing there: the plan creates
+// what they hold now.
+func (a *app) loadRevision(ctx context.Context, repo *source.Repo, rev string, paths []string) ([]runtime.Object, error) {
+	t, name, err := a.revisionTree(ctx, repo, rev, paths, true)
+	if err != nil || t == nil {
 		return nil, err
 	}
-	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{
-		Level: slog.LevelWarn,
-		ReplaceAttr: func(_ []string, at slog.Attr) slog.Attr {
-			if at.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return at
-		},
-	}))
-	repo, err := source.Open(dir, cfg, log)
-	if err != nil {
-		return nil, sourceError(err)
-	}
-	if timeout := a.cfg.GetDuration("fetch-timeout"); timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-	if err := source.Retry(ctx, backoff.Backoff{Initial: time.Second, Max: 8 * time.Second}, 3, nil, repo.Fetch); err != nil {
-		return nil, err
-	}
-	return repo, nil
-}
-
-// loadRevision loads the manifests of rev ("" for --ref; HEAD for the
-// repository's checked-out branch).
-func (a *app) loadRevision(ctx context.Context, repo *source.Repo, rev string) ([]runtime.Object, error) {
-	if rev == "HEAD" {
-		rev = ""
-	}
-	snap, err := repo.Snapshot(ctx, rev)
-	if err != nil {
-		return nil, sourceError(err)
-	}
-	for _, s := range snap.Skipped {
-		fmt.Fprintf(a.stderr, "gitorch: note: %s: %v\n", path.Join(snap.Path, s.Name), s.Reason)
-	}
-	name := gitrev.Short(snap.Revision)
-	if rev != "" {
-		name = rev + " (" + name + ")"
-	}
-	return a.loadObjects(&tree{fsys: snap.FS, prefix: snap.Path}, name)
+	return a.loadObjects(t, name)
 }
 
 // loadObjects loads and validates the manifests of t, which name
@@ -320,27 +277,7 @@ func (a *app) loadObjects(t *tree, name string) ([]runtime.Object, error) {
 	if n := res.Errors(); n > 0 {
 		return nil, &exitCodeError{code: exitError, err: fmt.Errorf("%s: %d error(s) in the manifests", name, n)}
 	}
-	objs := make([]runtime.Object, len(res.Objects))
-	for i := range res.Objects {
-		objs[i] = res.Objects[i].Obj
-	}
-	return objs, nil
-}
-
-// dirTree is the tree of the local directory dir.
-func dirTree(dir string) (*tree, error) {
-	st, err := os.Stat(dir)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("%s is not a directory", dir)
-	}
-	return localTree([]string{dir})
+	return res.RuntimeObjects(), nil
 }
 
 func readNodes(path string) ([]plan.Node, error) {
@@ -351,11 +288,7 @@ func readNodes(path string) ([]plan.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := plan.ParseNodes(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return nodes, nil
+	return plan.ParseNodesFile(path, data)
 }
 
 // useColor reports whether w is a terminal and NO_COLOR (no-color.org) is

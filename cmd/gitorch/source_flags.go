@@ -19,21 +19,22 @@ import (
 )
 
 // addSourceFlags registers the flags that name a Git revision to read
-// manifests from (--repo, --ref, --path), where to cache it (--data-dir),
+// manifests from (--repo, --ref, --path), where to keep it (--data-dir,
+// whose help is dataDirUsage: cacheDataDirUsage for the client commands),
 // and how to authenticate and verify it. Commands read them with
-// openSnapshot. A command that calls it must not register --data-dir
-// itself.
+// remoteSource, sourceConfig, openRepo and revisionTree. A command that
+// calls it must not register --data-dir itself.
 //
 // Secrets are never flags: passwords, tokens and passphrases come from
 // files (--git-password-file, ...) or from the environment / config file
 // (GITORCH_GIT_PASSWORD or git-password, GITORCH_GIT_TOKEN or git-token,
 // GITORCH_SSH_KEY_PASSPHRASE or ssh-key-passphrase).
-func addSourceFlags(cmd *cobra.Command) {
+func addSourceFlags(cmd *cobra.Command, dataDirUsage string) {
 	f := cmd.Flags()
 	f.String("repo", "", "read manifests from this Git repository instead of local files: a path, file://, git://, http(s):// or ssh:// URL, or user@host:path")
-	f.String("ref", "", "branch, tag or full commit SHA to read with --repo (default: the remote's default branch)")
+	f.String("ref", "", "revision to read with --repo, as Git writes it: a branch, tag, commit SHA (full or abbreviated), HEAD~1, main^ (default: the remote's default branch)")
 	f.String("path", "", "directory inside the repository that holds the manifests (default: the repository root)")
-	f.String("data-dir", "", "directory for gitorch's state; Git caches go under DIR/git (default: gitorch under the user cache directory, e.g. ~/.cache/gitorch)")
+	f.String("data-dir", "", dataDirUsage)
 	f.Duration("fetch-timeout", 2*time.Minute, "give up fetching --repo after this long, retries included")
 	f.String("git-username", "", "HTTP(S) user name (with --git-password-file, or with --git-token-file instead of x-access-token)")
 	f.String("git-password-file", "", "file holding the HTTP(S) password (or set GITORCH_GIT_PASSWORD)")
@@ -114,7 +115,12 @@ func secret(file, value string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// dataDir is --data-dir, or gitorch under the user cache directory.
+// cacheDataDirUsage is the --data-dir help of the commands that only cache
+// what they fetch (validate, plan).
+const cacheDataDirUsage = "directory for gitorch's caches; Git caches go under DIR/git (default: gitorch under the user cache directory, $XDG_CACHE_HOME or ~/.cache)"
+
+// dataDir is --data-dir, or gitorch under the user cache directory: what
+// validate and plan keep there is a cache of the remote, safe to delete.
 func (a *app) dataDir() (string, error) {
 	if d := a.cfg.GetString("data-dir"); d != "" {
 		return d, nil
@@ -126,28 +132,29 @@ func (a *app) dataDir() (string, error) {
 	return filepath.Join(cache, "gitorch"), nil
 }
 
-// openSnapshot fetches --repo and returns the files of --ref under --path.
-// Without --repo it returns (nil, false, nil) and the command reads local
-// files. Mistakes in the flags, a missing ref or path are usage errors
-// (exit 2); a remote that cannot be reached after retries, refused
-// credentials or a refused signature are plain errors (exit 1). Symbolic
-// links and submodules left out of the snapshot are noted on stderr.
-func (a *app) openSnapshot(ctx context.Context) (*source.Snapshot, bool, error) {
-	if a.cfg.GetString("repo") == "" {
-		for _, name := range []string{"ref", "path"} {
-			if a.cfg.GetString(name) != "" {
-				return nil, false, usageError(fmt.Errorf("--%s needs --repo", name))
-			}
+// remoteSource reports whether --repo names a repository to read. --ref
+// and --path without it are usage errors.
+func (a *app) remoteSource() (bool, error) {
+	if a.cfg.GetString("repo") != "" {
+		return true, nil
+	}
+	for _, name := range []string{"ref", "path"} {
+		if a.cfg.GetString(name) != "" {
+			return false, usageError(fmt.Errorf("--%s needs --repo", name))
 		}
-		return nil, false, nil
 	}
-	cfg, err := a.sourceConfig()
-	if err != nil {
-		return nil, true, err
-	}
+	return false, nil
+}
+
+// openRepo opens the cache of cfg's repository under the data directory
+// and fetches it, retrying within --fetch-timeout. A remote that cannot be
+// reached after retries, refused credentials or a refused signature are
+// plain errors (exit 1); mistakes in the flags are usage errors. The
+// caller closes the Repo.
+func (a *app) openRepo(ctx context.Context, cfg source.Config) (*source.Repo, error) {
 	dir, err := a.dataDir()
 	if err != nil {
-		return nil, true, err
+		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{
 		Level: slog.LevelWarn,
@@ -160,26 +167,49 @@ func (a *app) openSnapshot(ctx context.Context) (*source.Snapshot, bool, error) 
 	}))
 	repo, err := source.Open(dir, cfg, log)
 	if err != nil {
-		return nil, true, sourceError(err)
+		return nil, sourceError(err)
 	}
-	// The snapshot reads through its own handle on the cache.
-	defer repo.Close()
 	if timeout := a.cfg.GetDuration("fetch-timeout"); timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	if err := source.Retry(ctx, backoff.Backoff{Initial: time.Second, Max: 8 * time.Second}, 3, nil, repo.Fetch); err != nil {
-		return nil, true, err
+		repo.Close()
+		return nil, err
 	}
-	snap, err := repo.Snapshot(ctx, "")
+	return repo, nil
+}
+
+// revisionTree is the tree of revision rev of repo ("" for --ref) under
+// --path; args, if any, are files and directories inside it. name says
+// which revision it is, for messages. A missing revision or path is a
+// usage error. With missingOK, args absent at rev are left out, and a
+// nil tree means none of them (or not --path itself) is there. Symbolic
+// links and submodules left out of the snapshot are noted on stderr.
+func (a *app) revisionTree(ctx context.Context, repo *source.Repo, rev string, args []string, missingOK bool) (t *tree, name string, err error) {
+	snap, err := repo.Snapshot(ctx, rev)
+	if missingOK && errors.Is(err, source.ErrPathNotFound) {
+		return nil, "", nil
+	}
 	if err != nil {
-		return nil, true, sourceError(err)
+		return nil, "", sourceError(err)
 	}
 	for _, s := range snap.Skipped {
 		fmt.Fprintf(a.stderr, "gitorch: note: %s: %v\n", path.Join(snap.Path, s.Name), s.Reason)
 	}
-	return snap, true, nil
+	if rev == "" {
+		rev = a.cfg.GetString("ref")
+	}
+	name = snap.Revision[:12]
+	if rev != "" {
+		name = rev + " (" + name + ")"
+	}
+	t, err = snapshotTree(snap, args, missingOK)
+	if err != nil {
+		return nil, "", usageError(err)
+	}
+	return t, name, nil
 }
 
 // sourceError marks the source errors that are the caller's mistake as

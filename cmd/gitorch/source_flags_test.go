@@ -19,9 +19,10 @@ import (
 	"github.com/gitorch/gitorch/pkg/source"
 )
 
-// sourceProbe runs a command that only calls openSnapshot (and, for the
-// config checks, sourceConfig) with args.
-func sourceProbe(t *testing.T, args ...string) (snap *source.Snapshot, given bool, cfg source.Config, code int, stderr string) {
+// sourceProbe runs a command that only reads the tree of --ref as validate
+// does (remoteSource, sourceConfig, openRepo, revisionTree) with args; name
+// names the revision read.
+func sourceProbe(t *testing.T, args ...string) (tr *tree, name string, given bool, cfg source.Config, code int, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	a := newApp(&out, &errb)
@@ -30,19 +31,25 @@ func sourceProbe(t *testing.T, args ...string) (snap *source.Snapshot, given boo
 		Use: "probe",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if a.cfg.GetString("repo") != "" {
-				if cfg, err = a.sourceConfig(); err != nil {
-					return err
-				}
+			if given, err = a.remoteSource(); err != nil || !given {
+				return err
 			}
-			snap, given, err = a.openSnapshot(context.Background())
+			if cfg, err = a.sourceConfig(); err != nil {
+				return err
+			}
+			repo, err := a.openRepo(context.Background(), cfg)
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			tr, name, err = a.revisionTree(context.Background(), repo, "", nil, false)
 			return err
 		},
 	}
-	addSourceFlags(probe)
+	addSourceFlags(probe, cacheDataDirUsage)
 	root.AddCommand(probe)
 	code = a.execute(root, append([]string{"probe"}, args...))
-	return snap, given, cfg, code, errb.String()
+	return tr, name, given, cfg, code, errb.String()
 }
 
 func gitRun(t *testing.T, dir string, args ...string) string {
@@ -98,23 +105,23 @@ func sourceRepo(t *testing.T) (bare, v1, head string) {
 	return bare, v1, head
 }
 
-func TestOpenSnapshot(t *testing.T) {
+func TestRevisionTree(t *testing.T) {
 	bare, v1, head := sourceRepo(t)
 	data := t.TempDir()
 
-	snap, given, _, code, stderr := sourceProbe(t)
-	if code != 0 || given || snap != nil {
+	tr, _, given, _, code, stderr := sourceProbe(t)
+	if code != 0 || given || tr != nil {
 		t.Errorf("without --repo: code %d given %v: %s", code, given, stderr)
 	}
 
-	snap, given, _, code, stderr = sourceProbe(t, "--repo", bare, "--path", "deploy", "--data-dir", data)
-	if code != 0 || !given || snap == nil {
+	tr, name, given, _, code, stderr := sourceProbe(t, "--repo", bare, "--path", "deploy", "--data-dir", data)
+	if code != 0 || !given || tr == nil {
 		t.Fatalf("--repo: code %d: %s", code, stderr)
 	}
-	if snap.Revision != head {
-		t.Errorf("default ref: %s, want %s", snap.Revision, head)
+	if name != head[:12] {
+		t.Errorf("default ref: %s, want %s", name, head[:12])
 	}
-	if b, err := fs.ReadFile(snap.FS, "app.yaml"); err != nil || string(b) != "v: 2\n" {
+	if b, err := fs.ReadFile(tr.fsys, "app.yaml"); err != nil || string(b) != "v: 2\n" {
 		t.Errorf("app.yaml = %q, %v", b, err)
 	}
 	if !strings.Contains(stderr, "gitorch: note: deploy/link.yaml: symbolic link in the repository is not followed") {
@@ -124,9 +131,13 @@ func TestOpenSnapshot(t *testing.T) {
 		t.Errorf("cache not under --data-dir: %v", err)
 	}
 
-	snap, _, _, code, stderr = sourceProbe(t, "--repo", "file://"+bare, "--ref", "v1")
-	if code != 0 || snap.Revision != v1 {
-		t.Fatalf("--ref v1: code %d: %s", code, stderr)
+	_, name, _, _, code, stderr = sourceProbe(t, "--repo", "file://"+bare, "--ref", "v1")
+	if code != 0 || name != "v1 ("+v1[:12]+")" {
+		t.Fatalf("--ref v1: code %d, %s: %s", code, name, stderr)
+	}
+	_, name, _, _, code, stderr = sourceProbe(t, "--repo", "file://"+bare, "--ref", "main~1")
+	if code != 0 || name != "main~1 ("+v1[:12]+")" {
+		t.Fatalf("--ref main~1: code %d, %s: %s", code, name, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "gitorch", "git")); err != nil {
 		t.Errorf("default data dir is not the user cache dir: %v", err)
@@ -140,13 +151,14 @@ func TestOpenSnapshot(t *testing.T) {
 	}{
 		{"ref without repo", []string{"--ref", "main"}, 2, "--ref needs --repo"},
 		{"path escapes", []string{"--repo", bare, "--path", "../x"}, 2, "leaves the repository"},
-		{"missing ref", []string{"--repo", bare, "--ref", "nope"}, 2, `"nope" is not a branch or tag`},
+		{"missing ref", []string{"--repo", bare, "--ref", "nope"}, 2, `revision "nope": not found in ` + bare + `: no branch, tag or commit is named "nope"`},
+		{"walk past the root", []string{"--repo", bare, "--ref", "HEAD~9"}, 2, `revision "HEAD~9": not found in ` + bare + `: HEAD (` + head[:12] + `) has 1 ancestor`},
 		{"missing path", []string{"--repo", bare, "--path", "nope"}, 2, `"nope" is not a directory`},
 		{"missing repository", []string{"--repo", filepath.Join(t.TempDir(), "none.git")}, 1, "repository not found"},
 		{"unreadable token file", []string{"--repo", bare, "--git-token-file", "/nonexistent"}, 2, "--git-token-file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, _, code, stderr := sourceProbe(t, append(tc.args, "--data-dir", data)...)
+			_, _, _, _, code, stderr := sourceProbe(t, append(tc.args, "--data-dir", data)...)
 			if code != tc.code || !strings.Contains(stderr, tc.msg) {
 				t.Errorf("code %d, stderr %q; want %d and %q", code, stderr, tc.code, tc.msg)
 			}
@@ -163,7 +175,7 @@ func TestSourceFlagsSecrets(t *testing.T) {
 	}
 	t.Setenv("GITORCH_GIT_TOKEN", "from-env")
 	t.Setenv("GITORCH_SSH_KEY_PASSPHRASE", "phrase")
-	_, _, cfg, code, stderr := sourceProbe(t, "--repo", bare, "--data-dir", dir, "--git-username", "bob", "--git-password-file", pwFile)
+	_, _, _, cfg, code, stderr := sourceProbe(t, "--repo", bare, "--data-dir", dir, "--git-username", "bob", "--git-password-file", pwFile)
 	if code != 0 {
 		t.Fatalf("code %d: %s", code, stderr)
 	}
@@ -180,14 +192,14 @@ func TestSourceFlagsSecrets(t *testing.T) {
 	if err := os.WriteFile(ring, pub, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, _, _, code, stderr = sourceProbe(t, "--repo", bare, "--data-dir", dir, "--verify-keyring", ring)
+	_, _, _, _, code, stderr = sourceProbe(t, "--repo", bare, "--data-dir", dir, "--verify-keyring", ring)
 	if code != 1 || !strings.Contains(stderr, "commit is not signed") {
 		t.Errorf("unsigned commit with keyring: code %d, %q", code, stderr)
 	}
 	if err := os.WriteFile(ring, []byte("# empty\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, _, _, code, stderr = sourceProbe(t, "--repo", bare, "--data-dir", dir, "--verify-keyring", ring)
+	_, _, _, _, code, stderr = sourceProbe(t, "--repo", bare, "--data-dir", dir, "--verify-keyring", ring)
 	if code != 2 || !strings.Contains(stderr, "no OpenPGP or SSH public key") {
 		t.Errorf("empty keyring: code %d, %q", code, stderr)
 	}

@@ -48,10 +48,20 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
 			return a.runValidate(cmd.Context(), args)
 		},
 	}
-	addSourceFlags(cmd)
+	addSourceFlags(cmd, cacheDataDirUsage)
 	cmd.Flags().Bool("strict", false, "treat warnings as errors")
 	cmd.Flags().StringP("output", "o", "text", "output format: text or json")
 	return cmd
+}
+
+// textOrJSON is --output of the commands that print text or JSON; any
+// other value is a usage error.
+func (a *app) textOrJSON() (string, error) {
+	format := a.cfg.GetString("output")
+	if format != "text" && format != "json" {
+		return "", usageError(fmt.Errorf("--output %q: want text or json", format))
+	}
+	return format, nil
 }
 
 // validateReport is the JSON form of validate's output.
@@ -64,18 +74,28 @@ type validateReport struct {
 }
 
 func (a *app) runValidate(ctx context.Context, args []string) error {
-	output := a.cfg.GetString("output")
-	if output != "text" && output != "json" {
-		return usageError(fmt.Errorf("--output must be text or json, not %q", output))
+	output, err := a.textOrJSON()
+	if err != nil {
+		return err
 	}
-	snap, remote, err := a.openSnapshot(ctx)
+	remote, err := a.remoteSource()
 	if err != nil {
 		return err
 	}
 	var tree *tree
 	if remote {
-		if tree, err = snapshotTree(snap, args); err != nil {
-			return usageError(err)
+		cfg, err := a.sourceConfig()
+		if err != nil {
+			return err
+		}
+		repo, err := a.openRepo(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		// The snapshot reads through its own handle on the cache.
+		defer repo.Close()
+		if tree, _, err = a.revisionTree(ctx, repo, "", args, false); err != nil {
+			return err
 		}
 	} else if tree, err = localTree(args); err != nil {
 		return usageError(err)
@@ -130,11 +150,13 @@ type tree struct {
 	fsys   fs.FS
 	paths  []string
 	prefix string // display path of the fsys root
+	root   string // absolute directory of the fsys root, for local files
 }
 
 // snapshotTree is the tree of a Git revision; args, if any, are paths
-// inside it (relative to --path).
-func snapshotTree(snap *source.Snapshot, args []string) (*tree, error) {
+// inside it (relative to --path). A path that is not there is an error,
+// or with missingOK left out; when every one is left out the tree is nil.
+func snapshotTree(snap *source.Snapshot, args []string, missingOK bool) (*tree, error) {
 	t := &tree{fsys: snap.FS, prefix: snap.Path}
 	for _, p := range args {
 		p = path.Clean(filepath.ToSlash(p))
@@ -142,9 +164,15 @@ func snapshotTree(snap *source.Snapshot, args []string) (*tree, error) {
 			return nil, fmt.Errorf("%s: not a path inside the repository", p)
 		}
 		if _, err := fs.Stat(snap.FS, p); err != nil {
+			if missingOK {
+				continue
+			}
 			return nil, fmt.Errorf("%s: no such file or directory at %s", p, gitrev.Short(snap.Revision))
 		}
 		t.paths = append(t.paths, p)
+	}
+	if len(args) > 0 && len(t.paths) == 0 {
+		return nil, nil
 	}
 	return t, nil
 }
@@ -178,7 +206,7 @@ func localTree(args []string) (*tree, error) {
 			root = filepath.Dir(root)
 		}
 	}
-	t := &tree{fsys: os.DirFS(root)}
+	t := &tree{fsys: os.DirFS(root), root: root}
 	for _, p := range abs {
 		rel, _ := filepath.Rel(root, p)
 		t.paths = append(t.paths, filepath.ToSlash(rel))

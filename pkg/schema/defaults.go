@@ -20,7 +20,17 @@ func ptr[T any](v T) *T { return &v }
 
 func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 	var notes []defaultNote
-	legacy := apiVersion == "extensions/v1beta1" || apiVersion == "apps/v1beta1" || apiVersion == "apps/v1beta2"
+	if replicas, selector, tmpl := workloadFields(obj); tmpl != nil {
+		if replicas != nil && *replicas == nil {
+			*replicas = ptr(int32(1))
+		}
+		legacy := apiVersion == "extensions/v1beta1" || apiVersion == "apps/v1beta1" || apiVersion == "apps/v1beta2"
+		if legacy && selector != nil && *selector == nil {
+			*selector = &metav1.LabelSelector{MatchLabels: copyLabels(tmpl.Labels)}
+			notes = append(notes, defaultNote{"spec.selector", "no selector: using the template's labels, as " + apiVersion + " did (apps/v1 requires spec.selector)"})
+		}
+		defaultPodSpec(&tmpl.Spec)
+	}
 	switch o := obj.(type) {
 	case *corev1.Pod:
 		defaultPodSpec(&o.Spec)
@@ -38,13 +48,6 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 			defaultPodSpec(&o.Spec.Template.Spec)
 		}
 	case *appsv1.Deployment:
-		if o.Spec.Replicas == nil {
-			o.Spec.Replicas = ptr(int32(1))
-		}
-		if legacy && o.Spec.Selector == nil {
-			o.Spec.Selector = &metav1.LabelSelector{MatchLabels: copyLabels(o.Spec.Template.Labels)}
-			notes = append(notes, defaultNote{"spec.selector", "no selector: using the template's labels, as " + apiVersion + " did (apps/v1 requires spec.selector)"})
-		}
 		if o.Spec.Strategy.Type == "" {
 			o.Spec.Strategy.Type = appsv1.RollingUpdateDeploymentStrategyType
 		}
@@ -65,21 +68,7 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 				ru.MaxSurge = ptr(def)
 			}
 		}
-		defaultPodSpec(&o.Spec.Template.Spec)
-	case *appsv1.ReplicaSet:
-		if o.Spec.Replicas == nil {
-			o.Spec.Replicas = ptr(int32(1))
-		}
-		if legacy && o.Spec.Selector == nil {
-			o.Spec.Selector = &metav1.LabelSelector{MatchLabels: copyLabels(o.Spec.Template.Labels)}
-			notes = append(notes, defaultNote{"spec.selector", "no selector: using the template's labels, as " + apiVersion + " did (apps/v1 requires spec.selector)"})
-		}
-		defaultPodSpec(&o.Spec.Template.Spec)
 	case *appsv1.DaemonSet:
-		if legacy && o.Spec.Selector == nil {
-			o.Spec.Selector = &metav1.LabelSelector{MatchLabels: copyLabels(o.Spec.Template.Labels)}
-			notes = append(notes, defaultNote{"spec.selector", "no selector: using the template's labels, as " + apiVersion + " did (apps/v1 requires spec.selector)"})
-		}
 		if o.Spec.UpdateStrategy.Type == "" {
 			// extensions/v1beta1 DaemonSets were updated only when their pods
 			// were deleted.
@@ -97,15 +86,7 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 				o.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable = ptr(intstr.FromInt32(1))
 			}
 		}
-		defaultPodSpec(&o.Spec.Template.Spec)
 	case *appsv1.StatefulSet:
-		if o.Spec.Replicas == nil {
-			o.Spec.Replicas = ptr(int32(1))
-		}
-		if legacy && o.Spec.Selector == nil {
-			o.Spec.Selector = &metav1.LabelSelector{MatchLabels: copyLabels(o.Spec.Template.Labels)}
-			notes = append(notes, defaultNote{"spec.selector", "no selector: using the template's labels, as " + apiVersion + " did (apps/v1 requires spec.selector)"})
-		}
 		if o.Spec.PodManagementPolicy == "" {
 			o.Spec.PodManagementPolicy = appsv1.OrderedReadyPodManagement
 		}
@@ -117,7 +98,6 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 				o.Spec.UpdateStrategy.Type = appsv1.RollingUpdateStatefulSetStrategyType
 			}
 		}
-		defaultPodSpec(&o.Spec.Template.Spec)
 	case *batchv1.Job:
 		if o.Spec.Completions == nil && o.Spec.Parallelism == nil {
 			o.Spec.Completions = ptr(int32(1))
@@ -129,7 +109,6 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 		if o.Spec.BackoffLimit == nil {
 			o.Spec.BackoffLimit = ptr(int32(6))
 		}
-		defaultPodSpec(&o.Spec.Template.Spec)
 	case *corev1.Service:
 		if o.Spec.Type == "" {
 			o.Spec.Type = corev1.ServiceTypeClusterIP
@@ -164,6 +143,27 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 		}
 	}
 	return notes
+}
+
+// workloadFields points at the replica count, label selector and pod
+// template of the workload kinds that have them (a nil pointer for a
+// field the kind lacks; a nil template for the other kinds), so that
+// their common defaults are written once. ReplicationController, whose
+// selector is a plain map, is defaulted on its own.
+func workloadFields(obj runtime.Object) (replicas **int32, selector **metav1.LabelSelector, tmpl *corev1.PodTemplateSpec) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return &o.Spec.Replicas, &o.Spec.Selector, &o.Spec.Template
+	case *appsv1.ReplicaSet:
+		return &o.Spec.Replicas, &o.Spec.Selector, &o.Spec.Template
+	case *appsv1.StatefulSet:
+		return &o.Spec.Replicas, &o.Spec.Selector, &o.Spec.Template
+	case *appsv1.DaemonSet:
+		return nil, &o.Spec.Selector, &o.Spec.Template
+	case *batchv1.Job:
+		return nil, nil, &o.Spec.Template
+	}
+	return nil, nil, nil
 }
 
 func defaultPodSpec(s *corev1.PodSpec) {

@@ -347,3 +347,23 @@ func TestOldMacLineBreaksAreLineBreaks(t *testing.T) {
 	res := load(t, map[string]string{"mac.yaml": doc})
 	expect(t, res, `mac.yaml:4:9: ConfigMap/default/Bad: metadata.name: invalid value "Bad"`)
 }
+
+func TestRuntimeObjects(t *testing.T) {
+	res := load(t, map[string]string{
+		"a.yaml": deployment,
+		"b.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n",
+	})
+	objs := res.RuntimeObjects()
+	if len(objs) != 2 || len(res.Objects) != 2 {
+		t.Fatalf("%d runtime objects of %d objects, want 2: %v", len(objs), len(res.Objects), res.Findings)
+	}
+	if _, ok := objs[0].(*appsv1.Deployment); !ok || objs[0] != res.Objects[0].Obj {
+		t.Errorf("objs[0] = %T, want the *appsv1.Deployment of Objects[0]", objs[0])
+	}
+	if _, ok := objs[1].(*corev1.Service); !ok || objs[1] != res.Objects[1].Obj {
+		t.Errorf("objs[1] = %T, want the *corev1.Service of Objects[1]", objs[1])
+	}
+	if got := (&Result{}).RuntimeObjects(); len(got) != 0 {
+		t.Errorf("empty result: %v", got)
+	}
+}

@@ -104,6 +104,17 @@ type Result struct {
 	Findings []Finding
 }
 
+// RuntimeObjects lists the objects that validated, in the order of
+// Objects, as the runtime.Object values that placement (plan.Build,
+// plan.Schedule) takes.
+func (r *Result) RuntimeObjects() []runtime.Object {
+	objs := make([]runtime.Object, len(r.Objects))
+	for i := range r.Objects {
+		objs[i] = r.Objects[i].Obj
+	}
+	return objs
+}
+
 // Errors counts the findings of error severity.
 func (r *Result) Errors() int {
 	n := 0

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,9 +30,9 @@ type Config struct {
 	// URL is the remote: a local path, file://, git://, http(s)://,
 	// ssh://user@host/path or user@host:path.
 	URL string
-	// Ref is the default revision for Resolve and Snapshot: a branch, a tag
-	// or a full 40-character commit SHA. Empty means the remote's HEAD (its
-	// default branch).
+	// Ref is the default revision for Resolve and Snapshot, written as Git
+	// users write revisions (see Resolve). Empty means the remote's HEAD
+	// (its default branch).
 	Ref string
 	// Path is the directory inside the repository that snapshots are rooted
 	// at. Empty means the repository root. It may not be absolute or
@@ -387,148 +386,6 @@ func (r *Repo) fetch(ctx context.Context) error {
 // errorf wraps err with context and hides credentials.
 func (r *Repo) errorf(err error, format string, args ...any) error {
 	return scrub(fmt.Errorf(format+": %w", append(args, err)...), r.cfg.Auth.secrets())
-}
-
-// Resolve turns rev into a full commit SHA: a branch, a tag (annotated
-// tags are peeled), refs/heads/X or refs/tags/X, or a full 40-character
-// SHA present in the cache. Empty rev means Config.Ref, and empty Ref (or
-// "HEAD") the remote's HEAD, its default branch. A name that is both a
-// branch and a tag is refused as ambiguous.
-func (r *Repo) Resolve(rev string) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, err := r.resolve(rev)
-	if err != nil {
-		return "", err
-	}
-	return c.Hash.String(), nil
-}
-
-// errClosed is returned by a Repo's methods after Close.
-var errClosed = errors.New("source: repository cache is closed")
-
-func (r *Repo) resolve(rev string) (*object.Commit, error) {
-	if r.repo == nil {
-		return nil, errClosed
-	}
-	if rev == "" {
-		rev = r.cfg.Ref
-	}
-	if rev == "" || rev == "HEAD" {
-		ref, err := r.repo.Reference(originHead, true)
-		if err != nil {
-			return nil, fmt.Errorf("%w: no default branch (HEAD) of %s: it has none, or it was not fetched yet; give a ref%s", ErrRefNotFound, r.remote.display, r.available())
-		}
-		return r.commit(ref.Hash(), "HEAD")
-	}
-	if isFullSHA(rev) {
-		c, err := r.commit(plumbing.NewHash(rev), rev)
-		if errors.Is(err, plumbing.ErrObjectNotFound) {
-			return nil, fmt.Errorf("%w: commit %s is not in any branch or tag fetched from %s", ErrRefNotFound, rev, r.remote.display)
-		}
-		return c, err
-	}
-	if len(rev) >= 4 && len(rev) < 40 && isHex(rev) {
-		if _, err := r.lookupRef(rev); err != nil {
-			return nil, fmt.Errorf("%w: %q: abbreviated commit SHAs are not accepted; give all 40 characters", ErrRefNotFound, rev)
-		}
-	}
-	ref, err := r.lookupRef(rev)
-	if err != nil {
-		return nil, err
-	}
-	return r.commit(ref.Hash(), rev)
-}
-
-func (r *Repo) commit(h plumbing.Hash, name string) (*object.Commit, error) {
-	c, err := commitOf(r.repo, h)
-	if err != nil {
-		if errors.Is(err, plumbing.ErrObjectNotFound) && name != h.String() {
-			r.corrupt = fmt.Errorf("%w: %s points to missing object %s", ErrCorrupt, name, h)
-			return nil, r.corrupt
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return c, nil
-}
-
-func (r *Repo) lookupRef(rev string) (*plumbing.Reference, error) {
-	var candidates []plumbing.ReferenceName
-	switch {
-	case strings.HasPrefix(rev, "refs/heads/"):
-		candidates = []plumbing.ReferenceName{plumbing.ReferenceName("refs/remotes/origin/" + strings.TrimPrefix(rev, "refs/heads/"))}
-	case strings.HasPrefix(rev, "refs/tags/"):
-		candidates = []plumbing.ReferenceName{plumbing.ReferenceName(rev)}
-	default:
-		candidates = []plumbing.ReferenceName{
-			plumbing.ReferenceName("refs/remotes/origin/" + rev),
-			plumbing.ReferenceName("refs/tags/" + rev),
-		}
-	}
-	var found []*plumbing.Reference
-	for _, name := range candidates {
-		if name == "refs/remotes/origin/HEAD" {
-			continue
-		}
-		ref, err := r.repo.Reference(name, true)
-		if err == nil {
-			found = append(found, ref)
-		}
-	}
-	switch len(found) {
-	case 1:
-		return found[0], nil
-	case 0:
-		return nil, fmt.Errorf("%w: %q is not a branch or tag of %s%s", ErrRefNotFound, rev, r.remote.display, r.available())
-	}
-	return nil, fmt.Errorf("%w: %q is both a branch and a tag of %s; say refs/heads/%s or refs/tags/%s", ErrRefNotFound, rev, r.remote.display, rev, rev)
-}
-
-// available lists some branches and tags, for error messages.
-func (r *Repo) available() string {
-	var branches, tags []string
-	refs, err := r.repo.References()
-	if err != nil {
-		return ""
-	}
-	_ = refs.ForEach(func(ref *plumbing.Reference) error {
-		n := ref.Name().String()
-		switch {
-		case n == "refs/remotes/origin/HEAD":
-		case strings.HasPrefix(n, "refs/remotes/origin/"):
-			branches = append(branches, strings.TrimPrefix(n, "refs/remotes/origin/"))
-		case strings.HasPrefix(n, "refs/tags/"):
-			tags = append(tags, strings.TrimPrefix(n, "refs/tags/"))
-		}
-		return nil
-	})
-	if len(branches)+len(tags) == 0 {
-		return " (nothing fetched yet)"
-	}
-	return " (branches: " + list(branches) + "; tags: " + list(tags) + ")"
-}
-
-func list(names []string) string {
-	if len(names) == 0 {
-		return "none"
-	}
-	sort.Strings(names)
-	const max = 10
-	if len(names) > max {
-		return strings.Join(names[:max], ", ") + fmt.Sprintf(", and %d more", len(names)-max)
-	}
-	return strings.Join(names, ", ")
-}
-
-func isFullSHA(s string) bool { return len(s) == 40 && isHex(s) }
-
-func isHex(s string) bool {
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // CleanPath checks a repository subdirectory given by the user and returns

@@ -256,8 +256,8 @@ func TestMissingRefAndPath(t *testing.T) {
 	if _, err := r.Resolve(strings.Repeat("ab", 20)); !errors.Is(err, ErrRefNotFound) {
 		t.Errorf("unknown SHA: %v", err)
 	}
-	if _, err := r.Resolve("abcdef1"); !errors.Is(err, ErrRefNotFound) || !strings.Contains(err.Error(), "40 characters") {
-		t.Errorf("short SHA: %v", err)
+	if _, err := r.Resolve("abcdef1"); !errors.Is(err, ErrRefNotFound) || !strings.Contains(err.Error(), `no branch, tag or commit is named "abcdef1"`) {
+		t.Errorf("unknown short SHA: %v", err)
 	}
 	for _, p := range []string{"missing", "file"} {
 		r := openRepo(t, t.TempDir(), Config{URL: up.bare, Path: p})

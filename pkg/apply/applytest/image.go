@@ -102,6 +102,14 @@ func BusyboxImage(busybox string) (v1.Image, error) {
 // WriteOCIArchive writes img as an OCI image layout in a tar stream, named
 // ref in index.json by the OCI ref.name annotation.
 func WriteOCIArchive(w io.Writer, ref string, img v1.Image) error {
+	return WriteOCIArchiveAnnotated(w, map[string]string{specs.AnnotationRefName: ref}, img)
+}
+
+// WriteOCIArchiveAnnotated writes img as an OCI image layout in a tar
+// stream, with annotations on its entry in index.json: the names
+// (org.opencontainers.image.ref.name, io.containerd.image.name) build
+// tools give it.
+func WriteOCIArchiveAnnotated(w io.Writer, annotations map[string]string, img v1.Image) error {
 	tw := tar.NewWriter(w)
 	add := func(name string, data []byte) error {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: fixedTime}); err != nil {
@@ -166,7 +174,7 @@ func WriteOCIArchive(w io.Writer, ref string, img v1.Image) error {
 			MediaType:   specs.MediaTypeImageManifest,
 			Digest:      digestOf(manDigest),
 			Size:        int64(len(man)),
-			Annotations: map[string]string{specs.AnnotationRefName: ref},
+			Annotations: annotations,
 			Platform:    &specs.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		}},
 	}
