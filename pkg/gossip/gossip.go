@@ -346,6 +346,9 @@ func (g *Gossip) joiner(ctx context.Context) {
 	for {
 		wait := t.PushPullInterval
 		if g.othersActive() == 0 {
+			// Every peer named is contacted: stopping at the first answer
+			// lets a cluster started all at once split into groups that
+			// never merge.
 			n, err := g.ml.Join(g.cfg.Join)
 			switch {
 			case g.othersActive() > 0:
