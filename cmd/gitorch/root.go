@@ -114,6 +114,7 @@ environment and data-dir in the config file.`,
 		a.agentCommand(),
 		a.statusCommand(),
 		a.logsCommand(),
+		a.gossipCommand(),
 	)
 	// An unknown command is a usage error, not a reason to print help and
 	// succeed.

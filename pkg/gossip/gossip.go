@@ -1,0 +1,912 @@
+package gossip
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// MemberState is a member's state as this node sees it.
+type MemberState string
+
+// The states of a member. Suspect is not dead: a suspect node may refute
+// and come back alive. Left is a node that said goodbye (Leave); dead one
+// that stopped answering.
+const (
+	StateAlive   MemberState = "alive"
+	StateSuspect MemberState = "suspect"
+	StateDead    MemberState = "dead"
+	StateLeft    MemberState = "left"
+)
+
+// Member is one node of the cluster as seen from here.
+type Member struct {
+	Name  string
+	Addr  netip.AddrPort // gossip address
+	State MemberState
+	Meta  Meta
+	// Since is when this node saw State begin (to within a probe interval
+	// for suspect, which memberlist does not announce).
+	Since time.Time
+	Self  bool
+}
+
+// Gossip is this node's membership of the cluster. Its methods are safe
+// for concurrent use.
+type Gossip struct {
+	cfg Config
+	log *slog.Logger
+
+	meta      atomic.Pointer[[]byte] // encoded, for memberlist
+	metaMu    sync.Mutex             // serialises SetMeta
+	numActive atomic.Int32           // alive and suspect members, for the queue
+
+	mu      sync.Mutex // guards members, store, repair
+	members map[string]*Member
+	store   *store
+	repair  map[string]time.Time // dead members heard from, and when last repaired
+	leaving map[string]uint64    // members that announced they leave, at which version
+	left    bool                 // this node called Leave
+
+	queue    *memberlist.TransmitLimitedQueue
+	ml       *memberlist.Memberlist
+	changeCh chan struct{}
+	maxBcast int
+
+	warnMu   sync.Mutex
+	lastWarn map[string]time.Time
+
+	started  atomic.Bool
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New checks cfg and prepares a node; Start makes it take part.
+func New(cfg Config) (*Gossip, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.Join = slices.Clone(cfg.Join)
+	meta, _ := encodeMeta(cfg.Meta)
+	g := &Gossip{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		members:  map[string]*Member{},
+		store:    newStore(cfg.NodeName, uint64(time.Now().UnixNano()), time.Now),
+		repair:   map[string]time.Time{},
+		leaving:  map[string]uint64{},
+		changeCh: make(chan struct{}, 1),
+		lastWarn: map[string]time.Time{},
+		// What is left of a UDP packet (1400 bytes) after memberlist's
+		// label, encryption and compound headers, with a margin.
+		maxBcast: 1400 - 128 - len(cfg.ClusterName),
+	}
+	g.meta.Store(&meta)
+	g.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes:       func() int { return max(1, int(g.numActive.Load())) },
+		RetransmitMult: cfg.Timing.RetransmitMult,
+	}
+	return g, nil
+}
+
+// Start creates the memberlist (binding the gossip port) and, when
+// cfg.Join is not empty, joins in the background: attempts are retried with
+// a growing delay (up to Timing.JoinBackoffMax) for as long as no other
+// member is alive, so that nodes may start in any order and a node that
+// lost every peer tries again. The context bounds the background work;
+// Shutdown stops it too.
+func (g *Gossip) Start(ctx context.Context) error {
+	if !g.started.CompareAndSwap(false, true) {
+		return errors.New("gossip: already started")
+	}
+	c := g.cfg
+	t := c.Timing
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = c.NodeName
+	mc.Label = c.ClusterName
+	mc.BindAddr, mc.BindPort = c.BindAddr, c.BindPort
+	mc.AdvertiseAddr, mc.AdvertisePort = c.AdvertiseAddr, c.AdvertisePort
+	if mc.AdvertisePort == 0 {
+		mc.AdvertisePort = c.BindPort
+	}
+	mc.ProbeInterval, mc.ProbeTimeout = t.ProbeInterval, t.ProbeTimeout
+	mc.SuspicionMult = t.SuspicionMult
+	mc.GossipInterval, mc.GossipNodes = t.GossipInterval, t.GossipNodes
+	mc.RetransmitMult = t.RetransmitMult
+	mc.PushPullInterval = t.PushPullInterval
+	mc.GossipToTheDeadTime = t.GossipToTheDead
+	mc.TCPTimeout = t.TCPTimeout
+	if len(c.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(c.Keys, c.Keys[0])
+		if err != nil {
+			return fmt.Errorf("gossip: keyring: %w", err)
+		}
+		mc.Keyring = kr
+	}
+	mc.Delegate = (*delegate)(g)
+	mc.Events = (*events)(g)
+	mc.Alive = (*aliveCheck)(g)
+	mc.Merge = (*mergeCheck)(g)
+	mc.Logger = log.New(&logWriter{g: g}, "", 0)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("gossip: start on %s:%d: %w", c.BindAddr, c.BindPort, err)
+	}
+	g.ml = ml
+	ctx, g.cancel = context.WithCancel(ctx)
+	g.broadcastOwn(true)
+	g.run(ctx, g.notifier)
+	g.run(ctx, g.poller)
+	if len(c.Join) > 0 {
+		g.run(ctx, g.joiner)
+	}
+	g.log.Info("gossip started", "node", c.NodeName, "cluster", c.ClusterName,
+		"addr", ml.LocalNode().Address(), "encrypted", len(c.Keys) > 0, "join", c.Join)
+	return nil
+}
+
+func (g *Gossip) run(ctx context.Context, f func(context.Context)) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		f(ctx)
+	}()
+}
+
+// Members returns every known member, this node included, sorted by name.
+// Dead and left members are kept for Timing.Retain after their state began
+// (an hour with LANTiming), then dropped along with their state.
+func (g *Gossip) Members() []Member {
+	g.mu.Lock()
+	out := make([]Member, 0, len(g.members))
+	for _, m := range g.members {
+		mm := *m
+		mm.Meta.Labels = cloneLabels(m.Meta.Labels)
+		out = append(out, mm)
+	}
+	g.mu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+func cloneLabels(l map[string]string) map[string]string {
+	if l == nil {
+		return nil
+	}
+	out := make(map[string]string, len(l))
+	for k, v := range l {
+		out[k] = v
+	}
+	return out
+}
+
+// SetMeta replaces this node's metadata and announces it. It returns an
+// error wrapping ErrMetaTooLarge when the encoding exceeds MetaMaxSize, and
+// an error when the pod CIDR overlaps an alive member's.
+func (g *Gossip) SetMeta(m Meta) error {
+	b, err := encodeMeta(m)
+	if err != nil {
+		return err
+	}
+	if m.PodCIDR.IsValid() {
+		g.mu.Lock()
+		other, otherCIDR := g.overlapping(g.cfg.NodeName, m.PodCIDR)
+		g.mu.Unlock()
+		if other != "" {
+			return fmt.Errorf("gossip: pod CIDR %s of node %q overlaps %s of node %q", m.PodCIDR, g.cfg.NodeName, otherCIDR, other)
+		}
+	}
+	g.metaMu.Lock()
+	defer g.metaMu.Unlock()
+	g.meta.Store(&b)
+	if g.ml == nil {
+		g.cfg.Meta = m
+		return nil
+	}
+	// UpdateNode waits for the broadcast to go out; a timeout only means no
+	// peer took it yet, and push/pull will carry it.
+	if err := g.ml.UpdateNode(g.cfg.Timing.ProbeInterval * 5); err != nil {
+		g.log.Debug("gossip: metadata update not yet sent", "err", err)
+	}
+	return nil
+}
+
+// SetLocalState replaces this node's state. Changes are broadcast: the
+// whole state when it fits in one packet, else one message per changed pod.
+// Fields longer than the wire format carries are truncated (errors to 256
+// bytes); at most 5000 pods are gossiped.
+func (g *Gossip) SetLocalState(s NodeState) {
+	s, warns := normalize(s)
+	for _, w := range warns {
+		g.warn("state:"+w, "gossip: local state: "+w)
+	}
+	g.mu.Lock()
+	ch := g.store.setLocal(s)
+	g.mu.Unlock()
+	if len(ch) == 0 {
+		return
+	}
+	g.broadcastChanges(ch)
+	g.changed()
+}
+
+// States returns the latest state of every member as known here, keyed by
+// node name, this node's included. A member that never sent one has none.
+func (g *Gossip) States() map[string]NodeState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]NodeState, len(g.members))
+	for name := range g.members {
+		if ns, ok := g.store.stateOf(name); ok {
+			out[name] = ns
+		}
+	}
+	return out
+}
+
+// Leave tells the cluster this node is leaving and waits up to timeout for
+// the message to go out; peers then show it as left. Call Shutdown after.
+//
+// memberlist tells its peers' delegates of a departure without saying
+// whether the node left or failed, so the node first broadcasts that it is
+// leaving on the state channel, and waits (up to half of timeout) for that
+// message to have gone out.
+func (g *Gossip) Leave(timeout time.Duration) error {
+	if g.ml == nil {
+		return errors.New("gossip: not started")
+	}
+	deadline := time.Now().Add(timeout)
+	g.mu.Lock()
+	g.left = true
+	v := g.store.cur
+	g.mu.Unlock()
+	done := make(chan struct{})
+	g.queue.QueueBroadcast(&broadcast{name: g.cfg.NodeName + "\x00leave", msg: encodeLeave(g.cfg.NodeName, v), done: done})
+	if g.othersActive() > 0 {
+		select {
+		case <-done:
+		case <-time.After(timeout / 2):
+		}
+	}
+	if err := g.ml.Leave(max(time.Until(deadline), 0)); err != nil {
+		return fmt.Errorf("gossip: leave: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops gossiping without telling anyone: peers will find this
+// node suspect, then dead. It is safe to call more than once.
+func (g *Gossip) Shutdown() error {
+	var err error
+	g.stopOnce.Do(func() {
+		if g.cancel != nil {
+			g.cancel()
+		}
+		if g.ml != nil {
+			err = g.ml.Shutdown()
+		}
+		g.wg.Wait()
+	})
+	return err
+}
+
+// changed schedules a call of OnChange.
+func (g *Gossip) changed() {
+	select {
+	case g.changeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (g *Gossip) notifier(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.changeCh:
+			if g.cfg.OnChange != nil {
+				g.cfg.OnChange()
+			}
+		}
+	}
+}
+
+// othersActive counts the alive and suspect members other than this node.
+func (g *Gossip) othersActive() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, m := range g.members {
+		if !m.Self && (m.State == StateAlive || m.State == StateSuspect) {
+			n++
+		}
+	}
+	return n
+}
+
+func (g *Gossip) joiner(ctx context.Context) {
+	t := g.cfg.Timing
+	backoff := t.ProbeInterval
+	var lastErr string
+	for {
+		wait := t.PushPullInterval
+		if g.othersActive() == 0 {
+			// Every peer named is contacted: stopping at the first answer
+			// lets a cluster started all at once split into groups that
+			// never merge.
+			n, err := g.ml.Join(g.cfg.Join)
+			switch {
+			case g.othersActive() > 0:
+				g.log.Info("gossip: joined", "node", g.cfg.NodeName, "contacted", n, "members", g.ml.NumMembers())
+				backoff, lastErr = t.ProbeInterval, ""
+			default:
+				msg := "no other node answered"
+				if err != nil {
+					msg = err.Error()
+				}
+				if msg != lastErr {
+					g.log.Info("gossip: join failed, retrying", "node", g.cfg.NodeName, "join", g.cfg.Join, "err", msg)
+					lastErr = msg
+				}
+				// Jitter spreads the attempts of nodes started together.
+				wait = backoff/2 + rand.N(backoff/2+1)
+				backoff = min(2*backoff, t.JoinBackoffMax)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// poller ends suspicions that no longer hold, forgets
+// members past Timing.Retain, and repairs stale deaths (see repairDead).
+func (g *Gossip) poller(ctx context.Context) {
+	t := time.NewTicker(g.cfg.Timing.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		g.pingSuspects()
+		g.prune()
+		g.repairDead()
+	}
+}
+
+// pingSuspects pings the members this node suspects: an answer ends the
+// suspicion here (memberlist does not announce a refutation).
+func (g *Gossip) pingSuspects() {
+	type target struct {
+		name string
+		addr netip.AddrPort
+	}
+	var ts []target
+	g.mu.Lock()
+	for _, m := range g.members {
+		if m.State == StateSuspect {
+			ts = append(ts, target{m.Name, m.Addr})
+		}
+	}
+	g.mu.Unlock()
+	for _, t := range ts {
+		if _, err := g.ml.Ping(t.name, net.UDPAddrFromAddrPort(t.addr)); err != nil {
+			continue
+		}
+		g.mu.Lock()
+		m := g.members[t.name]
+		ok := m != nil && m.State == StateSuspect
+		if ok {
+			m.State, m.Since = StateAlive, time.Now()
+		}
+		g.mu.Unlock()
+		if ok {
+			g.changed()
+		}
+	}
+}
+
+// markSuspect records that this node's probes of name failed.
+func (g *Gossip) markSuspect(name string) {
+	g.mu.Lock()
+	m := g.members[name]
+	ok := m != nil && m.State == StateAlive && !m.Self
+	if ok {
+		m.State, m.Since = StateSuspect, time.Now()
+	}
+	g.mu.Unlock()
+	if ok {
+		g.changed()
+	}
+}
+
+func (g *Gossip) prune() {
+	now := time.Now()
+	retain := g.cfg.Timing.Retain
+	g.mu.Lock()
+	for name, m := range g.members {
+		if (m.State == StateDead || m.State == StateLeft) && now.Sub(m.Since) > retain && !m.Self {
+			delete(g.members, name)
+			delete(g.repair, name)
+			g.store.forget(name)
+		}
+	}
+	for name, v := range g.store.nodes {
+		if g.members[name] == nil && now.Sub(v.seen) > retain {
+			g.store.forget(name)
+		}
+	}
+	g.mu.Unlock()
+}
+
+// repairDead handles the mass-restart trap of memberlist (issue #311): a
+// node restarted with a fresh incarnation number is ignored by peers that
+// hold it dead at a higher incarnation until the dead message reaches it,
+// which may be never. Here a member we hold dead or left, but whose state
+// messages still arrive with new versions, is alive: a push/pull with it
+// shows it our view, it refutes with a higher incarnation, and everyone
+// takes it back.
+func (g *Gossip) repairDead() {
+	now := time.Now()
+	every := 5 * g.cfg.Timing.ProbeInterval
+	var addrs []string
+	g.mu.Lock()
+	for name, last := range g.repair {
+		m := g.members[name]
+		if m == nil || m.State == StateAlive || m.State == StateSuspect {
+			delete(g.repair, name)
+			continue
+		}
+		if now.Sub(last) < every {
+			continue
+		}
+		g.repair[name] = now
+		addrs = append(addrs, m.Addr.String())
+	}
+	g.mu.Unlock()
+	for _, a := range addrs {
+		g.log.Debug("gossip: member held dead still sends state, syncing with it", "addr", a)
+		if _, err := g.ml.Join([]string{a}); err != nil {
+			g.log.Debug("gossip: repair sync failed", "addr", a, "err", err)
+		}
+	}
+}
+
+// heardFrom notes that node sent new state; called with g.mu held.
+func (g *Gossip) heardFrom(node string) {
+	if m := g.members[node]; m != nil && (m.State == StateDead || m.State == StateLeft) {
+		if _, ok := g.repair[node]; !ok {
+			g.repair[node] = time.Time{}
+		}
+	}
+}
+
+// overlapping returns an alive or suspect member other than name whose pod
+// CIDR overlaps p; called with g.mu held.
+func (g *Gossip) overlapping(name string, p netip.Prefix) (string, netip.Prefix) {
+	var names []string
+	for n, m := range g.members {
+		if n != name && (m.State == StateAlive || m.State == StateSuspect) &&
+			m.Meta.PodCIDR.IsValid() && m.Meta.PodCIDR.Overlaps(p) {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return "", netip.Prefix{}
+	}
+	slices.Sort(names)
+	return names[0], g.members[names[0]].Meta.PodCIDR
+}
+
+// Broadcasting.
+
+type broadcast struct {
+	name string
+	msg  []byte
+	done chan struct{} // closed by Finished, if not nil
+	once sync.Once
+}
+
+func (b *broadcast) Invalidates(o memberlist.Broadcast) bool {
+	ob, ok := o.(*broadcast)
+	return ok && ob.name == b.name
+}
+func (b *broadcast) Name() string    { return b.name }
+func (b *broadcast) Message() []byte { return b.msg }
+func (b *broadcast) Finished() {
+	if b.done != nil {
+		b.once.Do(func() { close(b.done) })
+	}
+}
+
+func snapshotName(node string) string { return node + "\x00*" }
+
+func deltaName(d *delta) string {
+	if d.isHeader {
+		return d.origin + "\x00h"
+	}
+	return d.origin + "\x00p" + d.pod.key.ns + "/" + d.pod.key.name
+}
+
+// broadcastOwn queues this node's whole state, or, if it does not fit in
+// a packet and all is set, every entry of it.
+func (g *Gossip) broadcastOwn(all bool) {
+	g.mu.Lock()
+	sn := g.store.snapshotOf(g.cfg.NodeName)
+	g.mu.Unlock()
+	msg := encodeSnapshots([]*snapshot{sn})
+	if len(msg) <= g.maxBcast {
+		g.queue.QueueBroadcast(&broadcast{name: snapshotName(sn.node), msg: msg})
+		return
+	}
+	if !all {
+		return
+	}
+	g.queueDelta(&delta{origin: sn.node, v: sn.hv, isHeader: true, hdr: sn.hdr})
+	for _, e := range sn.pods {
+		g.queueDelta(&delta{origin: sn.node, v: e.v, pod: e})
+	}
+}
+
+func (g *Gossip) queueDelta(d *delta) {
+	msg := encodeDelta(d)
+	if len(msg) > g.maxBcast {
+		return // push/pull carries it
+	}
+	g.queue.QueueBroadcast(&broadcast{name: deltaName(d), msg: msg})
+}
+
+func (g *Gossip) broadcastChanges(ch []change) {
+	g.mu.Lock()
+	sn := g.store.snapshotOf(g.cfg.NodeName)
+	cur := g.store.cur
+	var ds []*delta
+	own := g.store.own()
+	var prev uint64
+	if len(ch) == 1 {
+		prev = cur - 1
+	}
+	for _, c := range ch {
+		d := &delta{origin: g.cfg.NodeName, v: cur, prev: prev}
+		switch it, ok := own.pods[c.key]; {
+		case c.header:
+			d.isHeader, d.hdr = true, own.hdr
+		case ok:
+			d.pod = podEntry{key: c.key, v: cur, pod: it.pod}
+		default:
+			d.pod = podEntry{key: c.key, v: cur, del: true}
+		}
+		ds = append(ds, d)
+	}
+	g.mu.Unlock()
+	if msg := encodeSnapshots([]*snapshot{sn}); len(msg) <= g.maxBcast {
+		g.queue.QueueBroadcast(&broadcast{name: snapshotName(sn.node), msg: msg})
+		return
+	}
+	for _, d := range ds {
+		g.queueDelta(d)
+	}
+}
+
+// refute moves this node's version past v, heard from a peer about this
+// node's previous run, and announces the state again.
+func (g *Gossip) refute(v uint64) {
+	g.mu.Lock()
+	g.store.restamp(v)
+	g.mu.Unlock()
+	g.log.Info("gossip: peers hold a newer state of this node (from an earlier run); re-announcing", "node", g.cfg.NodeName)
+	g.broadcastOwn(true)
+}
+
+// receive applies a state message from a peer, and relays it if it was
+// news.
+func (g *Gossip) receive(msg []byte, relay bool) {
+	if len(msg) == 0 {
+		return
+	}
+	var taken, changed bool
+	var refute uint64
+	var name string
+	switch msg[0] {
+	case msgDelta:
+		d, err := decodeDelta(msg)
+		if err != nil {
+			g.log.Debug("gossip: dropping bad message", "err", err)
+			return
+		}
+		g.mu.Lock()
+		taken, changed, refute = g.store.applyDelta(d)
+		if taken {
+			g.heardFrom(d.origin)
+		}
+		g.mu.Unlock()
+		name = deltaName(d)
+	case msgSnapshot:
+		sns, err := decodeSnapshots(msg)
+		if err != nil {
+			g.log.Debug("gossip: dropping bad message", "err", err)
+			return
+		}
+		g.mu.Lock()
+		for _, sn := range sns {
+			t, c, r := g.store.mergeSnapshot(sn)
+			taken, changed, refute = taken || t, changed || c, max(refute, r)
+			if t {
+				g.heardFrom(sn.node)
+			}
+		}
+		g.mu.Unlock()
+		if len(sns) == 1 {
+			name = snapshotName(sns[0].node)
+		} else {
+			relay = false
+		}
+	case msgLeave:
+		origin, v, err := decodeLeave(msg)
+		if err != nil {
+			g.log.Debug("gossip: dropping bad message", "err", err)
+			return
+		}
+		g.mu.Lock()
+		taken = g.noteLeaving(origin, v)
+		g.mu.Unlock()
+		changed = taken
+		name = origin + "\x00leave"
+	default:
+		return
+	}
+	if taken && relay {
+		g.queue.QueueBroadcast(&broadcast{name: name, msg: bytes.Clone(msg)})
+	}
+	if refute != 0 {
+		g.refute(refute)
+	}
+	if changed {
+		g.changed()
+	}
+}
+
+// noteLeaving records that origin announced, at version v, that it leaves;
+// called with g.mu held. An announcement older than the node's latest state
+// is from an earlier run and ignored.
+func (g *Gossip) noteLeaving(origin string, v uint64) bool {
+	if origin == g.cfg.NodeName {
+		return false
+	}
+	if old, ok := g.leaving[origin]; ok && old >= v {
+		return false
+	}
+	if sv := g.store.nodes[origin]; sv != nil && max(sv.complete, sv.hv) > v {
+		return false
+	}
+	if len(g.leaving) >= maxNodes {
+		return false
+	}
+	g.leaving[origin] = v
+	if m := g.members[origin]; m != nil && m.State == StateDead {
+		m.State = StateLeft
+	}
+	return true
+}
+
+// memberlist delegates. They are called by memberlist, some with its node
+// lock held, so they never call back into memberlist.
+
+type delegate Gossip
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	b := *(*Gossip)(d).meta.Load()
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+
+func (d *delegate) NotifyMsg(b []byte) { (*Gossip)(d).receive(b, true) }
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.queue.GetBroadcasts(overhead, limit)
+}
+
+func (d *delegate) LocalState(join bool) []byte {
+	g := (*Gossip)(d)
+	g.mu.Lock()
+	sns := make([]*snapshot, 0, len(g.store.nodes))
+	for name := range g.store.nodes {
+		sns = append(sns, g.store.snapshotOf(name))
+	}
+	g.mu.Unlock()
+	return encodeSnapshots(sns)
+}
+
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	(*Gossip)(d).receive(buf, false)
+}
+
+type events Gossip
+
+func (e *events) update(n *memberlist.Node, st MemberState) {
+	g := (*Gossip)(e)
+	meta, err := decodeMeta(n.Meta)
+	if err != nil {
+		g.log.Debug("gossip: member with undecodable metadata", "node", n.Name, "err", err)
+	}
+	addr, _ := netip.AddrFromSlice(n.Addr)
+	g.mu.Lock()
+	m := g.members[n.Name]
+	if m == nil {
+		m = &Member{Name: n.Name, Self: n.Name == g.cfg.NodeName}
+		g.members[n.Name] = m
+	}
+	if m.State != st {
+		m.State, m.Since = st, time.Now()
+	}
+	m.Addr = netip.AddrPortFrom(addr.Unmap(), n.Port)
+	m.Meta = meta
+	active := 0
+	for _, m := range g.members {
+		if m.State == StateAlive || m.State == StateSuspect {
+			active++
+		}
+	}
+	g.numActive.Store(int32(active))
+	g.mu.Unlock()
+	g.changed()
+}
+
+func (e *events) NotifyJoin(n *memberlist.Node) {
+	g := (*Gossip)(e)
+	g.mu.Lock()
+	delete(g.leaving, n.Name)
+	g.mu.Unlock()
+	e.update(n, StateAlive)
+}
+
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.update(n, StateAlive) }
+
+// NotifyLeave: memberlist does not fill in Node.State, so whether the node
+// left or failed comes from its leave announcement.
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	g := (*Gossip)(e)
+	g.mu.Lock()
+	_, announced := g.leaving[n.Name]
+	st := StateDead
+	if announced || n.Name == g.cfg.NodeName && g.left {
+		st = StateLeft
+	}
+	g.mu.Unlock()
+	e.update(n, st)
+}
+
+// aliveCheck refuses a node whose pod CIDR overlaps an alive member's.
+type aliveCheck Gossip
+
+func (a *aliveCheck) NotifyAlive(n *memberlist.Node) error {
+	g := (*Gossip)(a)
+	if n.Name == g.cfg.NodeName {
+		return nil
+	}
+	return g.checkPeer(n.Name, n.Meta, n.Address())
+}
+
+func (g *Gossip) checkPeer(name string, rawMeta []byte, addr string) error {
+	meta, err := decodeMeta(rawMeta)
+	if err != nil {
+		g.warn("meta:"+name, "gossip: refused peer: undecodable metadata", "node", name, "peer", addr, "err", err)
+		return fmt.Errorf("undecodable metadata: %w", err)
+	}
+	if !meta.PodCIDR.IsValid() {
+		return nil
+	}
+	g.mu.Lock()
+	other, otherCIDR := g.overlapping(name, meta.PodCIDR)
+	g.mu.Unlock()
+	if other == "" {
+		return nil
+	}
+	err = fmt.Errorf("pod CIDR %s of node %q overlaps %s of node %q", meta.PodCIDR, name, otherCIDR, other)
+	g.warn("cidr:"+name+":"+other, "gossip: refused peer: "+err.Error(),
+		"node", name, "peer", addr, "cidr", meta.PodCIDR.String(), "other", other, "otherCIDR", otherCIDR.String())
+	return err
+}
+
+// mergeCheck refuses to merge with a cluster that has a node whose pod CIDR
+// overlaps one of ours (a join in either direction).
+type mergeCheck Gossip
+
+func (mc *mergeCheck) NotifyMerge(peers []*memberlist.Node) error {
+	g := (*Gossip)(mc)
+	for _, n := range peers {
+		if n.Name == g.cfg.NodeName || n.State != memberlist.StateAlive {
+			continue
+		}
+		if err := g.checkPeer(n.Name, n.Meta, n.Address()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// warn logs a warning at most once per key every 30 seconds: refused peers
+// retry, and every attempt would log.
+func (g *Gossip) warn(key, msg string, args ...any) {
+	now := time.Now()
+	g.warnMu.Lock()
+	last, ok := g.lastWarn[key]
+	if ok && now.Sub(last) < 30*time.Second {
+		g.warnMu.Unlock()
+		return
+	}
+	if len(g.lastWarn) > 1024 {
+		clear(g.lastWarn)
+	}
+	g.lastWarn[key] = now
+	g.warnMu.Unlock()
+	g.log.Warn(msg, args...)
+}
+
+// logWriter turns memberlist's log lines into slog records: refused peers
+// (another cluster's label, a wrong or missing key) are warnings, the rest
+// debug.
+type logWriter struct{ g *Gossip }
+
+var refusals = []struct{ match, reason string }{
+	{"unacceptable label", "another cluster name (label)"},
+	{"no installed keys could decrypt", "wrong encryption key"},
+	{"encryption is configured but remote state is not encrypted", "peer does not encrypt"},
+	{"remote state is encrypted and encryption is not configured", "peer encrypts, this node does not"},
+	{"decrypt packet failed", "wrong encryption key or unencrypted peer"},
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := ""
+	if strings.HasPrefix(line, "[") {
+		if i := strings.IndexByte(line, ']'); i > 0 {
+			level, line = line[1:i], strings.TrimSpace(line[i+1:])
+		}
+	}
+	line = strings.TrimPrefix(line, "memberlist: ")
+	lower := strings.ToLower(line)
+	peer := ""
+	if i := strings.LastIndex(line, "from="); i >= 0 {
+		peer = strings.TrimSpace(line[i+len("from="):])
+	}
+	if rest, ok := strings.CutPrefix(line, "Suspect "); ok {
+		if name, ok := strings.CutSuffix(rest, " has failed, no acks received"); ok {
+			w.g.markSuspect(name)
+		}
+	}
+	for _, r := range refusals {
+		if strings.Contains(lower, r.match) {
+			host := peer
+			if h, _, err := net.SplitHostPort(peer); err == nil {
+				host = h
+			}
+			w.g.warn("refusal:"+r.reason+":"+host, "gossip: refused peer: "+r.reason,
+				"node", w.g.cfg.NodeName, "peer", peer, "detail", line)
+			return len(p), nil
+		}
+	}
+	w.g.log.Debug("memberlist: "+line, "level", level, "node", w.g.cfg.NodeName)
+	return len(p), nil
+}
