@@ -17,6 +17,7 @@ import (
 
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/node"
+	"github.com/gitorch/gitorch/pkg/status"
 )
 
 // The CLI's behaviour — output, exit status — is pinned by the scripts in
@@ -78,7 +79,7 @@ func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: fakeagent [-token TOKEN] STATUS.json LOGDIR")
 	}
-	var st node.NodeStatus
+	var st status.Node
 	if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &st); err != nil {
 		ts.Fatalf("fakeagent: %v", err)
 	}
@@ -90,11 +91,11 @@ func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 // fixedStatus is a status whose times are relative to 2000-01-01 as now:
 // each answer moves them to the time of the request, so that the ages
 // printed do not depend on how long the script took.
-type fixedStatus node.NodeStatus
+type fixedStatus status.Node
 
-func (f fixedStatus) Status() node.NodeStatus {
-	b, _ := json.Marshal(node.NodeStatus(f))
-	var st node.NodeStatus
+func (f fixedStatus) Status() status.Node {
+	b, _ := json.Marshal(status.Node(f))
+	var st status.Node
 	_ = json.Unmarshal(b, &st)
 	shiftTimes(&st, time.Since(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)))
 	return st
@@ -115,13 +116,13 @@ func (d dirLogs) LogFile(ns, pod, container string, previous bool) (string, erro
 }
 
 // shiftTimes moves every time of st that is set by d.
-func shiftTimes(st *node.NodeStatus, d time.Duration) {
+func shiftTimes(st *status.Node, d time.Duration) {
 	shift := func(t *time.Time) {
 		if !t.IsZero() {
 			*t = t.Add(d)
 		}
 	}
-	for _, r := range []*node.Revision{st.Running, st.Refused} {
+	for _, r := range []*status.Revision{st.Running, st.Refused} {
 		if r != nil {
 			shift(&r.Time)
 			shift(&r.LoadedAt)

@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gitorch/gitorch/internal/gitrev"
-	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/plan"
+	"github.com/gitorch/gitorch/pkg/status"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -41,7 +41,7 @@ RESTARTS, AGE, IP, NODE), then the pods that fit on no node and why.`,
 			if err != nil {
 				return err
 			}
-			var st node.NodeStatus
+			var st status.Node
 			if err := c.getJSON(cmd.Context(), "/v1/status", &st); err != nil {
 				return err
 			}
@@ -59,7 +59,7 @@ RESTARTS, AGE, IP, NODE), then the pods that fit on no node and why.`,
 }
 
 // writeStatus prints the node's status as a header and a table of pods.
-func writeStatus(w io.Writer, st node.NodeStatus, wide bool, now time.Time) error {
+func writeStatus(w io.Writer, st status.Node, wide bool, now time.Time) error {
 	fmt.Fprintf(w, "Node:      %s\n", st.Node)
 	repo := st.Repo
 	if st.Ref != "" {

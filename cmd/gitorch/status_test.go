@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/plan"
+	"github.com/gitorch/gitorch/pkg/status"
 )
 
 func TestAgeReadsLikeKubectl(t *testing.T) {
@@ -41,19 +41,19 @@ func TestAgeReadsLikeKubectl(t *testing.T) {
 func TestStatusTable(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
-	running := &node.Revision{Commit: "0123456789abcdef0123456789abcdef01234567", Subject: "add the web tier",
+	running := &status.Revision{Commit: "0123456789abcdef0123456789abcdef01234567", Subject: "add the web tier",
 		Time: ago(26 * time.Hour), LoadedAt: ago(5 * time.Hour)}
 	web := plan.PodStatus{Namespace: "default", Name: "web-0", Workload: "Deployment/web", Node: "n1", Phase: plan.PhaseRunning,
 		Ready: true, IP: "10.88.0.2", Revision: running.Commit, StartedAt: ago(5 * time.Hour),
 		Containers: []plan.ContainerStatus{{Name: "app", State: plan.StateRunning, Ready: true}}}
 	cases := []struct {
 		name string
-		st   node.NodeStatus
+		st   status.Node
 		wide bool
 		want string
 	}{{
 		name: "restarts say when the last instance ended, summed over containers",
-		st: node.NodeStatus{Node: "n1", Repo: "/srv/deploy.git", Running: running, Source: node.SourceStatus{LastFetch: ago(45 * time.Second)},
+		st: status.Node{Node: "n1", Repo: "/srv/deploy.git", Running: running, Source: status.Source{LastFetch: ago(45 * time.Second)},
 			Pods: []plan.PodStatus{{
 				Namespace: "default", Name: "crash", Node: "n1", Phase: plan.PhaseRunning, Reason: "CrashLoopBackOff", IP: "10.88.0.3",
 				StartedAt: ago(3*time.Minute + 12*time.Second),
@@ -85,7 +85,7 @@ default     web-0   1/1     Running            0             5h          10.88.0
 `,
 	}, {
 		name: "wide adds the workload and the revision",
-		st:   node.NodeStatus{Node: "n1", Repo: "/srv/deploy.git", Ref: "main", Path: "prod", Running: running, Pods: []plan.PodStatus{web}},
+		st:   status.Node{Node: "n1", Repo: "/srv/deploy.git", Ref: "main", Path: "prod", Running: running, Pods: []plan.PodStatus{web}},
 		wide: true,
 		want: `Node:      n1
 Repo:      /srv/deploy.git (main) path prod
@@ -96,11 +96,11 @@ default     web-0   1/1     Running   0          5h    10.88.0.2   n1     Deploy
 `,
 	}, {
 		name: "a refused first revision, failing fetches, no pods and unplaceable ones",
-		st: node.NodeStatus{Node: "n1", Repo: "/srv/deploy.git",
-			Refused: &node.Revision{Commit: "fedcba9876543210fedcba9876543210fedcba98", Subject: "first try", Errors: []string{
+		st: status.Node{Node: "n1", Repo: "/srv/deploy.git",
+			Refused: &status.Revision{Commit: "fedcba9876543210fedcba9876543210fedcba98", Subject: "first try", Errors: []string{
 				"web.yaml:3:1: Deployment/default/web: spec.replicas: want a number",
 				"db.yaml:9:5: StatefulSet/default/db: spec.serviceName: required"}},
-			Source:      node.SourceStatus{LastError: "fetch /srv/deploy.git: repository not found", Failures: 3, NextRetry: now.Add(40 * time.Second)},
+			Source:      status.Source{LastError: "fetch /srv/deploy.git: repository not found", Failures: 3, NextRetry: now.Add(40 * time.Second)},
 			Unplaceable: []plan.UnplaceablePod{{Namespace: "default", Name: "big-0", Reason: "0/2 nodes are available: 2 insufficient memory."}},
 		},
 		want: `Node:      n1
@@ -119,7 +119,7 @@ Pods that fit on no node (1):
 `,
 	}, {
 		name: "a failing fetch with no retry planned says nothing of one",
-		st:   node.NodeStatus{Node: "n1", Repo: "/srv/deploy.git", Running: running, Source: node.SourceStatus{LastError: "timeout", Failures: 1}},
+		st:   status.Node{Node: "n1", Repo: "/srv/deploy.git", Running: running, Source: status.Source{LastError: "timeout", Failures: 1}},
 		want: `Node:      n1
 Repo:      /srv/deploy.git
 Revision:  0123456789ab add the web tier (committed 26h ago, running for 5h)

@@ -14,14 +14,15 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/gitorch/gitorch/internal/gitrev"
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/backoff"
 	"github.com/gitorch/gitorch/pkg/clock"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/schema"
 	"github.com/gitorch/gitorch/pkg/source"
+	"github.com/gitorch/gitorch/pkg/status"
 )
 
 // Source is the Git repository the agent follows; *source.Repo
@@ -106,9 +107,9 @@ type Agent struct {
 
 	mu       sync.Mutex
 	desired  *plan.NodeShare // nil until a revision is loaded
-	running  *Revision
-	refused  *Revision
-	srcState SourceStatus
+	running  *status.Revision
+	refused  *status.Revision
+	srcState status.Source
 	pods     map[plan.Key]plan.PodStatus
 	workers  map[plan.Key]*podWorker
 }
@@ -334,7 +335,7 @@ func (a *Agent) sourceLoop(ctx context.Context) {
 			a.srcState.NextRetry = now.Add(wait)
 		} else {
 			failures = 0
-			a.srcState = SourceStatus{LastFetch: now}
+			a.srcState = status.Source{LastFetch: now}
 		}
 		a.mu.Unlock()
 		if err != nil {
@@ -374,11 +375,11 @@ func (a *Agent) update(ctx context.Context) error {
 func (a *Agent) load(ctx context.Context, commit string) error {
 	snap, err := a.cfg.Source.Snapshot(ctx, commit)
 	if err != nil {
-		a.refuse(&Revision{Commit: commit, LoadedAt: a.clock.Now(), Errors: []string{err.Error()}})
+		a.refuse(&status.Revision{Commit: commit, LoadedAt: a.clock.Now(), Errors: []string{err.Error()}})
 		return err
 	}
 	defer snap.Close()
-	rev := &Revision{Commit: snap.Revision, Subject: snap.Subject, Time: snap.Time, LoadedAt: a.clock.Now()}
+	rev := &status.Revision{Commit: snap.Revision, Subject: snap.Subject, Time: snap.Time, LoadedAt: a.clock.Now()}
 	res, err := schema.Load(snap.FS, schema.Options{})
 	if err != nil {
 		rev.Errors = []string{err.Error()}
@@ -394,12 +395,9 @@ func (a *Agent) load(ctx context.Context, commit string) error {
 	}
 	if len(rev.Errors) > 0 {
 		a.refuse(rev)
-		return fmt.Errorf("revision %s refused: %d errors, the first: %s", short(commit), len(rev.Errors), rev.Errors[0])
+		return fmt.Errorf("revision %s refused: %d errors, the first: %s", gitrev.Short(commit), len(rev.Errors), rev.Errors[0])
 	}
-	objs := make([]runtime.Object, len(res.Objects))
-	for i := range res.Objects {
-		objs[i] = res.Objects[i].Obj
-	}
+	objs := res.RuntimeObjects()
 	d := plan.NodePods(objs, []plan.Node{a.cfg.Node}, a.cfg.Node.Name, snap.Revision, a.cfg.ServiceCIDR)
 	a.mu.Lock()
 	a.desired, a.running, a.refused = &d, rev, nil
@@ -407,26 +405,19 @@ func (a *Agent) load(ctx context.Context, commit string) error {
 	if err := a.saveState(snap.Revision); err != nil {
 		a.log.Warn("saving state", "err", err)
 	}
-	a.log.Info("running revision", "commit", short(snap.Revision), "subject", snap.Subject, "pods", len(d.Pods), "unplaceable", len(d.Unplaceable))
+	a.log.Info("running revision", "commit", gitrev.Short(snap.Revision), "subject", snap.Subject, "pods", len(d.Pods), "unplaceable", len(d.Unplaceable))
 	a.nudge()
 	return nil
 }
 
-func (a *Agent) refuse(rev *Revision) {
+func (a *Agent) refuse(rev *status.Revision) {
 	a.mu.Lock()
 	a.refused = rev
 	a.mu.Unlock()
-	a.log.Error("revision refused; the last good one keeps running", "commit", short(rev.Commit), "errors", len(rev.Errors))
+	a.log.Error("revision refused; the last good one keeps running", "commit", gitrev.Short(rev.Commit), "errors", len(rev.Errors))
 	for _, e := range rev.Errors {
 		a.log.Error("  " + e)
 	}
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
 }
 
 // desiredPod is what the agent wants of the pod with key: known is false
@@ -557,10 +548,10 @@ func (a *Agent) housekeeping(ctx context.Context) {
 }
 
 // Status is the node's status (for the API and gitorch status).
-func (a *Agent) Status() NodeStatus {
+func (a *Agent) Status() status.Node {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := NodeStatus{
+	st := status.Node{
 		Node:   a.cfg.Node.Name,
 		Repo:   a.cfg.Source.URL(),
 		Ref:    a.cfg.Ref,
@@ -588,7 +579,7 @@ func (a *Agent) Status() NodeStatus {
 
 // WaitRevision blocks until the agent runs commit or refused it, or ctx
 // ends; for tests and tools.
-func (a *Agent) WaitRevision(ctx context.Context, commit string) (*Revision, error) {
+func (a *Agent) WaitRevision(ctx context.Context, commit string) (*status.Revision, error) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -599,7 +590,7 @@ func (a *Agent) WaitRevision(ctx context.Context, commit string) (*Revision, err
 			return run, nil
 		}
 		if ref != nil && ref.Commit == commit {
-			return ref, fmt.Errorf("revision %s refused", short(commit))
+			return ref, fmt.Errorf("revision %s refused", gitrev.Short(commit))
 		}
 		select {
 		case <-ctx.Done():

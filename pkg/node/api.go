@@ -17,11 +17,12 @@ import (
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/clock"
 	"github.com/gitorch/gitorch/pkg/plan"
+	"github.com/gitorch/gitorch/pkg/status"
 )
 
 // StatusSource gives the node's status; *Agent is one.
 type StatusSource interface {
-	Status() NodeStatus
+	Status() status.Node
 }
 
 // LogSource finds container log files; *apply.Containerd is one.
@@ -46,7 +47,7 @@ type APIOptions struct {
 // NewAPI serves the node's status and container logs:
 //
 //	GET /healthz                                  "ok"
-//	GET /v1/status                                NodeStatus as JSON
+//	GET /v1/status                                status.Node as JSON
 //	GET /v1/pods/{namespace}/{name}/logs          a container's log as text
 //	    ?container=C  &previous=true  &tail=N  &follow=true
 //

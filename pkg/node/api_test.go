@@ -18,14 +18,15 @@ import (
 
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/plan"
+	"github.com/gitorch/gitorch/pkg/status"
 )
 
 type staticStatus struct {
 	mu sync.Mutex
-	st NodeStatus
+	st status.Node
 }
 
-func (s *staticStatus) Status() NodeStatus {
+func (s *staticStatus) Status() status.Node {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.st
@@ -49,8 +50,8 @@ func (l *switchLogs) LogFile(_, _, _ string, previous bool) (string, error) {
 
 func (l *switchLogs) set(p string) { l.mu.Lock(); l.path = p; l.mu.Unlock() }
 
-func onePod() NodeStatus {
-	return NodeStatus{Node: "n1", Pods: []plan.PodStatus{{Namespace: "default", Name: "web", Phase: plan.PhaseRunning,
+func onePod() status.Node {
+	return status.Node{Node: "n1", Pods: []plan.PodStatus{{Namespace: "default", Name: "web", Phase: plan.PhaseRunning,
 		Containers: []plan.ContainerStatus{{Name: "app", State: plan.StateRunning}}}}}
 }
 
@@ -265,7 +266,7 @@ func TestAPIErrorsSayWhatIsWrong(t *testing.T) {
 	if err := os.WriteFile(p, []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st := NodeStatus{Node: "n1", Pods: []plan.PodStatus{
+	st := status.Node{Node: "n1", Pods: []plan.PodStatus{
 		{Namespace: "default", Name: "web", Containers: []plan.ContainerStatus{
 			{Name: "init", Init: true, State: plan.StateTerminated},
 			{Name: "app", State: plan.StateRunning}}},
