@@ -398,7 +398,7 @@ func (a *Agent) load(ctx context.Context, commit string) error {
 		return fmt.Errorf("revision %s refused: %d errors, the first: %s", gitrev.Short(commit), len(rev.Errors), rev.Errors[0])
 	}
 	objs := res.RuntimeObjects()
-	d := plan.NodePods(objs, []plan.Node{a.cfg.Node}, a.cfg.Node.Name, snap.Revision, a.cfg.ServiceCIDR)
+	d := plan.NodePods(objs, []plan.Node{a.cfg.Node}, a.cfg.Node.Name, snap.Revision, a.cfg.ServiceCIDR, nil)
 	a.mu.Lock()
 	a.desired, a.running, a.refused = &d, rev, nil
 	a.mu.Unlock()

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"net/netip"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -33,7 +34,17 @@ type DesiredPod struct {
 	TemplateHash string
 	Revision     string
 	Inputs       PodInputs
+	// Hold, when set, says why the pod must not start yet (a StatefulSet
+	// pod that another node may still run); a pod that runs keeps running.
+	Hold string
+	// MovingTo names the node placement gives the pod to, while this node
+	// keeps running it until the new copy is ready there (Handoff).
+	MovingTo string
 }
+
+// StatefulSet reports whether the pod belongs to a StatefulSet, whose pods
+// never run twice.
+func (d *DesiredPod) StatefulSet() bool { return strings.HasPrefix(d.Workload, "StatefulSet/") }
 
 // Key is the pod's namespace and name.
 func (d *DesiredPod) Key() Key { return Key{d.Pod.Namespace, d.Pod.Name} }
@@ -42,6 +53,10 @@ func (d *DesiredPod) Key() Key { return Key{d.Pod.Namespace, d.Pod.Name} }
 type NodeShare struct {
 	Revision string
 	Pods     map[Key]*DesiredPod
+	// Leaving are pods of the revision this node runs (running was given
+	// to NodePods) that placement now gives to another node: Handoff says
+	// which of them it keeps until then.
+	Leaving map[Key]*DesiredPod
 	// Unplaceable are the pods of the whole cluster that fit nowhere.
 	Unplaceable []UnplaceablePod
 }
@@ -49,9 +64,10 @@ type NodeShare struct {
 // NodePods places the pods objects ask for on nodes (Schedule) and returns
 // those of the node named self, each with its inputs: the ConfigMaps and
 // Secrets of its namespace, and its namespace's Services with their
-// ClusterIPs from serviceCIDR. The objects are shared and not modified:
-// pods and Services are copies.
-func NodePods(objects []runtime.Object, nodes []Node, self, revision string, serviceCIDR netip.Prefix) NodeShare {
+// ClusterIPs from serviceCIDR; and, in Leaving, the pods of running (those
+// the node runs now) that are placed on other nodes. The objects are
+// shared and not modified: pods and Services are copies.
+func NodePods(objects []runtime.Object, nodes []Node, self, revision string, serviceCIDR netip.Prefix, running map[Key]bool) NodeShare {
 	configMaps := map[string]map[string]*corev1.ConfigMap{}
 	secrets := map[string]map[string]*corev1.Secret{}
 	var services []*corev1.Service
@@ -83,14 +99,14 @@ func NodePods(objects []runtime.Object, nodes []Node, self, revision string, ser
 	}
 
 	placement := Schedule(objects, nodes)
-	share := NodeShare{Revision: revision, Pods: map[Key]*DesiredPod{}}
+	share := NodeShare{Revision: revision, Pods: map[Key]*DesiredPod{}, Leaving: map[Key]*DesiredPod{}}
 	for i := range placement.Pods {
 		p := &placement.Pods[i]
 		if p.Node == "" {
 			share.Unplaceable = append(share.Unplaceable, UnplaceablePod{Namespace: p.Namespace, Name: p.Name, Reason: p.Unplaceable})
 			continue
 		}
-		if p.Node != self {
+		if p.Node != self && !running[p.Key()] {
 			continue
 		}
 		hash := p.TemplateHash
@@ -116,6 +132,11 @@ func NodePods(objects []runtime.Object, nodes []Node, self, revision string, ser
 				Secrets:      secrets[p.Namespace],
 				Services:     byNS[p.Namespace],
 			},
+		}
+		if p.Node != self {
+			d.MovingTo = p.Node
+			share.Leaving[d.Key()] = d
+			continue
 		}
 		share.Pods[d.Key()] = d
 	}

@@ -222,6 +222,13 @@ func DecidePod(desired *DesiredPod, observed *ObservedPod, mem PodMemory, probes
 	if observed != nil && observed.IP.IsValid() {
 		d.Status.IP = observed.IP.String()
 	}
+	if desired.Hold != "" && (observed == nil || len(observed.Containers) == 0) {
+		d.Status.Phase, d.Status.Reason, d.Status.Message = PhasePending, ReasonHeld, desired.Hold
+		for _, c := range pod.Spec.Containers {
+			d.Status.Containers = append(d.Status.Containers, ContainerStatus{Name: c.Name, Image: c.Image, State: StateWaiting, Reason: ReasonHeld, Message: desired.Hold})
+		}
+		return d
+	}
 	if templateChanged(desired, observed) {
 		// A container of another template: the pod was edited (a bare
 		// Pod, a StatefulSet's pod); replace it as a whole.

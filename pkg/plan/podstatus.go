@@ -84,6 +84,8 @@ const (
 	ReasonError               = "Error"
 	ReasonOOMKilled           = "OOMKilled"
 	ReasonTerminating         = "Terminating"
+	// ReasonHeld: a StatefulSet pod waits until no other node may run it.
+	ReasonHeld = "Held"
 )
 
 // Container states, as a PodStatus shows them.

@@ -1,0 +1,121 @@
+package plan
+
+import (
+	"slices"
+	"time"
+)
+
+// PeerPod is what another node reports of one of its pods.
+type PeerPod struct {
+	Ready        bool
+	TemplateHash string
+}
+
+// Peer is another node as Handoff sees it: its membership and the pods it
+// reports running (or starting).
+type Peer struct {
+	Member
+	Pods map[Key]PeerPod
+}
+
+// HandoffPolicy is how pods change hands.
+type HandoffPolicy struct {
+	// Fence: a dead node's StatefulSet pods start elsewhere only Fence
+	// plus the pod's grace period after it was declared dead, the time a
+	// node cut off from the majority takes to see it and stop them.
+	Fence time.Duration
+}
+
+// Handoff is what Handoff decides.
+type Handoff struct {
+	// Share is the node's share with the pods it keeps while they move,
+	// and holds on the StatefulSet pods it may not start yet.
+	Share NodeShare
+	// Released are the moving pods the node stops now.
+	Released []Key
+	// Wake is when a hold ends without any event; zero when only an
+	// event can change the decision.
+	Wake time.Time
+}
+
+// HandOff adjusts a node's share (from NodePods) for pods that change
+// nodes, so that a move never costs availability and a StatefulSet pod
+// never runs twice:
+//
+//   - a pod moving away (Leaving) keeps running here until its new node
+//     reports it ready with the same template (make-before-break); a
+//     StatefulSet pod is released at once (break-before-make);
+//   - a StatefulSet pod placed here is held while another node may still
+//     run it: one that is alive or suspect and reports it, or one that
+//     reports it and died less than Fence plus the pod's grace period ago;
+//   - without quorum (the node sees no majority of the members it knows)
+//     every StatefulSet pod of the node is released: the node may be the
+//     one cut off, and the majority will start them once fenced.
+func HandOff(share NodeShare, peers []Peer, quorum bool, p HandoffPolicy, now time.Time) Handoff {
+	out := Handoff{Share: NodeShare{Revision: share.Revision, Unplaceable: share.Unplaceable, Pods: map[Key]*DesiredPod{}}}
+	wake := func(t time.Time) {
+		if out.Wake.IsZero() || t.Before(out.Wake) {
+			out.Wake = t
+		}
+	}
+	byName := map[string]*Peer{}
+	for i := range peers {
+		byName[peers[i].Name] = &peers[i]
+	}
+	for k, d := range share.Leaving {
+		if d.StatefulSet() || readyOn(byName[d.MovingTo], k, d.TemplateHash) {
+			out.Released = append(out.Released, k)
+			continue
+		}
+		out.Share.Pods[k] = d
+	}
+	for k, d := range share.Pods {
+		if !d.StatefulSet() {
+			out.Share.Pods[k] = d
+			continue
+		}
+		if !quorum {
+			out.Released = append(out.Released, k)
+			continue
+		}
+		if reason, until := runsElsewhere(peers, k, GracePeriod(d.Pod), p.Fence, now); reason != "" {
+			held := *d
+			held.Hold = reason
+			out.Share.Pods[k] = &held
+			if !until.IsZero() {
+				wake(until)
+			}
+			continue
+		}
+		out.Share.Pods[k] = d
+	}
+	slices.SortFunc(out.Released, Key.Compare)
+	return out
+}
+
+func readyOn(peer *Peer, k Key, hash string) bool {
+	if peer == nil || (peer.State != MemberAlive && peer.State != MemberSuspect) {
+		return false
+	}
+	p, ok := peer.Pods[k]
+	return ok && p.Ready && p.TemplateHash == hash
+}
+
+// runsElsewhere says why pod k may still run on another node, and until
+// when that holds without news (zero: until the peer reports otherwise).
+func runsElsewhere(peers []Peer, k Key, grace, fence time.Duration, now time.Time) (string, time.Time) {
+	for _, peer := range peers {
+		if _, ok := peer.Pods[k]; !ok {
+			continue
+		}
+		switch peer.State {
+		case MemberAlive, MemberSuspect:
+			return "waiting for " + peer.Name + " to stop it", time.Time{}
+		case MemberDead:
+			if until := peer.Since.Add(fence + grace); now.Before(until) {
+				return "waiting for the fence of dead node " + peer.Name, until
+			}
+		}
+	}
+	return "", time.Time{}
+}
