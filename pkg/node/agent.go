@@ -14,11 +14,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/gitorch/gitorch/internal/gitrev"
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/backoff"
 	"github.com/gitorch/gitorch/pkg/clock"
+	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/schema"
 	"github.com/gitorch/gitorch/pkg/source"
@@ -72,6 +74,17 @@ type Config struct {
 	// checked every ImageGCInterval (default 5 min), when the runtime can.
 	ImageGC         apply.ImageGCPolicy
 	ImageGCInterval time.Duration
+	// Cluster is the gossip membership (nil: a cluster of one), named
+	// ClusterName; Meta is what the node gossips about itself (the
+	// revision it runs is added).
+	Cluster     Cluster
+	ClusterName string
+	Meta        gossip.Meta
+	// Membership says how placement follows membership (defaults
+	// DefaultNodeDeadGrace, DefaultRejoinSettle); Handoff how StatefulSet
+	// pods change nodes (default DefaultFence).
+	Membership plan.MembershipPolicy
+	Handoff    plan.HandoffPolicy
 	// Clock is the time source of the agent, its pod workers, prober and
 	// API (default the real clock).
 	Clock  clock.Clock
@@ -106,12 +119,26 @@ type Agent struct {
 	fetch chan struct{}
 
 	mu       sync.Mutex
-	desired  *plan.NodeShare // nil until a revision is loaded
+	desired  *plan.NodeShare  // nil until a revision is loaded
+	objects  []runtime.Object // of the running revision
 	running  *status.Revision
 	refused  *status.Revision
 	srcState status.Source
 	pods     map[plan.Key]plan.PodStatus
 	workers  map[plan.Key]*podWorker
+
+	// The cluster: when the agent started, what it remembers of the
+	// members (kept on disk), the last membership decision, whether it
+	// has quorum, the revisions peers were heard to run, and when each
+	// member was first seen.
+	started    time.Time
+	hist       plan.MemberHistory
+	histDirty  bool
+	membership plan.Membership
+	quorum     bool
+	placeTimer clock.Timer
+	heard      map[string]bool
+	firstSeen  map[string]time.Time
 }
 
 // New returns an agent for cfg; Run starts it.
@@ -153,6 +180,12 @@ func New(cfg Config) (*Agent, error) {
 		cfg.ImageGCInterval = 5 * time.Minute
 	}
 	cfg.Clock = clock.OrReal(cfg.Clock)
+	if cfg.Membership == (plan.MembershipPolicy{}) {
+		cfg.Membership = plan.MembershipPolicy{DeadGrace: DefaultNodeDeadGrace, RejoinSettle: DefaultRejoinSettle}
+	}
+	if cfg.Handoff == (plan.HandoffPolicy{}) {
+		cfg.Handoff = plan.HandoffPolicy{Fence: DefaultFence}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -160,13 +193,18 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		clock:   cfg.Clock,
-		poke:    make(chan struct{}, 1),
-		fetch:   make(chan struct{}, 1),
-		pods:    map[plan.Key]plan.PodStatus{},
-		workers: map[plan.Key]*podWorker{},
+		cfg:       cfg,
+		log:       cfg.Logger,
+		clock:     cfg.Clock,
+		poke:      make(chan struct{}, 1),
+		fetch:     make(chan struct{}, 1),
+		pods:      map[plan.Key]plan.PodStatus{},
+		workers:   map[plan.Key]*podWorker{},
+		started:   cfg.Clock.Now(),
+		hist:      plan.MemberHistory{},
+		quorum:    true,
+		heard:     map[string]bool{},
+		firstSeen: map[string]time.Time{},
 	}
 	a.prober = NewProber(cfg.Runtime, cfg.Logger, cfg.Clock, a.probeChanged, a.probeKill)
 	return a, nil
@@ -282,6 +320,9 @@ func (a *Agent) hookHTTP(ctx context.Context, obs *apply.PodStatus, c *corev1.Co
 
 type agentState struct {
 	Running string `json:"running"`
+	// Members is what the node remembers of the cluster's members, so
+	// that a restarted node still counts the members it knew for quorum.
+	Members plan.MemberHistory `json:"members,omitempty"`
 }
 
 func (a *Agent) statePath() string { return filepath.Join(a.cfg.DataDir, "agent", "state.json") }
@@ -300,14 +341,27 @@ func (a *Agent) restore(ctx context.Context) error {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return fmt.Errorf("%s: %w", a.statePath(), err)
 	}
+	if st.Members != nil {
+		// Exclusions restart from zero (a restarted node does not know
+		// how long a member was down meanwhile); the names count for
+		// quorum.
+		for name, rec := range st.Members {
+			a.hist[name] = plan.MemberRecord{Left: rec.Left}
+		}
+	}
 	if st.Running == "" {
 		return nil
 	}
 	return a.load(ctx, st.Running)
 }
 
-func (a *Agent) saveState(commit string) error {
-	b, _ := json.Marshal(agentState{Running: commit})
+// saveState writes what the agent keeps across restarts (a.mu held).
+func (a *Agent) saveState() error {
+	st := agentState{Members: a.hist}
+	if a.running != nil {
+		st.Running = a.running.Commit
+	}
+	b, _ := json.Marshal(st)
 	tmp := a.statePath() + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
@@ -398,14 +452,18 @@ func (a *Agent) load(ctx context.Context, commit string) error {
 		return fmt.Errorf("revision %s refused: %d errors, the first: %s", gitrev.Short(commit), len(rev.Errors), rev.Errors[0])
 	}
 	objs := res.RuntimeObjects()
-	d := plan.NodePods(objs, []plan.Node{a.cfg.Node}, a.cfg.Node.Name, snap.Revision, a.cfg.ServiceCIDR, nil)
 	a.mu.Lock()
-	a.desired, a.running, a.refused = &d, rev, nil
+	a.objects, a.running, a.refused = objs, rev, nil
+	a.place(a.runningKeys())
+	pods, unplaceable := len(a.desired.Pods), len(a.desired.Unplaceable)
+	err = a.saveState()
 	a.mu.Unlock()
-	if err := a.saveState(snap.Revision); err != nil {
+	if err != nil {
 		a.log.Warn("saving state", "err", err)
 	}
-	a.log.Info("running revision", "commit", gitrev.Short(snap.Revision), "subject", snap.Subject, "pods", len(d.Pods), "unplaceable", len(d.Unplaceable))
+	a.log.Info("running revision", "commit", gitrev.Short(snap.Revision), "subject", snap.Subject, "pods", pods, "unplaceable", unplaceable)
+	a.publishMeta()
+	a.publish()
 	a.nudge()
 	return nil
 }
@@ -414,10 +472,20 @@ func (a *Agent) refuse(rev *status.Revision) {
 	a.mu.Lock()
 	a.refused = rev
 	a.mu.Unlock()
+	a.publish()
 	a.log.Error("revision refused; the last good one keeps running", "commit", gitrev.Short(rev.Commit), "errors", len(rev.Errors))
 	for _, e := range rev.Errors {
 		a.log.Error("  " + e)
 	}
+}
+
+// runningKeys are the pods the agent knows of on the node (a.mu held).
+func (a *Agent) runningKeys() map[plan.Key]bool {
+	out := map[plan.Key]bool{}
+	for k := range a.pods {
+		out[k] = true
+	}
+	return out
 }
 
 // desiredPod is what the agent wants of the pod with key: known is false
@@ -476,8 +544,19 @@ func (a *Agent) pass(ctx context.Context) {
 		}
 		return
 	}
+	running := map[plan.Key]bool{}
+	for _, p := range observed {
+		running[p.Key()] = true
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.place(running)
+	if a.histDirty {
+		a.histDirty = false
+		if err := a.saveState(); err != nil {
+			a.log.Warn("saving state", "err", err)
+		}
+	}
 	keys := map[plan.Key]bool{}
 	if a.desired != nil {
 		for k := range a.desired.Pods {
@@ -507,6 +586,7 @@ func (a *Agent) pass(ctx context.Context) {
 }
 
 func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
+	defer a.publish()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if st == nil {

@@ -1,0 +1,337 @@
+package node
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gitorch/gitorch/pkg/gossip"
+	"github.com/gitorch/gitorch/pkg/plan"
+	"github.com/gitorch/gitorch/pkg/status"
+)
+
+// Cluster is the gossip layer as the agent needs it; *gossip.Gossip
+// implements it. Without one the agent is a cluster of one.
+type Cluster interface {
+	Members() []gossip.Member
+	SetMeta(gossip.Meta) error
+	SetLocalState(gossip.NodeState)
+	States() map[string]gossip.NodeState
+}
+
+// Default membership and hand-off timing (see docs/cluster.md).
+const (
+	// DefaultNodeDeadGrace is how long a dead node keeps its pods: with
+	// memberlist's LAN profile a node is declared dead about 5 s after it
+	// stopped answering, so its pods start elsewhere about 8 s after, and
+	// an agent restarted within about 8 s moves nothing.
+	DefaultNodeDeadGrace = 3 * time.Second
+	// DefaultRejoinSettle is how long a node that lost its pods must stay
+	// up before it gets pods again.
+	DefaultRejoinSettle = 30 * time.Second
+	// DefaultFence is how long after a node's death its StatefulSet pods
+	// wait (besides their grace period) before they start elsewhere.
+	DefaultFence = 15 * time.Second
+)
+
+// Pods a node offers when its metadata does not say (kubelet's default).
+const defaultMaxPods = 110
+
+// ClusterChanged tells the agent that membership or a peer's state
+// changed (gossip's OnChange).
+func (a *Agent) ClusterChanged() {
+	a.nudge()
+	a.heardRevisions()
+}
+
+// members is the membership as placement sees it: this node from its
+// configuration, the others from their gossiped metadata.
+func (a *Agent) members() ([]plan.Member, []gossip.Member) {
+	now := a.clock.Now()
+	self := plan.Member{Node: a.cfg.Node, State: plan.MemberAlive, Since: a.started}
+	if a.cfg.Cluster == nil {
+		return []plan.Member{self}, nil
+	}
+	gm := a.cfg.Cluster.Members()
+	out := make([]plan.Member, 0, len(gm)+1)
+	seenSelf := false
+	for _, m := range gm {
+		if m.Name == a.cfg.Node.Name {
+			seenSelf = true
+			out = append(out, self)
+			continue
+		}
+		since := m.Since
+		if since.IsZero() || since.After(now) {
+			since = now
+		}
+		out = append(out, plan.Member{
+			Node: plan.Node{
+				Name:        m.Name,
+				Address:     m.Addr.Addr().String(),
+				Labels:      m.Meta.Labels,
+				Allocatable: plan.Resources{MilliCPU: m.Meta.CPUMilli, Memory: m.Meta.MemoryBytes, Pods: defaultMaxPods},
+			},
+			State: plan.MemberState(m.State),
+			Since: since,
+		})
+	}
+	if !seenSelf {
+		out = append(out, self)
+	}
+	return out, gm
+}
+
+// peers are the other members with the pods they report.
+func (a *Agent) peers(members []plan.Member) []plan.Peer {
+	if a.cfg.Cluster == nil {
+		return nil
+	}
+	states := a.cfg.Cluster.States()
+	var out []plan.Peer
+	for _, m := range members {
+		if m.Name == a.cfg.Node.Name {
+			continue
+		}
+		p := plan.Peer{Member: m, Pods: map[plan.Key]plan.PeerPod{}}
+		for _, pod := range states[m.Name].Pods {
+			p.Pods[plan.Key{Namespace: pod.Namespace, Name: pod.Name}] = plan.PeerPod{Ready: pod.Ready, TemplateHash: pod.TemplateHash}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// place computes the node's share of the running revision over the live
+// membership, with the pods it hands over (a.mu held). running are the
+// pods the node runs now.
+func (a *Agent) place(running map[plan.Key]bool) {
+	if a.objects == nil {
+		return
+	}
+	now := a.clock.Now()
+	members, _ := a.members()
+	m := plan.Eligible(members, a.cfg.Node.Name, a.hist, a.cfg.Membership, now)
+	if !historyEqual(a.hist, m.History) {
+		a.hist = m.History
+		a.histDirty = true
+	}
+	share := plan.NodePods(a.objects, m.Nodes, a.cfg.Node.Name, a.running.Commit, a.cfg.ServiceCIDR, running)
+	quorum := plan.Quorum(members, a.hist)
+	h := plan.HandOff(share, a.peers(members), quorum, a.cfg.Handoff, now)
+	a.desired, a.membership, a.quorum = &h.Share, m, quorum
+	wake := m.Wake
+	if !h.Wake.IsZero() && (wake.IsZero() || h.Wake.Before(wake)) {
+		wake = h.Wake
+	}
+	a.wakePlacement(wake)
+}
+
+// wakePlacement arranges a pass at t, when a grace, settle or fence time
+// ends.
+func (a *Agent) wakePlacement(t time.Time) {
+	if a.placeTimer != nil {
+		a.placeTimer.Stop()
+		a.placeTimer = nil
+	}
+	if t.IsZero() {
+		return
+	}
+	a.placeTimer = a.clock.AfterFunc(max(t.Sub(a.clock.Now()), 0)+10*time.Millisecond, a.nudge)
+}
+
+func historyEqual(a, b plan.MemberHistory) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !v.UpSince.Equal(w.UpSince) || v.Excluded != w.Excluded || v.Left != w.Left {
+			return false
+		}
+	}
+	return true
+}
+
+// publish gossips the node's state: its revisions and its pods.
+func (a *Agent) publish() {
+	if a.cfg.Cluster == nil {
+		return
+	}
+	a.mu.Lock()
+	st := gossip.NodeState{Node: a.cfg.Node.Name}
+	if a.running != nil {
+		st.Revision = a.running.Commit
+	}
+	if a.refused != nil {
+		st.Refused = a.refused.Commit
+		if len(a.refused.Errors) > 0 {
+			st.RefusedError = a.refused.Errors[0]
+		}
+	}
+	for _, p := range a.pods {
+		st.Pods = append(st.Pods, gossipPod(p))
+	}
+	a.mu.Unlock()
+	slices.SortFunc(st.Pods, func(x, y gossip.PodStatus) int {
+		return plan.Key{Namespace: x.Namespace, Name: x.Name}.Compare(plan.Key{Namespace: y.Namespace, Name: y.Name})
+	})
+	a.cfg.Cluster.SetLocalState(st)
+}
+
+func gossipPod(p plan.PodStatus) gossip.PodStatus {
+	g := gossip.PodStatus{
+		Namespace: p.Namespace, Name: p.Name, Phase: p.Phase, Ready: p.Ready, IP: p.IP,
+		Restarts: p.Restarts(), Revision: p.Revision, TemplateHash: p.TemplateHash, Reason: p.Reason,
+	}
+	if p.Message != "" && p.Reason != "" {
+		g.LastError = p.Message
+	}
+	return g
+}
+
+// publishMeta announces the node's metadata (the revision it runs among
+// it). memberlist waits for the announcement to go out, so it runs on its
+// own goroutine.
+func (a *Agent) publishMeta() {
+	if a.cfg.Cluster == nil {
+		return
+	}
+	a.mu.Lock()
+	meta := a.cfg.Meta
+	if a.running != nil {
+		meta.Revision = a.running.Commit
+	}
+	a.mu.Unlock()
+	go func() {
+		if err := a.cfg.Cluster.SetMeta(meta); err != nil {
+			a.log.Warn("gossip metadata", "err", err)
+		}
+	}()
+}
+
+// heardRevisions fetches at once when a peer runs a revision this node
+// has not loaded: a push reached that peer first (its webhook or poll),
+// and the branch has likely moved. Each revision is asked for once.
+func (a *Agent) heardRevisions() {
+	if a.cfg.Cluster == nil {
+		return
+	}
+	states := a.cfg.Cluster.States()
+	a.mu.Lock()
+	fetch := false
+	for name, st := range states {
+		r := st.Revision
+		if name == a.cfg.Node.Name || r == "" || a.heard[r] {
+			continue
+		}
+		if a.running != nil && a.running.Commit == r || a.refused != nil && a.refused.Commit == r {
+			continue
+		}
+		a.heard[r] = true
+		fetch = true
+	}
+	a.mu.Unlock()
+	if fetch {
+		a.Sync()
+	}
+}
+
+// Cluster is the cluster as this node sees it (GET /v1/cluster).
+func (a *Agent) Cluster() status.Cluster {
+	local := a.Status()
+	c := status.Cluster{
+		Node: local.Node, ClusterName: a.cfg.ClusterName, Repo: local.Repo, Ref: local.Ref, Path: local.Path,
+		Running: local.Running, Refused: local.Refused, Source: local.Source, Unplaceable: local.Unplaceable,
+		Pods: local.Pods,
+	}
+	members, gm := a.members()
+	states := map[string]gossip.NodeState{}
+	if a.cfg.Cluster != nil {
+		states = a.cfg.Cluster.States()
+	}
+	a.mu.Lock()
+	c.Quorum = a.quorum || a.cfg.Cluster == nil
+	waiting := a.membership.Waiting
+	excluded := a.hist
+	a.mu.Unlock()
+	byName := map[string]gossip.Member{}
+	for _, m := range gm {
+		byName[m.Name] = m
+	}
+	for _, m := range members {
+		sm := status.Member{
+			Name: m.Name, Status: string(m.State), Since: m.Since, Labels: m.Labels, Capacity: m.Allocatable,
+			Self: m.Name == local.Node, Schedulable: !excluded[m.Name].Excluded,
+		}
+		if t, ok := waiting[m.Name]; ok {
+			sm.Schedulable, sm.SettledAt = false, t
+		}
+		if g, ok := byName[m.Name]; ok {
+			sm.Address = g.Addr.String()
+			sm.APIAddress = g.Meta.APIAddr
+			if g.Meta.PodCIDR.IsValid() {
+				sm.PodCIDR = g.Meta.PodCIDR.String()
+			}
+			sm.Revision = g.Meta.Revision
+		}
+		if sm.Self {
+			sm.Joined = a.started
+			sm.APIAddress = a.cfg.Meta.APIAddr
+			if local.Running != nil {
+				sm.Revision = local.Running.Commit
+			}
+			if local.Refused != nil {
+				sm.Refused = local.Refused.Commit
+				if len(local.Refused.Errors) > 0 {
+					sm.RefusedError = local.Refused.Errors[0]
+				}
+			}
+			sm.Pods = len(local.Pods)
+		} else {
+			sm.Joined = a.joined(m.Name, m.Since)
+			st := states[m.Name]
+			if st.Revision != "" {
+				sm.Revision = st.Revision
+			}
+			sm.Refused, sm.RefusedError, sm.Pods = st.Refused, st.RefusedError, len(st.Pods)
+			for _, p := range st.Pods {
+				c.Pods = append(c.Pods, peerPodStatus(m.Name, p))
+			}
+		}
+		if sm.Address == "" && sm.Self && a.cfg.Meta.PodCIDR.IsValid() {
+			sm.PodCIDR = a.cfg.Meta.PodCIDR.String()
+		}
+		c.Members = append(c.Members, sm)
+	}
+	slices.SortFunc(c.Members, func(x, y status.Member) int { return strings.Compare(x.Name, y.Name) })
+	slices.SortFunc(c.Pods, func(x, y plan.PodStatus) int { return x.Key().Compare(y.Key()) })
+	return c
+}
+
+// joined is when this node first saw member name (for AGE).
+func (a *Agent) joined(name string, since time.Time) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.firstSeen[name]
+	if !ok {
+		t = since
+		a.firstSeen[name] = t
+	}
+	return t
+}
+
+// peerPodStatus is a pod another node reports, as status shows it.
+func peerPodStatus(node string, p gossip.PodStatus) plan.PodStatus {
+	return plan.PodStatus{
+		Namespace: p.Namespace, Name: p.Name, Node: node, Phase: p.Phase, Reason: p.Reason, Message: p.LastError,
+		Ready: p.Ready, IP: p.IP, Revision: p.Revision, TemplateHash: p.TemplateHash,
+		Containers: []plan.ContainerStatus{{Name: "", Restarts: p.Restarts, Ready: p.Ready}},
+	}
+}
+
+// MetaFor is the metadata a node gossips about itself, from its
+// configuration.
+func MetaFor(n plan.Node, apiAddr string, podCIDR netip.Prefix) gossip.Meta {
+	return gossip.Meta{APIAddr: apiAddr, PodCIDR: podCIDR, Labels: n.Labels, CPUMilli: n.Allocatable.MilliCPU, MemoryBytes: n.Allocatable.Memory}
+}
