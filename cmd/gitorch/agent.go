@@ -13,13 +13,17 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/source"
@@ -71,7 +75,13 @@ The agent serves its status and container logs on --api-address
 (127.0.0.1 only unless an --api-token-file is given), which 'gitorch
 status' and 'gitorch logs' read. It needs root.
 
-This release runs a single node: every pod is placed on it.`,
+Nodes form a cluster by gossip (--join): every node places every pod over
+the live members by the same rule, runs its share, and answers 'gitorch
+status' for the whole cluster. A dead node's pods start on the others
+after --node-dead-grace; a node that comes back gets pods again after
+--rejoin-settle. Gossip is encrypted with the keys of --gossip-key-file
+('gitorch gossip keygen' makes one); see docs/cluster.md. Without --join
+and without a key, the node is a cluster of one that does not gossip.`,
 		Example: `  # Run the pods of a repository's main branch
   gitorch agent --repo https://git.example.com/ops/deploy.git --ref main
 
@@ -79,6 +89,14 @@ This release runs a single node: every pod is placed on it.`,
   # containerd of its own
   gitorch agent --repo /srv/git/deploy.git --path prod --poll-interval 15s \
       --containerd-address /run/gitorch/containerd.sock
+
+  # One node of a cluster: every node may name the same peers, itself
+  # among them, and nodes may start in any order
+  gitorch agent --repo https://git.example.com/ops/deploy.git \
+      --node-name n1 --advertise-address 10.0.0.1 --pod-cidr 10.88.1.0/24 \
+      --join 10.0.0.1,10.0.0.2,10.0.0.3 --gossip-key-file /etc/gitorch/gossip.key \
+      --api-address 0.0.0.0:7480 --api-token-file /etc/gitorch/api.token \
+      --node-labels zone=a,disk=ssd --reserved cpu=500m,memory=1Gi
 
   # The same, from a config file (/etc/gitorch/gitorch.yaml):
   #   repo: https://git.example.com/ops/deploy.git
@@ -107,6 +125,18 @@ This release runs a single node: every pod is placed on it.`,
 	f.Int("image-gc-high-threshold", 85, "remove unused images, least recently used first, when the image filesystem is fuller than this percentage")
 	f.Int("image-gc-low-threshold", 80, "... until it is below this percentage")
 	f.String("log-level", "info", "debug, info, warn or error")
+	f.String("advertise-address", "", "the address peers reach this node's gossip (and API, when --api-address binds all addresses) at (default: memberlist's choice of a private address)")
+	f.Int("gossip-port", gossip.DefaultPort, "gossip port, TCP and UDP")
+	f.StringSlice("join", nil, "peers to join, HOST[:PORT],...; may name this node itself; retried until one answers")
+	f.String("cluster-name", gossip.DefaultClusterName, "the cluster's name: nodes of another cluster are never members")
+	f.String("gossip-key-file", "", "file of base64 gossip keys, one per line: the first encrypts, all decrypt ('gitorch gossip keygen')")
+	f.Bool("gossip-insecure", false, "gossip without encryption (anyone reaching the port can forge membership)")
+	f.String("gossip-profile", "lan", "gossip timing: lan (memberlist's LAN profile) or local (fast, for nodes on one machine)")
+	f.StringToString("node-labels", nil, "this node's labels, k=v,... (for nodeSelector and affinity)")
+	f.StringToString("reserved", nil, "resources kept for the system, e.g. cpu=500m,memory=1Gi: pods get the machine's CPUs and memory less these")
+	f.Duration("node-dead-grace", node.DefaultNodeDeadGrace, "how long a dead node keeps its pods before they start elsewhere")
+	f.Duration("rejoin-settle", node.DefaultRejoinSettle, "how long a node that lost its pods must stay up before it gets pods again")
+	f.Duration("fence-timeout", node.DefaultFence, "how long after a node's death its StatefulSet pods wait (besides their grace period) before starting elsewhere")
 	return cmd
 }
 
@@ -149,6 +179,35 @@ func (a *app) runAgent(ctx context.Context) error {
 			return usageError(fmt.Errorf("no --node-name and no host name: %w", err))
 		}
 		name = strings.ToLower(name)
+	}
+	labels, err := stringMap(c.Get("node-labels"))
+	if err != nil {
+		return usageError(fmt.Errorf("--node-labels: %w", err))
+	}
+	reserved, err := stringMap(c.Get("reserved"))
+	if err != nil {
+		return usageError(fmt.Errorf("--reserved: %w", err))
+	}
+	self, err := thisNode(name, labels, reserved)
+	if err != nil {
+		return usageError(err)
+	}
+	meta := node.MetaFor(self, advertisedAPI(apiAddr, c.GetString("advertise-address")), podCIDR)
+	cluster, err := a.gossipConfig(name, meta, log)
+	if err != nil {
+		return err
+	}
+	var agent atomic.Pointer[node.Agent]
+	var g *gossip.Gossip
+	if cluster != nil {
+		cluster.OnChange = func() {
+			if ag := agent.Load(); ag != nil {
+				ag.ClusterChanged()
+			}
+		}
+		if g, err = gossip.New(*cluster); err != nil {
+			return usageError(err)
+		}
 	}
 	dataDir := c.GetString("data-dir")
 	if dataDir == "" {
@@ -210,8 +269,8 @@ func (a *app) runAgent(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ag, err := node.New(node.Config{
-		Node:         thisNode(name),
+	cfg := node.Config{
+		Node:         self,
 		Source:       repo,
 		Ref:          srcCfg.Ref,
 		Path:         srcCfg.Path,
@@ -225,10 +284,24 @@ func (a *app) runAgent(ctx context.Context) error {
 			LowThresholdPercent:  c.GetInt("image-gc-low-threshold"),
 			Path:                 c.GetString("containerd-root"),
 		},
-		Logger: log,
-	})
+		Membership: plan.MembershipPolicy{DeadGrace: c.GetDuration("node-dead-grace"), RejoinSettle: c.GetDuration("rejoin-settle")},
+		Handoff:    plan.HandoffPolicy{Fence: c.GetDuration("fence-timeout")},
+		Meta:       meta,
+		Logger:     log,
+	}
+	if g != nil {
+		cfg.Cluster, cfg.ClusterName = g, c.GetString("cluster-name")
+	}
+	ag, err := node.New(cfg)
 	if err != nil {
 		return err
+	}
+	agent.Store(ag)
+	if g != nil {
+		if err := g.Start(ctx); err != nil {
+			return fmt.Errorf("gossip: %w", err)
+		}
+		defer g.Shutdown()
 	}
 
 	ln, err := net.Listen("tcp", apiAddr)
@@ -253,9 +326,11 @@ func (a *app) runAgent(ctx context.Context) error {
 	return err
 }
 
-// thisNode describes the machine for placement: all its CPUs and memory,
-// and 110 pods, as kubelet's default.
-func thisNode(name string) plan.Node {
+// thisNode describes the machine for placement: its labels (the
+// well-known ones and --node-labels), its CPUs and memory less what
+// --reserved keeps for the system (as kubelet's --system-reserved and
+// Nomad's reserved), and 110 pods, as kubelet's default.
+func thisNode(name string, labels, reserved map[string]string) (plan.Node, error) {
 	n := plan.Node{
 		Name:   name,
 		Labels: map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": runtime.GOARCH},
@@ -264,11 +339,144 @@ func thisNode(name string) plan.Node {
 			Pods:     110,
 		},
 	}
+	for k, v := range labels {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return n, fmt.Errorf("--node-labels: %q: %s", k, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return n, fmt.Errorf("--node-labels: %s=%q: %s", k, v, strings.Join(errs, "; "))
+		}
+		n.Labels[k] = v
+	}
 	var si syscall.Sysinfo_t
 	if err := syscall.Sysinfo(&si); err == nil {
 		n.Allocatable.Memory = int64(si.Totalram) * int64(si.Unit)
 	}
-	return n
+	return reserve(n, reserved)
+}
+
+// stringMap reads a k=v,... setting: a map from a flag or the config
+// file, a string from the environment (GITORCH_NODE_LABELS=zone=a,disk=ssd).
+func stringMap(v any) (map[string]string, error) {
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case map[string]string:
+		return v, nil
+	case map[string]any:
+		out := map[string]string{}
+		for k, x := range v {
+			out[k] = fmt.Sprint(x)
+		}
+		return out, nil
+	case string:
+		out := map[string]string{}
+		for _, kv := range strings.Split(v, ",") {
+			if kv = strings.TrimSpace(kv); kv == "" {
+				continue
+			}
+			k, val, ok := strings.Cut(kv, "=")
+			if !ok {
+				return nil, fmt.Errorf("%q: want key=value", kv)
+			}
+			out[k] = val
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%v: want key=value,...", v)
+}
+
+// reserve takes --reserved (cpu=500m,memory=1Gi) off n's allocatable.
+func reserve(n plan.Node, reserved map[string]string) (plan.Node, error) {
+	for k, v := range reserved {
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return n, fmt.Errorf("--reserved %s=%s: %w", k, v, err)
+		}
+		switch k {
+		case "cpu":
+			n.Allocatable.MilliCPU -= q.MilliValue()
+		case "memory":
+			n.Allocatable.Memory -= q.Value()
+		default:
+			return n, fmt.Errorf("--reserved %s: want cpu or memory", k)
+		}
+	}
+	if n.Allocatable.MilliCPU <= 0 || n.Allocatable.Memory <= 0 {
+		return n, fmt.Errorf("--reserved keeps everything: the machine has %d CPUs and %d bytes of memory, leaving %s for pods",
+			runtime.NumCPU(), n.Allocatable.Memory+reservedMemory(reserved), n.Allocatable)
+	}
+	return n, nil
+}
+
+func reservedMemory(reserved map[string]string) int64 {
+	q, err := resource.ParseQuantity(reserved["memory"])
+	if err != nil {
+		return 0
+	}
+	return q.Value()
+}
+
+// advertisedAPI is the API address peers reach: --api-address, with the
+// advertise address for an address that binds all interfaces; none for a
+// loopback API, which peers cannot reach.
+func advertisedAPI(apiAddr, advertise string) string {
+	host, port, err := net.SplitHostPort(apiAddr)
+	if err != nil {
+		return ""
+	}
+	ip, err := netip.ParseAddr(host)
+	switch {
+	case host == "localhost" || err == nil && ip.IsLoopback():
+		return ""
+	case host == "" || err == nil && ip.IsUnspecified():
+		if advertise == "" {
+			return ""
+		}
+		return net.JoinHostPort(advertise, port)
+	}
+	return apiAddr
+}
+
+// gossipConfig is the gossip configuration of the flags; nil for a node
+// with no --join and no key, which is a cluster of one.
+func (a *app) gossipConfig(name string, meta gossip.Meta, log *slog.Logger) (*gossip.Config, error) {
+	c := a.cfg
+	join := c.GetStringSlice("join")
+	keyFile, insecure := c.GetString("gossip-key-file"), c.GetBool("gossip-insecure")
+	if keyFile == "" && !insecure {
+		if len(join) > 0 {
+			return nil, usageError(errors.New("--join needs --gossip-key-file (make a key with 'gitorch gossip keygen'), or --gossip-insecure to gossip unencrypted"))
+		}
+		log.Info("no --join and no --gossip-key-file: a cluster of one, not gossiping")
+		return nil, nil
+	}
+	cfg := &gossip.Config{
+		NodeName:      name,
+		ClusterName:   c.GetString("cluster-name"),
+		BindPort:      c.GetInt("gossip-port"),
+		AdvertiseAddr: c.GetString("advertise-address"),
+		Join:          join,
+		Insecure:      insecure && keyFile == "",
+		Meta:          meta,
+		Logger:        log,
+	}
+	if keyFile != "" {
+		keys, err := gossip.LoadKeyFile(keyFile)
+		if err != nil {
+			return nil, usageError(fmt.Errorf("--gossip-key-file: %w", err))
+		}
+		cfg.Keys = keys
+	}
+	switch p := c.GetString("gossip-profile"); p {
+	case "lan":
+		cfg.Timing = gossip.LANTiming()
+	case "local":
+		cfg.Timing = gossip.LocalTiming()
+	default:
+		return nil, usageError(fmt.Errorf("--gossip-profile %q: want lan or local", p))
+	}
+	return cfg, nil
 }
 
 // checkAPIExposure refuses to serve the API beyond loopback without a
