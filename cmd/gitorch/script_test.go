@@ -101,6 +101,9 @@ func (f fixedStatus) Status() status.Node {
 	return st
 }
 
+// Cluster is the node alone.
+func (f fixedStatus) Cluster() status.Cluster { return status.SingleNode(f.Status()) }
+
 type dirLogs string
 
 func (d dirLogs) LogFile(ns, pod, container string, previous bool) (string, error) {
