@@ -138,6 +138,10 @@ func writeMembership(w io.Writer, c Cluster) {
 	if !c.Quorum {
 		fmt.Fprintf(w, "Quorum:    lost: %s sees %d of the %d members it knows alive; its StatefulSet pods are stopped\n", c.Node, counts[MemberAlive], known)
 	}
+	if len(c.Members) == 1 {
+		// The node alone: its revisions are those above.
+		return
+	}
 	// A line per distinct revision, the one most nodes run first, nodes
 	// with none yet last.
 	byRev := map[string][]string{}

@@ -174,15 +174,13 @@ Running:   0123456789ab on every node (4)
 No pods in the cluster.
 `,
 	}, {
-		name: "a node alone is its own cluster",
+		name: "a node alone is its own cluster, whose revisions are the node's",
 		c: SingleNode(Node{Node: "n1", Repo: "/srv/deploy.git", Running: running, Pods: []plan.PodStatus{web},
 			Refused: &Revision{Commit: "fedcba9876543210fedcba9876543210fedcba98", Errors: []string{"a.yaml:1:1: bad", "b.yaml:2:2: worse"}}}),
 		want: `Node:      n1
 Repo:      /srv/deploy.git
 Revision:  0123456789ab add the web tier (committed 26h ago, running for 5h)
 Cluster:   1 node: 1 alive
-Running:   0123456789ab on n1
-Refused:   fedcba987654 by n1: a.yaml:1:1: bad
 
 Refused revision fedcba987654: 2 error(s); the revision above keeps running
   a.yaml:1:1: bad
