@@ -79,6 +79,8 @@ type twoNodes struct {
 	n1St, n2St   *staticStatus
 	log          string
 	reqs1, reqs2 atomic.Int32
+	// got2 is the last request n2 received.
+	got2 atomic.Pointer[http.Request]
 }
 
 func startTwoNodes(t *testing.T, token string) *twoNodes {
@@ -94,6 +96,7 @@ func startTwoNodes(t *testing.T, token string) *twoNodes {
 	n2 := NewAPI(tn.n2St, &switchLogs{path: tn.log}, opts)
 	tn.n2 = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tn.reqs2.Add(1)
+		tn.got2.Store(r)
 		n2.ServeHTTP(w, r)
 	}))
 	t.Cleanup(tn.n2.Close)
@@ -118,7 +121,9 @@ func getWithToken(t *testing.T, url, token string) *http.Response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	// Bounded, so that a request passed back and forth fails the test
+	// rather than hang it.
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +146,9 @@ func TestAPIAsksTheNodeThatRunsThePodForItsLogs(t *testing.T) {
 	if n := tn.reqs2.Load(); n != 1 {
 		t.Fatalf("n2 received %d requests, want 1", n)
 	}
+	if r := tn.got2.Load(); r.Header.Get(ProxiedHeader) != "n1" || r.Header.Get("Authorization") != "Bearer s3cret" {
+		t.Fatalf("n2 received %s %q, Authorization %q; want n1's mark and the token", ProxiedHeader, r.Header.Get(ProxiedHeader), r.Header.Get("Authorization"))
+	}
 	// n2's errors reach the client as n2 said them.
 	resp = getWithToken(t, tn.n1.URL+"/v1/pods/default/web/logs?container=nope", "s3cret")
 	b, _ = io.ReadAll(resp.Body)
@@ -154,6 +162,20 @@ func TestAPIAsksTheNodeThatRunsThePodForItsLogs(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 401 || tn.reqs2.Load() != before {
 		t.Fatalf("without a token: %s and %d requests to n2, want 401 and none", resp.Status, tn.reqs2.Load()-before)
+	}
+}
+
+// Without a token of its own, a node passes on no credentials of the
+// caller's.
+func TestAPIForwardsNoCallerCredentials(t *testing.T) {
+	tn := startTwoNodes(t, "")
+	resp := getWithToken(t, tn.n1.URL+"/v1/pods/default/web/logs", "the caller's")
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s", resp.Status)
+	}
+	if a := tn.got2.Load().Header.Get("Authorization"); a != "" {
+		t.Fatalf("n2 received Authorization %q, want none", a)
 	}
 }
 
