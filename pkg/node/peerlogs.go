@@ -49,7 +49,12 @@ func (l ClusterLocator) LocatePod(namespace, name string) (string, string, bool)
 // this one.
 func (s *api) peerLogs(w http.ResponseWriter, r *http.Request, ns, name string) {
 	self := s.status.Status().Node
-	if by := r.Header.Get(ProxiedHeader); by != "" {
+	if by := r.Header.Get(ProxiedHeader); by == self {
+		// A node whose API address is loopback, say, gossiped an address
+		// that leads here.
+		apiError(w, http.StatusBadGateway, fmt.Errorf("pod %s/%s: the API address of the node that runs it leads back to node %s; give every node an --api-address the others reach", ns, name, self))
+		return
+	} else if by != "" {
 		apiError(w, http.StatusNotFound, fmt.Errorf("pod %s/%s not found on node %s, where %s believed it runs", ns, name, self, by))
 		return
 	}

@@ -288,3 +288,22 @@ func TestAPIPodOnAnUnreachableNodeIsABadGateway(t *testing.T) {
 		}
 	}
 }
+
+// A member whose API address leads back to the node asked (a loopback
+// address gossiped, say) is a 502 that says so, not a 404.
+func TestAPIAddressLeadingBackIsABadGateway(t *testing.T) {
+	st := &staticStatus{st: status.Node{Node: "n1"}}
+	srv := httptest.NewServer(NewAPI(st, &switchLogs{}, APIOptions{}))
+	defer srv.Close()
+	st.mu.Lock()
+	st.cluster = &status.Cluster{Node: "n1",
+		Members: []status.Member{{Name: "n1"}, {Name: "n2", APIAddress: srv.URL}},
+		Pods:    []plan.PodStatus{{Namespace: "default", Name: "web", Node: "n2"}}}
+	st.mu.Unlock()
+	resp := getWithToken(t, srv.URL+"/v1/pods/default/web/logs", "")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 502 || !strings.Contains(string(b), "the API address of the node that runs it leads back to node n1") {
+		t.Fatalf("%s: %s", resp.Status, b)
+	}
+}
