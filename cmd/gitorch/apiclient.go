@@ -17,41 +17,88 @@ import (
 // defaultAPIAddress is where the agent serves its API unless configured.
 const defaultAPIAddress = "127.0.0.1:7480"
 
-// addAPIFlags adds the flags that say how to reach the local agent's API.
+// addAPIFlags adds the flags that say which agent's API to ask: the local
+// one at --api-address, or any node's at --server.
 func addAPIFlags(cmd *cobra.Command) {
-	cmd.Flags().String("api-address", defaultAPIAddress, "address of the agent's API (as given to gitorch agent --api-address)")
+	cmd.Flags().String("api-address", defaultAPIAddress, "HOST:PORT of the local agent's API (as given to gitorch agent --api-address)")
+	cmd.Flags().String("server", "", "URL of another node's API to ask instead, e.g. http://10.0.0.2:7480 (or set GITORCH_SERVER)")
 	cmd.Flags().String("api-token-file", "", "file holding the API's bearer token (or set GITORCH_API_TOKEN)")
 }
 
-// apiClient talks to the agent's HTTP API.
+// apiClient talks to an agent's HTTP API.
 type apiClient struct {
+	base *url.URL
+	// addr is the agent as the user named it, for messages.
 	addr  string
 	token string
 	http  *http.Client
 }
 
-func (a *app) apiClient() (*apiClient, error) {
+// apiClient is a client of the agent at --server, or else at
+// --api-address.
+func (a *app) apiClient(cmd *cobra.Command) (*apiClient, error) {
 	token, err := secret(a.cfg.GetString("api-token-file"), a.cfg.GetString("api-token"))
 	if err != nil {
 		return nil, usageError(fmt.Errorf("--api-token-file: %w", err))
 	}
-	return &apiClient{addr: a.cfg.GetString("api-address"), token: token, http: &http.Client{}}, nil
+	if cmd.Flags().Changed("server") && cmd.Flags().Changed("api-address") {
+		return nil, usageError(errors.New("--server and --api-address both say which agent to ask: give one"))
+	}
+	c := &apiClient{token: token, http: &http.Client{}}
+	if server := a.cfg.GetString("server"); server != "" {
+		base, err := serverURL(server)
+		if err != nil {
+			return nil, usageError(fmt.Errorf("--server %q: %w", server, err))
+		}
+		c.base, c.addr = base, server
+		return c, nil
+	}
+	c.addr = a.cfg.GetString("api-address")
+	c.base = &url.URL{Scheme: "http", Host: c.addr}
+	return c, nil
+}
+
+// serverURL parses --server: an http or https URL, perhaps with a path
+// prefix (an API behind a reverse proxy); a bare HOST:PORT is http.
+func serverURL(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("scheme %s: want http or https", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, errors.New("no host: want a URL such as http://10.0.0.2:7480")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("want no query or fragment")
+	}
+	return u, nil
 }
 
 // get sends a GET and returns the response of a 2xx status; any other
 // status is an error carrying the API's message.
 func (c *apiClient) get(ctx context.Context, path string, query url.Values) (*http.Response, error) {
-	u := url.URL{Scheme: "http", Host: c.addr, Path: path, RawQuery: query.Encode()}
+	// path is escaped already.
+	u, err := url.Parse(strings.TrimSuffix(c.base.String(), "/") + path)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("agent at %q: %w", c.addr, err))
+	}
+	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, usageError(fmt.Errorf("--api-address %q: %w", c.addr, err))
+		return nil, usageError(fmt.Errorf("agent at %q: %w", c.addr, err))
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("no agent at %s (%v); is 'gitorch agent' running? Point at it with --api-address or GITORCH_API_ADDRESS", c.addr, errors.Unwrap(err))
+		return nil, fmt.Errorf("no agent at %s (%v); is 'gitorch agent' running? Point at it with --api-address or GITORCH_API_ADDRESS, or ask another node with --server", c.addr, errors.Unwrap(err))
 	}
 	if resp.StatusCode/100 == 2 {
 		return resp, nil

@@ -14,10 +14,12 @@ import (
 func (a *app) logsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs POD",
-		Short: "Print the logs of a container of a pod on this node",
+		Short: "Print the logs of a container of a pod, on any node",
 		Long: `Logs prints what a container of a pod wrote to stdout and stderr, as the
-local agent keeps it. POD is NAME (in --namespace) or NAMESPACE/NAME. A pod
-with several containers needs -c.`,
+agent of the node that runs it keeps it. The agent asked (the local one, or
+another node's with --server) fetches the log from that node when the pod
+runs elsewhere, following it too. POD is NAME (in --namespace) or
+NAMESPACE/NAME. A pod with several containers needs -c.`,
 		Example: `  # The log of the only container of a pod
   gitorch logs web-5d8f2c9a1b-0
 
@@ -25,7 +27,10 @@ with several containers needs -c.`,
   gitorch logs -n shop cart-0 -c app -f
 
   # Why did it crash? The instance before the last restart
-  gitorch logs guestbook-cue/redis-master-0 --previous --tail 20`,
+  gitorch logs guestbook-cue/redis-master-0 --previous --tail 20
+
+  # Asking another node (which fetches the log from wherever the pod runs)
+  gitorch logs web-5d8f2c9a1b-0 --server http://10.0.0.2:7480 --api-token-file /etc/gitorch/api-token`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError(fmt.Errorf("logs takes one pod, got %d arguments", len(args)))
@@ -60,7 +65,7 @@ with several containers needs -c.`,
 			case t >= 0:
 				q.Set("tail", strconv.Itoa(t))
 			}
-			c, err := a.apiClient()
+			c, err := a.apiClient(cmd)
 			if err != nil {
 				return err
 			}

@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,9 +31,14 @@ func TestMain(m *testing.M) {
 	})
 }
 
+// With -update, a cmp whose second file is in the script rewrites that
+// file with what the command printed: review the diff before committing.
+var update = flag.Bool("update", false, "rewrite the scripts' expected output with the actual one")
+
 func TestScript(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:           "testdata/script",
+		UpdateScripts: *update,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("NO_COLOR", "1")
 			return nil
@@ -65,40 +72,107 @@ func TestScript(t *testing.T) {
 }
 
 // fakeAgent serves the agent's API from files, for status and logs
-// scripts: "fakeagent [-token TOKEN] STATUS.json LOGDIR" serves the
-// NodeStatus in STATUS.json, whose times are relative to
-// 2000-01-01T00:00:00Z standing for now, and logs from
-// LOGDIR/NAMESPACE_POD/CONTAINER.log (and CONTAINER.previous.log). With
-// -token it requires that bearer token. It sets GITORCH_API_ADDRESS to its
-// address.
+// scripts:
+//
+//	fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] STATUS.json LOGDIR
+//
+// serves the status.Node in STATUS.json and logs from
+// LOGDIR/NAMESPACE_POD/CONTAINER.log (and CONTAINER.previous.log); its
+// cluster is the status.Cluster in CLUSTER.json, where $VAR stands for
+// the script's variable (another fake agent's address), or else the node
+// alone. Times in both files are relative to 2000-01-01T00:00:00Z
+// standing for now. With -token it requires that bearer token. It sets
+// GITORCH_API_ADDRESS, or VAR, to its HOST:PORT.
 func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 	var opts node.APIOptions
-	if len(args) >= 2 && args[0] == "-token" {
-		opts.Token, args = args[1], args[2:]
+	var clusterFile string
+	env := "GITORCH_API_ADDRESS"
+	for len(args) >= 2 && strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "-token":
+			opts.Token = args[1]
+		case "-cluster":
+			clusterFile = args[1]
+		case "-env":
+			env = args[1]
+		default:
+			ts.Fatalf("fakeagent: unknown flag %s", args[0])
+		}
+		args = args[2:]
 	}
 	if neg || len(args) != 2 {
-		ts.Fatalf("usage: fakeagent [-token TOKEN] STATUS.json LOGDIR")
+		ts.Fatalf("usage: fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] STATUS.json LOGDIR")
 	}
-	var st status.Node
-	if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &st); err != nil {
-		ts.Fatalf("fakeagent: %v", err)
+	var f fixedStatus
+	if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &f.node); err != nil {
+		ts.Fatalf("fakeagent: %s: %v", args[0], err)
 	}
-	srv := httptest.NewServer(node.NewAPI(fixedStatus(st), dirLogs(ts.MkAbs(args[1])), opts))
+	if clusterFile != "" {
+		f.cluster = new(status.Cluster)
+		if err := json.Unmarshal([]byte(os.Expand(ts.ReadFile(clusterFile), ts.Getenv)), f.cluster); err != nil {
+			ts.Fatalf("fakeagent: %s: %v", clusterFile, err)
+		}
+	}
+	srv := httptest.NewServer(node.NewAPI(f, dirLogs(ts.MkAbs(args[1])), opts))
 	ts.Defer(srv.Close)
-	ts.Setenv("GITORCH_API_ADDRESS", strings.TrimPrefix(srv.URL, "http://"))
+	ts.Setenv(env, strings.TrimPrefix(srv.URL, "http://"))
 }
 
-// fixedStatus is a status whose times are relative to 2000-01-01 as now:
-// each answer moves them to the time of the request, so that the ages
-// printed do not depend on how long the script took.
-type fixedStatus status.Node
+// fixedStatus is a status and a cluster view whose times are relative to
+// 2000-01-01 as now: each answer moves them to the time of the request,
+// so that the ages printed do not depend on how long the script took.
+type fixedStatus struct {
+	node    status.Node
+	cluster *status.Cluster // nil: the node alone
+}
 
 func (f fixedStatus) Status() status.Node {
-	b, _ := json.Marshal(status.Node(f))
 	var st status.Node
-	_ = json.Unmarshal(b, &st)
-	shiftTimes(&st, time.Since(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)))
+	nowish(f.node, &st)
 	return st
+}
+
+func (f fixedStatus) Cluster() status.Cluster {
+	if f.cluster == nil {
+		return status.SingleNode(f.Status())
+	}
+	var c status.Cluster
+	nowish(*f.cluster, &c)
+	return c
+}
+
+// nowish copies v into dst (a deep copy, through JSON) with every time
+// that is set moved by the time since 2000-01-01.
+func nowish(v, dst any) {
+	b, _ := json.Marshal(v)
+	_ = json.Unmarshal(b, dst)
+	shiftTimes(reflect.ValueOf(dst).Elem(), time.Since(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)))
+}
+
+// shiftTimes moves every time.Time under v that is set by d.
+func shiftTimes(v reflect.Value, d time.Duration) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			shiftTimes(v.Elem(), d)
+		}
+	case reflect.Struct:
+		if t, ok := v.Addr().Interface().(*time.Time); ok {
+			if !t.IsZero() {
+				*t = t.Add(d)
+			}
+			return
+		}
+		for i := range v.NumField() {
+			if v.Field(i).CanSet() {
+				shiftTimes(v.Field(i), d)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			shiftTimes(v.Index(i), d)
+		}
+	}
 }
 
 type dirLogs string
@@ -113,34 +187,4 @@ func (d dirLogs) LogFile(ns, pod, container string, previous bool) (string, erro
 		return "", fmt.Errorf("no log of %s: %w", container, apply.ErrNotFound)
 	}
 	return p, nil
-}
-
-// shiftTimes moves every time of st that is set by d.
-func shiftTimes(st *status.Node, d time.Duration) {
-	shift := func(t *time.Time) {
-		if !t.IsZero() {
-			*t = t.Add(d)
-		}
-	}
-	for _, r := range []*status.Revision{st.Running, st.Refused} {
-		if r != nil {
-			shift(&r.Time)
-			shift(&r.LoadedAt)
-		}
-	}
-	shift(&st.Source.LastFetch)
-	shift(&st.Source.NextRetry)
-	for i := range st.Pods {
-		p := &st.Pods[i]
-		shift(&p.StartedAt)
-		for j := range p.Containers {
-			c := &p.Containers[j]
-			shift(&c.StartedAt)
-			shift(&c.FinishedAt)
-			shift(&c.NextStart)
-			if c.LastTermination != nil {
-				shift(&c.LastTermination.FinishedAt)
-			}
-		}
-	}
 }

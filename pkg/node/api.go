@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -20,9 +21,11 @@ import (
 	"github.com/gitorch/gitorch/pkg/status"
 )
 
-// StatusSource gives the node's status; *Agent is one.
+// StatusSource gives the node's status and its view of the cluster;
+// *Agent is one.
 type StatusSource interface {
 	Status() status.Node
+	Cluster() status.Cluster
 }
 
 // LogSource finds container log files; *apply.Containerd is one.
@@ -42,14 +45,25 @@ type APIOptions struct {
 	FollowPoll time.Duration
 	// Clock times the following of logs (default the real clock).
 	Clock clock.Clock
+	// Pods says which node runs a pod that is not on this one, and where
+	// that node's API is, so that its logs are asked of it (default: the
+	// StatusSource's Cluster view).
+	Pods PodLocator
+	// PeerTransport carries requests to other nodes' APIs (default one
+	// that gives up connecting after 5 s).
+	PeerTransport http.RoundTripper
 }
 
 // NewAPI serves the node's status and container logs:
 //
 //	GET /healthz                                  "ok"
 //	GET /v1/status                                status.Node as JSON
+//	GET /v1/cluster                               status.Cluster as JSON
 //	GET /v1/pods/{namespace}/{name}/logs          a container's log as text
 //	    ?container=C  &previous=true  &tail=N  &follow=true
+//
+// The logs of a pod that runs on another node are asked of that node's
+// API, with the same query and opts.Token, and streamed back.
 //
 // Errors are JSON: {"error": "..."}.
 func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
@@ -57,6 +71,19 @@ func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
 		opts.FollowPoll = 250 * time.Millisecond
 	}
 	opts.Clock = clock.OrReal(opts.Clock)
+	if opts.Pods == nil {
+		opts.Pods = ClusterLocator{status}
+	}
+	if opts.PeerTransport == nil {
+		opts.PeerTransport = &http.Transport{
+			// Peers are reached directly, never through $HTTP_PROXY.
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			ResponseHeaderTimeout: 30 * time.Second,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConnsPerHost:   4,
+		}
+	}
 	s := &api{status: status, logs: logs, opts: opts}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -64,10 +91,11 @@ func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /v1/status", s.getStatus)
+	mux.HandleFunc("GET /v1/cluster", s.getCluster)
 	mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", s.getLogs)
 	// The same paths without a method catch the other methods, so that
 	// they get a 405 in JSON rather than the catch-all's 404.
-	for _, p := range []string{"/healthz", "/v1/status", "/v1/pods/{namespace}/{name}/logs"} {
+	for _, p := range []string{"/healthz", "/v1/status", "/v1/cluster", "/v1/pods/{namespace}/{name}/logs"} {
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "GET, HEAD")
 			apiError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s: use GET", r.Method, r.URL.Path))
@@ -103,7 +131,15 @@ func apiError(w http.ResponseWriter, code int, err error) {
 }
 
 func (s *api) getStatus(w http.ResponseWriter, _ *http.Request) {
-	b, err := json.MarshalIndent(s.status.Status(), "", "  ")
+	writeJSON(w, s.status.Status())
+}
+
+func (s *api) getCluster(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, s.status.Cluster())
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, err)
 		return
@@ -127,7 +163,7 @@ func (s *api) getLogs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	pod, ok := s.findPod(ns, name)
 	if !ok {
-		apiError(w, http.StatusNotFound, fmt.Errorf("pod %s/%s not found on this node", ns, name))
+		s.peerLogs(w, r, ns, name)
 		return
 	}
 	container := q.Get("container")

@@ -24,12 +24,23 @@ import (
 type staticStatus struct {
 	mu sync.Mutex
 	st status.Node
+	// cluster is the view of the cluster; nil: the node alone.
+	cluster *status.Cluster
 }
 
 func (s *staticStatus) Status() status.Node {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.st
+}
+
+func (s *staticStatus) Cluster() status.Cluster {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cluster != nil {
+		return *s.cluster
+	}
+	return status.SingleNode(s.st)
 }
 
 // switchLogs serves one log file per container, which the test can point
@@ -289,13 +300,14 @@ func TestAPIErrorsSayWhatIsWrong(t *testing.T) {
 			"a container name must be specified for pod two, choose one of: [a b]"},
 		{"an unknown container is listed against the pod's", "GET", srv.URL + "/v1/pods/default/two/logs?container=c", 400,
 			"container c is not valid for pod two, choose one of: [a b]"},
-		{"an unknown pod", "GET", srv.URL + "/v1/pods/shop/web/logs", 404, "pod shop/web not found on this node"},
+		{"an unknown pod", "GET", srv.URL + "/v1/pods/shop/web/logs", 404, "pod shop/web not found on any node"},
 		{"a bad tail", "GET", srv.URL + "/v1/pods/default/web/logs?tail=many", 400, `tail "many": want a number of lines`},
 		{"no previous instance", "GET", srv.URL + "/v1/pods/default/web/logs?previous=true", 404,
 			`previous terminated container "app" in pod "web" not found`},
 		{"a waiting container has no log yet", "GET", pullSrv.URL + "/v1/pods/default/pull/logs", 400,
 			`container "app" in pod "pull" is waiting to start: ImagePullBackOff`},
 		{"another method", "POST", srv.URL + "/v1/status", 405, "method POST not allowed on /v1/status: use GET"},
+		{"another method on the cluster", "DELETE", srv.URL + "/v1/cluster", 405, "method DELETE not allowed on /v1/cluster: use GET"},
 		{"an unknown path", "GET", srv.URL + "/v2/status", 404, "no such endpoint: GET /v2/status"},
 		{"health", "GET", srv.URL + "/healthz", 200, "ok\n"},
 	} {
