@@ -299,7 +299,7 @@ func (a *Agent) Cluster() status.Cluster {
 				c.Pods = append(c.Pods, peerPodStatus(m.Name, p))
 			}
 		}
-		if sm.Address == "" && sm.Self && a.cfg.Meta.PodCIDR.IsValid() {
+		if sm.Self && sm.PodCIDR == "" && a.cfg.Meta.PodCIDR.IsValid() {
 			sm.PodCIDR = a.cfg.Meta.PodCIDR.String()
 		}
 		c.Members = append(c.Members, sm)
@@ -326,7 +326,6 @@ func peerPodStatus(node string, p gossip.PodStatus) plan.PodStatus {
 	return plan.PodStatus{
 		Namespace: p.Namespace, Name: p.Name, Node: node, Phase: p.Phase, Reason: p.Reason, Message: p.LastError,
 		Ready: p.Ready, IP: p.IP, Revision: p.Revision, TemplateHash: p.TemplateHash,
-		Containers: []plan.ContainerStatus{{Name: "", Restarts: p.Restarts, Ready: p.Ready}},
 	}
 }
 
