@@ -308,8 +308,24 @@ func (a *app) runAgent(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("API: %w", err)
 	}
+	ctx, stopAgent := context.WithCancel(ctx)
+	defer stopAgent()
+	opts := node.APIOptions{Token: token, RevisionFiles: ag.RevisionFiles}
+	if g != nil {
+		opts.Leave = func(ctx context.Context) error {
+			if err := ag.Leave(ctx); err != nil {
+				return err
+			}
+			if err := g.Leave(5 * time.Second); err != nil {
+				log.Warn("gossip leave", "err", err)
+			}
+			log.Info("left the cluster; stopping")
+			stopAgent()
+			return nil
+		}
+	}
 	srv := &http.Server{
-		Handler:           node.NewAPI(ag, rt, node.APIOptions{Token: token}),
+		Handler:           node.NewAPI(ag, rt, opts),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {

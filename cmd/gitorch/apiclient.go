@@ -83,13 +83,18 @@ func serverURL(s string) (*url.URL, error) {
 // get sends a GET and returns the response of a 2xx status; any other
 // status is an error carrying the API's message.
 func (c *apiClient) get(ctx context.Context, path string, query url.Values) (*http.Response, error) {
+	return c.do(ctx, http.MethodGet, path, query)
+}
+
+// do sends a request without a body, as get does.
+func (c *apiClient) do(ctx context.Context, method, path string, query url.Values) (*http.Response, error) {
 	// path is escaped already.
 	u, err := url.Parse(strings.TrimSuffix(c.base.String(), "/") + path)
 	if err != nil {
 		return nil, usageError(fmt.Errorf("agent at %q: %w", c.addr, err))
 	}
 	u.RawQuery = query.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
 		return nil, usageError(fmt.Errorf("agent at %q: %w", c.addr, err))
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -9,13 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing/fstest"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/gitorch/gitorch/internal/gitrev"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/schema"
 	"github.com/gitorch/gitorch/pkg/source"
+	"github.com/gitorch/gitorch/pkg/status"
 )
 
 // exitChanges is plan's exit status when the plan changes something, as
@@ -44,8 +48,13 @@ holds nothing there, so what it holds now is created.
   + pod placed, - pod stopped, ~ pod moved, ! pod unplaceable (and why),
   then every Service with its ClusterIP, and a summary line.
 
-Without --against or --against-dir every object is new. Without --nodes
-the cluster has no nodes and every pod is unplaceable.
+Without --nodes, plan asks the local agent (or the node at --server) for
+the live cluster: its schedulable members are the nodes, pods move from
+where they run now, and, without --against or --against-dir, the
+manifests are compared with the revision the cluster runs. A PATH holding
+that revision, with every pod where the plan puts it, is "no changes"
+(exit 0). With --nodes (a what-if) and without --against or --against-dir
+every object is new.
 
 The nodes file lists the cluster's members (docs/placement.md):
 
@@ -64,7 +73,10 @@ JSON document whose schema docs/placement.md describes.
 
 Exit status: 0 no changes, 2 changes, 1 error, including a mistake in the
 command line (invalid manifests print as gitorch validate prints them).`,
-		Example: `  # What the manifests in ./deploy do to a three-node cluster
+		Example: `  # On a node: what the working tree would change in the live cluster
+  gitorch plan ./deploy
+
+  # What the manifests in ./deploy do to a three-node cluster of a file
   gitorch plan --nodes nodes.yaml ./deploy
 
   # Before committing: the working tree against the last commit
@@ -85,7 +97,7 @@ command line (invalid manifests print as gitorch validate prints them).`,
   # For scripts
   gitorch plan -o json --nodes nodes.yaml . | jq .summary`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			changes, err := a.runPlan(cmd.Context(), args)
+			changes, err := a.runPlan(cmd, args)
 			if err != nil {
 				return planError(err)
 			}
@@ -106,6 +118,7 @@ command line (invalid manifests print as gitorch validate prints them).`,
 	f.String("against-nodes", "", "membership file for the revision compared with (default: --nodes)")
 	f.StringP("output", "o", "text", "output format: text or json")
 	f.String("service-cidr", plan.DefaultServiceCIDR.String(), "range ClusterIPs are allocated from")
+	addAPIFlags(cmd)
 	return cmd
 }
 
@@ -121,7 +134,8 @@ func planError(err error) error {
 
 // runPlan prints the plan of the manifests under args and reports whether
 // it changes anything.
-func (a *app) runPlan(ctx context.Context, args []string) (bool, error) {
+func (a *app) runPlan(cmd *cobra.Command, args []string) (bool, error) {
+	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -208,7 +222,18 @@ func (a *app) runPlan(ctx context.Context, args []string) (bool, error) {
 		}
 	}
 
-	p := plan.Build(old, objs, oldNodes, nodes, plan.Options{ServiceCIDR: cidr})
+	opts := plan.Options{ServiceCIDR: cidr}
+	if a.cfg.GetString("nodes") == "" && a.cfg.GetString("against-nodes") == "" {
+		live, err := a.liveCluster(ctx, cmd, against == "" && againstDir == "")
+		if err != nil {
+			return false, err
+		}
+		nodes, oldNodes, opts.Actual = live.nodes, live.nodes, live.actual
+		if against == "" && againstDir == "" {
+			old = live.objects
+		}
+	}
+	p := plan.Build(old, objs, oldNodes, nodes, opts)
 	if format == "json" {
 		err = p.WriteJSON(a.stdout)
 	} else {
@@ -303,4 +328,69 @@ func useColor(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// liveCluster is the cluster as the local agent (or --server) sees it,
+// for a plan without --nodes.
+type liveCluster struct {
+	nodes  []plan.Node
+	actual map[plan.Key]string
+	// objects of the revision the agent runs, when asked for.
+	objects []runtime.Object
+}
+
+// maxRevisionArchive bounds the running revision's files read from an
+// agent.
+const maxRevisionArchive = 256 << 20
+
+func (a *app) liveCluster(ctx context.Context, cmd *cobra.Command, withObjects bool) (*liveCluster, error) {
+	c, err := a.apiClient(cmd)
+	if err != nil {
+		return nil, err
+	}
+	var cl status.Cluster
+	if err := c.getJSON(ctx, "/v1/cluster", &cl); err != nil {
+		return nil, fmt.Errorf("no --nodes given, so plan asks the cluster: %w\n(give --nodes FILE for a plan on nodes of your own, see docs/placement.md)", err)
+	}
+	live := &liveCluster{actual: map[plan.Key]string{}}
+	for _, m := range cl.Members {
+		if m.Schedulable {
+			live.nodes = append(live.nodes, plan.Node{Name: m.Name, Labels: m.Labels, Allocatable: m.Capacity})
+		}
+	}
+	for _, p := range cl.Pods {
+		live.actual[p.Key()] = p.Node
+	}
+	if !withObjects {
+		return live, nil
+	}
+	if cl.Running == nil {
+		return live, nil // nothing runs: every object is new
+	}
+	resp, err := c.get(ctx, "/v1/revision/files", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	fsys := fstest.MapFS{}
+	tr := tar.NewReader(io.LimitReader(resp.Body, maxRevisionArchive))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the running revision's files from %s: %w", c.addr, err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, fmt.Errorf("the running revision's files from %s: %w", c.addr, err)
+		}
+		fsys[h.Name] = &fstest.MapFile{Data: b, Mode: 0o644}
+	}
+	name := "the running revision " + gitrev.Short(resp.Header.Get("Gitorch-Revision"))
+	if live.objects, err = a.loadObjects(&tree{fsys: fsys, prefix: name}, name); err != nil {
+		return nil, err
+	}
+	return live, nil
 }

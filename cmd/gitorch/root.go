@@ -115,6 +115,7 @@ environment and data-dir in the config file.`,
 		a.statusCommand(),
 		a.logsCommand(),
 		a.gossipCommand(),
+		a.nodeCommand(),
 	)
 	// An unknown command is a usage error, not a reason to print help and
 	// succeed.

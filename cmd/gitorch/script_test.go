@@ -1,10 +1,13 @@
 package main
 
 import (
+	"archive/tar"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -74,7 +77,7 @@ func TestScript(t *testing.T) {
 // fakeAgent serves the agent's API from files, for status and logs
 // scripts:
 //
-//	fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] STATUS.json LOGDIR
+//	fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] STATUS.json LOGDIR
 //
 // serves the status.Node in STATUS.json and logs from
 // LOGDIR/NAMESPACE_POD/CONTAINER.log (and CONTAINER.previous.log); its
@@ -82,7 +85,8 @@ func TestScript(t *testing.T) {
 // the script's variable (another fake agent's address), or else the node
 // alone. Times in both files are relative to 2000-01-01T00:00:00Z
 // standing for now. With -token it requires that bearer token. It sets
-// GITORCH_API_ADDRESS, or VAR, to its HOST:PORT.
+// GITORCH_API_ADDRESS, or VAR, to its HOST:PORT. With -files it serves
+// the files of DIR as its running revision's (for plan without --nodes).
 func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 	var opts node.APIOptions
 	var clusterFile string
@@ -95,13 +99,22 @@ func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 			clusterFile = args[1]
 		case "-env":
 			env = args[1]
+		case "-files":
+			dir := ts.MkAbs(args[1])
+			opts.RevisionFiles = func(_ context.Context, w io.Writer) (string, error) {
+				tw := tar.NewWriter(w)
+				if err := tw.AddFS(os.DirFS(dir)); err != nil {
+					return "", err
+				}
+				return strings.Repeat("ab", 20), tw.Close()
+			}
 		default:
 			ts.Fatalf("fakeagent: unknown flag %s", args[0])
 		}
 		args = args[2:]
 	}
 	if neg || len(args) != 2 {
-		ts.Fatalf("usage: fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] STATUS.json LOGDIR")
+		ts.Fatalf("usage: fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] STATUS.json LOGDIR")
 	}
 	var f fixedStatus
 	if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &f.node); err != nil {

@@ -23,6 +23,9 @@ type Meta struct {
 	CPUMilli, MemoryBytes int64
 	// Revision is the commit the node runs (40 hex digits).
 	Revision string
+	// Unschedulable: the node takes no pods (it is leaving the cluster,
+	// 'gitorch node leave'); its pods move to the others.
+	Unschedulable bool
 }
 
 // MetaMaxSize is memberlist's limit on the encoded metadata.
@@ -34,9 +37,13 @@ var ErrMetaTooLarge = errors.New("node metadata too large")
 
 const metaFormat = 1
 
+// Bits of the metadata's flags.
+const metaUnschedulable = 1 << 0
+
 // encodeMeta encodes m compactly: a format byte, the API address, the pod
 // CIDR as its address bytes and length, the resources as varints, the
-// revision as 20 bytes, then the labels sorted by key.
+// revision as 20 bytes, the labels sorted by key, then a flags varint
+// (bit 0: unschedulable), which metadata of older nodes lacks.
 func encodeMeta(m Meta) ([]byte, error) {
 	if m.CPUMilli < 0 || m.MemoryBytes < 0 {
 		return nil, fmt.Errorf("gossip: negative resources in metadata (cpu %dm, memory %d)", m.CPUMilli, m.MemoryBytes)
@@ -70,6 +77,11 @@ func encodeMeta(m Meta) ([]byte, error) {
 		w.raw(m.Labels[k])
 		labelBytes += len(k) + len(m.Labels[k])
 	}
+	var flags uint64
+	if m.Unschedulable {
+		flags |= metaUnschedulable
+	}
+	w.uvarint(flags)
 	if len(w.b) > MetaMaxSize {
 		return nil, fmt.Errorf("gossip: %w: it encodes to %d bytes, memberlist's limit is %d (%d labels of %d bytes in all, API address of %d bytes); use fewer or shorter labels",
 			ErrMetaTooLarge, len(w.b), MetaMaxSize, len(keys), labelBytes, len(m.APIAddr))
@@ -122,6 +134,9 @@ func decodeMeta(b []byte) (Meta, error) {
 			k := r.raw(MetaMaxSize)
 			m.Labels[k] = r.raw(MetaMaxSize)
 		}
+	}
+	if r.err == nil && len(r.b) > 0 {
+		m.Unschedulable = r.uvarint()&metaUnschedulable != 0
 	}
 	if err := r.done(); err != nil {
 		return Meta{}, fmt.Errorf("decode metadata: %w", err)

@@ -160,3 +160,26 @@ func TestCodecRoundTrip(t *testing.T) {
 		t.Fatalf("delta round trip: %v\n got %+v\nwant %+v", err, gd, d)
 	}
 }
+
+func TestMetaRoundTripWithFlags(t *testing.T) {
+	for _, m := range []Meta{
+		{APIAddr: "10.0.0.1:7480", Labels: map[string]string{"zone": "a"}, CPUMilli: 2000, MemoryBytes: 4 << 30},
+		{APIAddr: "10.0.0.1:7480", Unschedulable: true},
+	} {
+		b, err := encodeMeta(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeMeta(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Unschedulable != m.Unschedulable || got.APIAddr != m.APIAddr || got.CPUMilli != m.CPUMilli {
+			t.Fatalf("round trip of %+v gave %+v", m, got)
+		}
+		// Metadata of a node that sends no flags still decodes.
+		if got, err := decodeMeta(b[:len(b)-1]); err != nil || got.Unschedulable {
+			t.Fatalf("without flags: %+v, %v", got, err)
+		}
+	}
+}

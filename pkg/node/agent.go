@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -139,6 +140,9 @@ type Agent struct {
 	placeTimer clock.Timer
 	heard      map[string]bool
 	firstSeen  map[string]time.Time
+	leaving    atomic.Bool
+	// podsChanged is signalled when a pod's status changes.
+	podsChanged chan struct{}
 }
 
 // New returns an agent for cfg; Run starts it.
@@ -193,18 +197,19 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		clock:     cfg.Clock,
-		poke:      make(chan struct{}, 1),
-		fetch:     make(chan struct{}, 1),
-		pods:      map[plan.Key]plan.PodStatus{},
-		workers:   map[plan.Key]*podWorker{},
-		started:   cfg.Clock.Now(),
-		hist:      plan.MemberHistory{},
-		quorum:    true,
-		heard:     map[string]bool{},
-		firstSeen: map[string]time.Time{},
+		cfg:         cfg,
+		log:         cfg.Logger,
+		clock:       cfg.Clock,
+		poke:        make(chan struct{}, 1),
+		fetch:       make(chan struct{}, 1),
+		pods:        map[plan.Key]plan.PodStatus{},
+		workers:     map[plan.Key]*podWorker{},
+		started:     cfg.Clock.Now(),
+		hist:        plan.MemberHistory{},
+		quorum:      true,
+		heard:       map[string]bool{},
+		firstSeen:   map[string]time.Time{},
+		podsChanged: make(chan struct{}, 1),
 	}
 	a.prober = NewProber(cfg.Runtime, cfg.Logger, cfg.Clock, a.probeChanged, a.probeKill)
 	return a, nil
@@ -586,6 +591,12 @@ func (a *Agent) pass(ctx context.Context) {
 }
 
 func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
+	defer func() {
+		select {
+		case a.podsChanged <- struct{}{}:
+		default:
+		}
+	}()
 	defer a.publish()
 	a.mu.Lock()
 	defer a.mu.Unlock()

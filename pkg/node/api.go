@@ -52,6 +52,12 @@ type APIOptions struct {
 	// PeerTransport carries requests to other nodes' APIs (default one
 	// that gives up connecting after 5 s).
 	PeerTransport http.RoundTripper
+	// RevisionFiles writes the running revision's files as a tar archive
+	// and returns its commit (*Agent.RevisionFiles); nil: not served.
+	RevisionFiles func(ctx context.Context, w io.Writer) (string, error)
+	// Leave moves the node's pods to the others and takes the node out of
+	// the cluster ('gitorch node leave'); nil: not served.
+	Leave func(ctx context.Context) error
 }
 
 // NewAPI serves the node's status and container logs:
@@ -61,6 +67,9 @@ type APIOptions struct {
 //	GET /v1/cluster                               status.Cluster as JSON
 //	GET /v1/pods/{namespace}/{name}/logs          a container's log as text
 //	    ?container=C  &previous=true  &tail=N  &follow=true
+//	GET /v1/revision/files                        the running revision's files, a tar archive
+//	                                              (header Gitorch-Revision: the commit)
+//	POST /v1/node/leave                           move the node's pods away and leave
 //
 // The logs of a pod that runs on another node are asked of that node's
 // API, with the same query and opts.Token, and streamed back.
@@ -93,14 +102,20 @@ func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
 	mux.HandleFunc("GET /v1/status", s.getStatus)
 	mux.HandleFunc("GET /v1/cluster", s.getCluster)
 	mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", s.getLogs)
+	mux.HandleFunc("GET /v1/revision/files", s.getRevisionFiles)
+	mux.HandleFunc("POST /v1/node/leave", s.postLeave)
 	// The same paths without a method catch the other methods, so that
 	// they get a 405 in JSON rather than the catch-all's 404.
-	for _, p := range []string{"/healthz", "/v1/status", "/v1/cluster", "/v1/pods/{namespace}/{name}/logs"} {
+	for _, p := range []string{"/healthz", "/v1/status", "/v1/cluster", "/v1/pods/{namespace}/{name}/logs", "/v1/revision/files"} {
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "GET, HEAD")
 			apiError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s: use GET", r.Method, r.URL.Path))
 		})
 	}
+	mux.HandleFunc("/v1/node/leave", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "POST")
+		apiError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s: use POST", r.Method, r.URL.Path))
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -136,6 +151,46 @@ func (s *api) getStatus(w http.ResponseWriter, _ *http.Request) {
 
 func (s *api) getCluster(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, s.status.Cluster())
+}
+
+func (s *api) getRevisionFiles(w http.ResponseWriter, r *http.Request) {
+	if s.opts.RevisionFiles == nil {
+		apiError(w, http.StatusNotFound, errors.New("this node does not serve its revision's files"))
+		return
+	}
+	// The archive is built first, so that an error is still a JSON answer.
+	var buf bytes.Buffer
+	commit, err := s.opts.RevisionFiles(r.Context(), &buf)
+	if err != nil {
+		apiError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.Header().Set("Gitorch-Revision", commit)
+	w.Write(buf.Bytes())
+}
+
+func (s *api) postLeave(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Leave == nil {
+		apiError(w, http.StatusNotFound, errors.New("this node cannot leave: it is not in a cluster"))
+		return
+	}
+	ctx := r.Context()
+	if t := r.URL.Query().Get("timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 {
+			apiError(w, http.StatusBadRequest, fmt.Errorf("timeout %q: want a positive duration such as 5m", t))
+			return
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	if err := s.opts.Leave(ctx); err != nil {
+		apiError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, map[string]any{"node": s.status.Status().Node, "left": true})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -1,6 +1,12 @@
 package node
 
 import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"net/netip"
 	"slices"
 	"strings"
@@ -50,6 +56,9 @@ func (a *Agent) ClusterChanged() {
 func (a *Agent) members() ([]plan.Member, []gossip.Member) {
 	now := a.clock.Now()
 	self := plan.Member{Node: a.cfg.Node, State: plan.MemberAlive, Since: a.started}
+	if a.leaving.Load() {
+		self.Unschedulable = true
+	}
 	if a.cfg.Cluster == nil {
 		return []plan.Member{self}, nil
 	}
@@ -68,10 +77,11 @@ func (a *Agent) members() ([]plan.Member, []gossip.Member) {
 		}
 		out = append(out, plan.Member{
 			Node: plan.Node{
-				Name:        m.Name,
-				Address:     m.Addr.Addr().String(),
-				Labels:      m.Meta.Labels,
-				Allocatable: plan.Resources{MilliCPU: m.Meta.CPUMilli, Memory: m.Meta.MemoryBytes, Pods: defaultMaxPods},
+				Name:          m.Name,
+				Address:       m.Addr.Addr().String(),
+				Labels:        m.Meta.Labels,
+				Allocatable:   plan.Resources{MilliCPU: m.Meta.CPUMilli, Memory: m.Meta.MemoryBytes, Pods: defaultMaxPods},
+				Unschedulable: m.Meta.Unschedulable,
 			},
 			State: plan.MemberState(m.State),
 			Since: since,
@@ -202,6 +212,7 @@ func (a *Agent) publishMeta() {
 	if a.running != nil {
 		meta.Revision = a.running.Commit
 	}
+	meta.Unschedulable = a.leaving.Load()
 	a.mu.Unlock()
 	go func() {
 		if err := a.cfg.Cluster.SetMeta(meta); err != nil {
@@ -333,4 +344,70 @@ func peerPodStatus(node string, p gossip.PodStatus) plan.PodStatus {
 // configuration.
 func MetaFor(n plan.Node, apiAddr string, podCIDR netip.Prefix) gossip.Meta {
 	return gossip.Meta{APIAddr: apiAddr, PodCIDR: podCIDR, Labels: n.Labels, CPUMilli: n.Allocatable.MilliCPU, MemoryBytes: n.Allocatable.Memory}
+}
+
+// Leave moves the node's pods to the others and waits until it runs none:
+// the node becomes unschedulable (gossiped), every other node places its
+// pods elsewhere, and each pod stops here once its new copy is ready there
+// (a pod that fits nowhere else stops at once). The caller then leaves the
+// gossip cluster and stops the agent. It gives up when ctx ends, leaving
+// the node unschedulable.
+func (a *Agent) Leave(ctx context.Context) error {
+	a.leaving.Store(true)
+	a.log.Info("leaving the cluster: moving this node's pods to the others")
+	a.publishMeta()
+	a.nudge()
+	for {
+		a.mu.Lock()
+		left := len(a.pods)
+		a.mu.Unlock()
+		if left == 0 {
+			a.log.Info("this node runs no pods any more")
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("leave: %d pods still run here: %w", left, ctx.Err())
+		case <-a.podsChanged:
+		}
+	}
+}
+
+// RevisionFiles writes the files of the running revision, as the node
+// validated them, to w as a tar archive, and returns the commit (for
+// 'gitorch plan' against the live cluster).
+func (a *Agent) RevisionFiles(ctx context.Context, w io.Writer) (string, error) {
+	a.mu.Lock()
+	var commit string
+	if a.running != nil {
+		commit = a.running.Commit
+	}
+	a.mu.Unlock()
+	if commit == "" {
+		return "", errors.New("no revision runs yet")
+	}
+	snap, err := a.cfg.Source.Snapshot(ctx, commit)
+	if err != nil {
+		return "", err
+	}
+	defer snap.Close()
+	tw := tar.NewWriter(w)
+	err = fs.WalkDir(snap.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(snap.FS, p)
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(b)), ModTime: snap.Time, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err = tw.Write(b)
+		return err
+	})
+	if err != nil {
+		return commit, err
+	}
+	return commit, tw.Close()
 }

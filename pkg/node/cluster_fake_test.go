@@ -333,3 +333,38 @@ func TestFakeClusterRejoinIsMakeBeforeBreak(t *testing.T) {
 		}
 	}
 }
+
+func TestFakeClusterLeaveMovesPodsMakeBeforeBreak(t *testing.T) {
+	c := newFakeCluster(t, "n1", "n2", "n3")
+	c.src.commit(web(6, "busybox:1.36"))
+	for _, name := range []string{"n1", "n2", "n3"} {
+		c.start(name)
+	}
+	waitFor(t, "6 pods running", func() bool { return c.total() == 6 })
+	moving := c.runningOn()["n1"]
+	if len(moving) == 0 {
+		t.Fatal("no pod on n1")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.nodes["n1"].ag.Leave(ctx); err != nil {
+		t.Logf("running: %v", c.runningOn())
+		t.Logf("n1 pods: %+v", c.nodes["n1"].ag.Status().Pods)
+		t.Logf("n1 sees: %+v", c.nodes["n1"].ag.Cluster().Pods)
+		t.Fatal(err)
+	}
+	on := c.runningOn()
+	if len(on["n1"]) != 0 || len(on["n2"])+len(on["n3"]) != 6 {
+		t.Fatalf("after leave: %v", on)
+	}
+	for _, pod := range moving {
+		// n1 stopped each pod after another node had started it.
+		started := c.nodes["n2"].rt.Count("start default/"+pod) + c.nodes["n3"].rt.Count("start default/"+pod)
+		if started == 0 {
+			t.Fatalf("%s stopped on n1 but started nowhere", pod)
+		}
+	}
+	if !c.bus.member["n1"].Meta.Unschedulable {
+		t.Fatal("n1 did not announce it is unschedulable")
+	}
+}

@@ -13,6 +13,11 @@ type Options struct {
 	// ServiceCIDR is the range ClusterIPs come from; zero means
 	// DefaultServiceCIDR.
 	ServiceCIDR netip.Prefix
+	// Actual, when set, is where each pod runs now (the live cluster's
+	// view): pods move from there, rather than from where the old objects
+	// on the old nodes would place them, and pods that run but are not
+	// placed any more are destroyed.
+	Actual map[Key]string
 }
 
 // PodChange is what happens to one pod.
@@ -60,6 +65,16 @@ func (p *Plan) HasChanges() bool {
 	return len(p.Changes) > 0
 }
 
+// actualPlacement is a placement of the pods where they run.
+func actualPlacement(actual map[Key]string) Placement {
+	var p Placement
+	for k, node := range actual {
+		p.Pods = append(p.Pods, Pod{Namespace: k.Namespace, Name: k.Name, Node: node})
+	}
+	slices.SortFunc(p.Pods, func(a, b Pod) int { return a.Key().Compare(b.Key()) })
+	return p
+}
+
 // Build compares the objects old placed on oldNodes with the objects new
 // placed on newNodes. Pods that keep their node are not listed; pods that
 // fit nowhere after the plan are, as unplaceable.
@@ -80,6 +95,9 @@ func Build(old, new []runtime.Object, oldNodes, newNodes []Node, opts Options) P
 		}
 	}
 	before, after := Schedule(old, oldNodes), Schedule(new, newNodes)
+	if opts.Actual != nil {
+		before = actualPlacement(opts.Actual)
+	}
 	alive := map[string]bool{}
 	for _, n := range newNodes {
 		alive[n.Name] = true

@@ -3,6 +3,7 @@ package plan
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -110,5 +111,36 @@ func TestBuildMoveWhenNodeLeaves(t *testing.T) {
 		if c.Action != ActionMove || c.From != "node-a" || c.Node != "node-b" || c.Reason != "node-a left" {
 			t.Errorf("unexpected %+v", c)
 		}
+	}
+}
+
+// Against the live cluster: a pod that runs where the plan puts it is no
+// change; one that runs elsewhere moves; one that runs but is no longer
+// asked for is destroyed.
+func TestBuildAgainstActualPlacement(t *testing.T) {
+	objs := []runtime.Object{deployment("web", 2, "nginx:1.7.9")}
+	nodes := []Node{node("n1", 4000, 8192, nil), node("n2", 4000, 8192, nil)}
+	placed := Schedule(objs, nodes)
+	actual := map[Key]string{}
+	for _, p := range placed.Pods {
+		actual[p.Key()] = p.Node
+	}
+	if p := Build(objs, objs, nodes, nodes, Options{Actual: actual}); p.HasChanges() {
+		t.Fatalf("pods where the plan puts them: %+v", p.Pods)
+	}
+	first := placed.Pods[0]
+	other := map[string]string{"n1": "n2", "n2": "n1"}[first.Node]
+	actual[first.Key()] = other
+	actual[Key{"default", "stray-0"}] = "n1"
+	p := Build(objs, objs, nodes, nodes, Options{Actual: actual})
+	var got []string
+	for _, c := range p.Pods {
+		got = append(got, string(c.Action)+" "+c.Name+" "+c.From+">"+c.Node)
+	}
+	want := []string{"destroy stray-0 >n1", "move " + first.Name + " " + other + ">" + first.Node}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("changes %v, want %v", got, want)
 	}
 }

@@ -109,6 +109,9 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 	s := p.Summary
 	fmt.Fprintf(bw, "%s %d to add, %d to change, %d to destroy; %d pods placed, %d moved, %d unplaceable.\n",
 		paint(bold, "Plan:"), s.Add, s.Change, s.Destroy, s.Placed, s.Moved, s.Unplaceable)
+	if !p.HasChanges() {
+		fmt.Fprintln(bw, "No changes: the objects and their pods' nodes are as they are.")
+	}
 	return bw.Flush()
 }
 

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) nodeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Act on this node's membership of the cluster",
+		Args:  noArgs,
+	}
+	leave := &cobra.Command{
+		Use:   "leave",
+		Short: "Move this node's pods to the others, then leave the cluster",
+		Long: `Leave makes the node unschedulable (gossiped to every node), so that the
+others place its pods among themselves. Each pod keeps running here until
+its new copy is ready on its new node (make-before-break; a StatefulSet
+pod stops first, then starts there; a pod that fits nowhere else stops).
+When the node runs no pod, its agent leaves the gossip cluster (the others
+show it as left) and stops. A node started again later joins as new and
+gets pods once it has been up for --rejoin-settle.
+
+Leave waits until the node is empty, at most --timeout; on a timeout the
+node stays unschedulable and its agent keeps running: run leave again, or
+restart the agent to make it schedulable again.`,
+		Example: `  # Drain this node and take it out of the cluster
+  gitorch node leave
+
+  # Another node, waiting up to ten minutes
+  gitorch node leave --server http://10.0.0.3:7480 --timeout 10m`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.apiClient(cmd)
+			if err != nil {
+				return err
+			}
+			timeout := a.cfg.GetDuration("timeout")
+			if timeout <= 0 {
+				return usageError(fmt.Errorf("--timeout %s: want a positive duration", timeout))
+			}
+			c.http.Timeout = timeout + 10*time.Second
+			ctx := cmd.Context()
+			fmt.Fprintf(a.stderr, "moving the pods of the node at %s to the other nodes ...\n", c.addr)
+			resp, err := c.do(ctx, "POST", "/v1/node/leave", map[string][]string{"timeout": {timeout.String()}})
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var out struct {
+				Node string `json:"node"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				return fmt.Errorf("agent at %s: bad answer: %w", c.addr, err)
+			}
+			fmt.Fprintf(a.stdout, "node %s left the cluster; its pods run on the other nodes\n", out.Node)
+			return nil
+		},
+	}
+	leave.Flags().Duration("timeout", 5*time.Minute, "how long to wait for the node's pods to move")
+	addAPIFlags(leave)
+	cmd.AddCommand(leave)
+	return cmd
+}
