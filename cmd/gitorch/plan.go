@@ -224,13 +224,20 @@ func (a *app) runPlan(cmd *cobra.Command, args []string) (bool, error) {
 
 	opts := plan.Options{ServiceCIDR: cidr}
 	if a.cfg.GetString("nodes") == "" && a.cfg.GetString("against-nodes") == "" {
-		live, err := a.liveCluster(ctx, cmd, against == "" && againstDir == "")
-		if err != nil {
+		base := against == "" && againstDir == ""
+		live, err := a.liveCluster(ctx, cmd, base)
+		switch {
+		case err == nil:
+			nodes, oldNodes, opts.Actual = live.nodes, live.nodes, live.actual
+			if base {
+				old = live.objects
+			}
+		case base:
 			return false, err
-		}
-		nodes, oldNodes, opts.Actual = live.nodes, live.nodes, live.actual
-		if against == "" && againstDir == "" {
-			old = live.objects
+		default:
+			// Two revisions compared with each other need no cluster:
+			// without one, the pods are placed on no node.
+			fmt.Fprintf(a.stderr, "gitorch: note: %v; planning on no nodes\n", err)
 		}
 	}
 	p := plan.Build(old, objs, oldNodes, nodes, opts)
