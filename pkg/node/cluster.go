@@ -170,15 +170,7 @@ func (a *Agent) publish() {
 	}
 	a.mu.Lock()
 	st := gossip.NodeState{Node: a.cfg.Node.Name}
-	if a.running != nil {
-		st.Revision = a.running.Commit
-	}
-	if a.refused != nil {
-		st.Refused = a.refused.Commit
-		if len(a.refused.Errors) > 0 {
-			st.RefusedError = a.refused.Errors[0]
-		}
-	}
+	st.Revision, st.Refused, st.RefusedError = revisions(a.running, a.refused)
 	for _, p := range a.pods {
 		st.Pods = append(st.Pods, gossipPod(p))
 	}
@@ -187,6 +179,21 @@ func (a *Agent) publish() {
 		return plan.Key{Namespace: x.Namespace, Name: x.Name}.Compare(plan.Key{Namespace: y.Namespace, Name: y.Name})
 	})
 	a.cfg.Cluster.SetLocalState(st)
+}
+
+// revisions are the commits of the revision running and the one refused,
+// and the refusal's first error, as a node reports them.
+func revisions(running, refused *status.Revision) (run, ref, refErr string) {
+	if running != nil {
+		run = running.Commit
+	}
+	if refused != nil {
+		ref = refused.Commit
+		if len(refused.Errors) > 0 {
+			refErr = refused.Errors[0]
+		}
+	}
+	return run, ref, refErr
 }
 
 func gossipPod(p plan.PodStatus) gossip.PodStatus {
@@ -289,15 +296,7 @@ func (a *Agent) Cluster() status.Cluster {
 		if sm.Self {
 			sm.Joined = a.started
 			sm.APIAddress = a.cfg.Meta.APIAddr
-			if local.Running != nil {
-				sm.Revision = local.Running.Commit
-			}
-			if local.Refused != nil {
-				sm.Refused = local.Refused.Commit
-				if len(local.Refused.Errors) > 0 {
-					sm.RefusedError = local.Refused.Errors[0]
-				}
-			}
+			sm.Revision, sm.Refused, sm.RefusedError = revisions(local.Running, local.Refused)
 			sm.Pods = len(local.Pods)
 		} else {
 			sm.Joined = a.joined(m.Name, m.Since)
