@@ -467,6 +467,12 @@ func (a *app) gossipConfig(name string, meta gossip.Meta, log *slog.Logger) (*go
 		log.Info("no --join and no --gossip-key-file: a cluster of one, not gossiping")
 		return nil, nil
 	}
+	// The revision it runs joins the metadata later: check that it fits.
+	withRevision := meta
+	withRevision.Revision = strings.Repeat("0", 40)
+	if err := gossip.CheckMeta(withRevision); err != nil {
+		return nil, usageError(fmt.Errorf("--node-labels, --api-address: %w", err))
+	}
 	cfg := &gossip.Config{
 		NodeName:      name,
 		ClusterName:   c.GetString("cluster-name"),

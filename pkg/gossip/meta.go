@@ -143,3 +143,10 @@ func decodeMeta(b []byte) (Meta, error) {
 	}
 	return m, nil
 }
+
+// CheckMeta returns the error SetMeta would for m: one wrapping
+// ErrMetaTooLarge when it encodes to more than MetaMaxSize bytes.
+func CheckMeta(m Meta) error {
+	_, err := encodeMeta(m)
+	return err
+}
