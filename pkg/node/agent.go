@@ -141,8 +141,10 @@ type Agent struct {
 	heard      map[string]bool
 	firstSeen  map[string]time.Time
 	leaving    atomic.Bool
-	// podsChanged is signalled when a pod's status changes.
+	// podsChanged is signalled when a pod's status changes; metaDirty when
+	// the node's metadata is to be announced again.
 	podsChanged chan struct{}
+	metaDirty   chan struct{}
 }
 
 // New returns an agent for cfg; Run starts it.
@@ -210,6 +212,7 @@ func New(cfg Config) (*Agent, error) {
 		heard:       map[string]bool{},
 		firstSeen:   map[string]time.Time{},
 		podsChanged: make(chan struct{}, 1),
+		metaDirty:   make(chan struct{}, 1),
 	}
 	a.prober = NewProber(cfg.Runtime, cfg.Logger, cfg.Clock, a.probeChanged, a.probeKill)
 	return a, nil
@@ -241,6 +244,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sourceLoop(ctx) })
 	wg.Go(func() { a.housekeeping(ctx) })
+	wg.Go(func() { a.metaLoop(ctx) })
 	a.reconcileLoop(ctx)
 	wg.Wait()
 	a.mu.Lock()

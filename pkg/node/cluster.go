@@ -207,30 +207,44 @@ func gossipPod(p plan.PodStatus) gossip.PodStatus {
 	return g
 }
 
-// publishMeta announces the node's metadata (the revision it runs among
-// it). memberlist waits for the announcement to go out, so it runs on its
-// own goroutine.
+// publishMeta asks metaLoop to announce the node's metadata (the revision
+// it runs among it).
 func (a *Agent) publishMeta() {
+	select {
+	case a.metaDirty <- struct{}{}:
+	default:
+	}
+}
+
+// metaLoop announces the node's metadata whenever it changed. memberlist
+// waits for an announcement to go out, so it runs on a goroutine of its
+// own, one announcement at a time, always of the latest metadata.
+func (a *Agent) metaLoop(ctx context.Context) {
 	if a.cfg.Cluster == nil {
 		return
 	}
-	a.mu.Lock()
-	meta := a.cfg.Meta
-	if a.running != nil {
-		meta.Revision = a.running.Commit
-	}
-	meta.Unschedulable = a.leaving.Load()
-	a.mu.Unlock()
-	go func() {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.metaDirty:
+		}
+		a.mu.Lock()
+		meta := a.cfg.Meta
+		if a.running != nil {
+			meta.Revision = a.running.Commit
+		}
+		meta.Unschedulable = a.leaving.Load()
+		a.mu.Unlock()
 		if err := a.cfg.Cluster.SetMeta(meta); err != nil {
 			a.log.Warn("gossip metadata", "err", err)
 		}
-	}()
+	}
 }
 
-// heardRevisions fetches at once when a peer runs a revision this node
-// has not loaded: a push reached that peer first (its webhook or poll),
-// and the branch has likely moved. Each revision is asked for once.
+// heardRevisions fetches at once when a peer runs or refused a revision
+// this node has not loaded: a push reached that peer first (its webhook or
+// poll), and the branch has likely moved. Each revision is asked for once.
 func (a *Agent) heardRevisions() {
 	if a.cfg.Cluster == nil {
 		return
@@ -239,15 +253,18 @@ func (a *Agent) heardRevisions() {
 	a.mu.Lock()
 	fetch := false
 	for name, st := range states {
-		r := st.Revision
-		if name == a.cfg.Node.Name || r == "" || a.heard[r] {
+		if name == a.cfg.Node.Name {
 			continue
 		}
-		if a.running != nil && a.running.Commit == r || a.refused != nil && a.refused.Commit == r {
-			continue
+		// A revision a peer runs, or one it refused: this node fetches
+		// it too, to run it or to refuse it itself.
+		for _, r := range []string{st.Revision, st.Refused} {
+			if r == "" || a.heard[r] || a.running != nil && a.running.Commit == r || a.refused != nil && a.refused.Commit == r {
+				continue
+			}
+			a.heard[r] = true
+			fetch = true
 		}
-		a.heard[r] = true
-		fetch = true
 	}
 	a.mu.Unlock()
 	if fetch {
