@@ -145,6 +145,9 @@ type Agent struct {
 	// the node's metadata is to be announced again.
 	podsChanged chan struct{}
 	metaDirty   chan struct{}
+	// revChanged is closed, and replaced, when the revision running or
+	// refused changes.
+	revChanged chan struct{}
 }
 
 // New returns an agent for cfg; Run starts it.
@@ -213,6 +216,7 @@ func New(cfg Config) (*Agent, error) {
 		firstSeen:   map[string]time.Time{},
 		podsChanged: make(chan struct{}, 1),
 		metaDirty:   make(chan struct{}, 1),
+		revChanged:  make(chan struct{}),
 	}
 	a.prober = NewProber(cfg.Runtime, cfg.Logger, cfg.Clock, a.probeChanged, a.probeKill)
 	return a, nil
@@ -463,6 +467,7 @@ func (a *Agent) load(ctx context.Context, commit string) error {
 	objs := res.RuntimeObjects()
 	a.mu.Lock()
 	a.objects, a.running, a.refused = objs, rev, nil
+	a.revisionChanged()
 	a.place(a.runningKeys())
 	pods, unplaceable := len(a.desired.Pods), len(a.desired.Unplaceable)
 	err = a.saveState()
@@ -480,6 +485,7 @@ func (a *Agent) load(ctx context.Context, commit string) error {
 func (a *Agent) refuse(rev *status.Revision) {
 	a.mu.Lock()
 	a.refused = rev
+	a.revisionChanged()
 	a.mu.Unlock()
 	a.publish()
 	a.log.Error("revision refused; the last good one keeps running", "commit", gitrev.Short(rev.Commit), "errors", len(rev.Errors))
@@ -675,11 +681,9 @@ func (a *Agent) Status() status.Node {
 // WaitRevision blocks until the agent runs commit or refused it, or ctx
 // ends; for tests and tools.
 func (a *Agent) WaitRevision(ctx context.Context, commit string) (*status.Revision, error) {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
 	for {
 		a.mu.Lock()
-		run, ref := a.running, a.refused
+		run, ref, changed := a.running, a.refused, a.revChanged
 		a.mu.Unlock()
 		if run != nil && run.Commit == commit {
 			return run, nil
@@ -690,9 +694,15 @@ func (a *Agent) WaitRevision(ctx context.Context, commit string) (*status.Revisi
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-t.C:
+		case <-changed:
 		}
 	}
+}
+
+// revisionChanged wakes WaitRevision (a.mu held).
+func (a *Agent) revisionChanged() {
+	close(a.revChanged)
+	a.revChanged = make(chan struct{})
 }
 
 // Pod returns the status of one pod of the node.
