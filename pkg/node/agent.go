@@ -469,7 +469,10 @@ func (a *Agent) load(ctx context.Context, commit string) error {
 	a.objects, a.running, a.refused = objs, rev, nil
 	a.revisionChanged()
 	a.place(a.runningKeys())
-	pods, unplaceable := len(a.desired.Pods), len(a.desired.Unplaceable)
+	pods, unplaceable := 0, 0
+	if a.desired != nil {
+		pods, unplaceable = len(a.desired.Pods), len(a.desired.Unplaceable)
+	}
 	err = a.saveState()
 	a.mu.Unlock()
 	if err != nil {

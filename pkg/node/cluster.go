@@ -122,13 +122,22 @@ func (a *Agent) place(running map[plan.Key]bool) {
 	}
 	now := a.clock.Now()
 	members, _ := a.members()
+	if until := a.rejoining(members, now); !until.IsZero() {
+		// Restarted, and the members it knew are not back in its view
+		// yet: it may be alone only because it has not rejoined. It
+		// touches no pod (adopted ones keep running) until they are, or
+		// the grace after its start ends.
+		a.desired = nil
+		a.wakePlacement(until)
+		return
+	}
 	m := plan.Eligible(members, a.cfg.Node.Name, a.hist, a.cfg.Membership, now)
 	if !historyEqual(a.hist, m.History) {
 		a.hist = m.History
 		a.histDirty = true
 	}
 	share := plan.NodePods(a.objects, m.Nodes, a.cfg.Node.Name, a.running.Commit, a.cfg.ServiceCIDR, running)
-	quorum := plan.Quorum(members, a.hist)
+	quorum := plan.Quorum(members, a.hist, a.cfg.Membership.DeadGrace, a.started, now)
 	h := plan.HandOff(share, a.peers(members), quorum, a.cfg.Handoff, now)
 	a.desired, a.membership, a.quorum = &h.Share, m, quorum
 	wake := m.Wake
@@ -136,6 +145,26 @@ func (a *Agent) place(running map[plan.Key]bool) {
 		wake = h.Wake
 	}
 	a.wakePlacement(wake)
+}
+
+// rejoining is when the agent, restarted, stops waiting for the members
+// it remembers to show up in its gossip view: zero when they are all
+// reported (or it knew none, or it is past the grace after its start).
+func (a *Agent) rejoining(members []plan.Member, now time.Time) time.Time {
+	end := a.started.Add(a.cfg.Membership.DeadGrace)
+	if a.cfg.Cluster == nil || !now.Before(end) {
+		return time.Time{}
+	}
+	reported := map[string]bool{}
+	for _, m := range members {
+		reported[m.Name] = true
+	}
+	for name, rec := range a.hist {
+		if name != a.cfg.Node.Name && !rec.Left && !reported[name] {
+			return end
+		}
+	}
+	return time.Time{}
 }
 
 // wakePlacement arranges a pass at t, when a grace, settle or fence time

@@ -24,10 +24,12 @@ type fakeBus struct {
 	states map[string]gossip.NodeState
 	member map[string]gossip.Member
 	agents map[string]*node.Agent
+	// alone: nodes whose view shows only themselves (not joined yet).
+	alone map[string]bool
 }
 
 func newFakeBus(clk *clocktest.Fake) *fakeBus {
-	return &fakeBus{clk: clk, states: map[string]gossip.NodeState{}, member: map[string]gossip.Member{}, agents: map[string]*node.Agent{}}
+	return &fakeBus{clk: clk, states: map[string]gossip.NodeState{}, member: map[string]gossip.Member{}, agents: map[string]*node.Agent{}, alone: map[string]bool{}}
 }
 
 // view is one node's handle on the bus.
@@ -41,6 +43,9 @@ func (v view) Members() []gossip.Member {
 	defer v.bus.mu.Unlock()
 	var out []gossip.Member
 	for _, m := range v.bus.member {
+		if v.bus.alone[v.name] && m.Name != v.name {
+			continue
+		}
 		m.Self = m.Name == v.name
 		out = append(out, m)
 	}
@@ -65,6 +70,11 @@ func (v view) SetMeta(m gossip.Meta) error {
 
 func (v view) SetLocalState(s gossip.NodeState) {
 	v.bus.mu.Lock()
+	if v.bus.alone[v.name] {
+		// Cut off: what it says reaches no one.
+		v.bus.mu.Unlock()
+		return
+	}
 	old, had := v.bus.states[v.name]
 	v.bus.states[v.name] = s
 	v.bus.mu.Unlock()
@@ -78,6 +88,9 @@ func (v view) States() map[string]gossip.NodeState {
 	defer v.bus.mu.Unlock()
 	out := map[string]gossip.NodeState{}
 	for k, s := range v.bus.states {
+		if v.bus.alone[v.name] && k != v.name {
+			continue
+		}
 		out[k] = s
 	}
 	return out
@@ -367,4 +380,88 @@ func TestFakeClusterLeaveMovesPodsMakeBeforeBreak(t *testing.T) {
 	if !c.bus.member["n1"].Meta.Unschedulable {
 		t.Fatal("n1 did not announce it is unschedulable")
 	}
+}
+
+const dbStatefulSet = `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 3
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - {name: db, image: busybox:1.36}
+`
+
+// A node restarted before it has rejoined sees only itself: it must not
+// take that for a partition and stop its StatefulSet pods.
+func TestFakeClusterRestartBeforeRejoinKeepsStatefulSetPods(t *testing.T) {
+	c := newFakeCluster(t, "n1", "n2", "n3")
+	c.src.commit(map[string]string{"db.yaml": dbStatefulSet})
+	for _, name := range []string{"n1", "n2", "n3"} {
+		c.start(name)
+	}
+	waitFor(t, "3 db pods running", func() bool { return c.total() == 3 })
+	n1 := c.nodes["n1"]
+	pods := len(c.runningOn()["n1"])
+	stops := n1.rt.Count("stop")
+	n1.stop()
+	c.bus.mu.Lock()
+	c.bus.alone["n1"] = true
+	c.bus.mu.Unlock()
+	c.start("n1")
+	waitFor(t, "n1 loaded its revision", func() bool { return n1.ag.Status().Running != nil })
+	c.clk.Advance(time.Second)
+	time.Sleep(20 * time.Millisecond)
+	c.bus.mu.Lock()
+	delete(c.bus.alone, "n1")
+	c.bus.mu.Unlock()
+	c.bus.changed()
+	c.clk.Advance(10 * time.Second)
+	time.Sleep(20 * time.Millisecond)
+	if got := n1.rt.Count("stop"); got != stops {
+		t.Fatalf("n1 stopped StatefulSet pods while rejoining: %v", n1.rt.Ops())
+	}
+	if c.total() != 3 {
+		t.Fatalf("db pods: %v", c.runningOn())
+	}
+	waitFor(t, "n1 reports its pods again", func() bool { return len(n1.ag.Status().Pods) == pods })
+}
+
+// Cut off from the others, a node stops its StatefulSet pods; the
+// others start them only after the fence and the pods' grace period.
+func TestFakeClusterPartitionFencesStatefulSetPods(t *testing.T) {
+	c := newFakeCluster(t, "n1", "n2", "n3")
+	c.src.commit(map[string]string{"db.yaml": dbStatefulSet})
+	for _, name := range []string{"n1", "n2", "n3"} {
+		c.start(name)
+	}
+	waitFor(t, "3 db pods running", func() bool { return c.total() == 3 })
+	cut := ""
+	for name, pods := range c.runningOn() {
+		if len(pods) > 0 {
+			cut = name
+			break
+		}
+	}
+	lost := c.runningOn()[cut]
+	// The partition: cut sees only itself (the others dead), and the
+	// others see it dead.
+	c.bus.mu.Lock()
+	c.bus.alone[cut] = true
+	c.bus.mu.Unlock()
+	c.bus.setState(cut, gossip.StateDead)
+	c.clk.Advance(4 * time.Second) // past the 3 s grace: cut has no quorum
+	waitFor(t, cut+" stops its StatefulSet pods", func() bool { return len(c.runningOn()[cut]) == 0 })
+	// The others wait for the fence (15 s) plus the grace period (30 s).
+	c.clk.Advance(30 * time.Second)
+	time.Sleep(20 * time.Millisecond)
+	if c.total() != 3-len(lost) {
+		t.Fatalf("started before the fence ended: %v", c.runningOn())
+	}
+	c.clk.Advance(20 * time.Second)
+	waitFor(t, "the lost pods back on the others", func() bool { return c.total() == 3 && len(c.runningOn()[cut]) == 0 })
 }

@@ -147,23 +147,32 @@ func Eligible(members []Member, self string, hist MemberHistory, p MembershipPol
 // those gossip reports and those its history remembers, but for members
 // gone by a graceful leave. Dead members count, since a node cannot tell
 // a dead member from one on the far side of a partition. Seen are the
-// alive and suspect ones, itself among them.
-func Quorum(members []Member, hist MemberHistory) bool {
+// alive and suspect ones, itself among them, and those dead for less than
+// grace (as in Eligible, a member is not lost before its grace ends). A
+// member the history remembers but gossip does not report (yet, after a
+// restart of this node) counts as dead since start.
+func Quorum(members []Member, hist MemberHistory, grace time.Duration, start, now time.Time) bool {
 	known, seen := 0, 0
 	reported := map[string]bool{}
 	for _, m := range members {
 		reported[m.Name] = true
-		switch m.State {
-		case MemberLeft:
+		switch {
+		case m.State == MemberLeft:
 			continue
-		case MemberAlive, MemberSuspect:
+		case m.State == MemberAlive, m.State == MemberSuspect:
+			seen++
+		case m.State == MemberDead && now.Before(m.Since.Add(grace)):
 			seen++
 		}
 		known++
 	}
 	for name, rec := range hist {
-		if !reported[name] && !rec.Left {
-			known++
+		if reported[name] || rec.Left {
+			continue
+		}
+		known++
+		if now.Before(start.Add(grace)) {
+			seen++
 		}
 	}
 	return 2*seen > known

@@ -111,9 +111,24 @@ func TestQuorum(t *testing.T) {
 		{"members that left do not count", []Member{member("a", MemberAlive, 0), member("b", MemberLeft, 0), member("c", MemberLeft, 0)}, nil, true},
 		{"members gossip forgot still count", []Member{member("a", MemberAlive, 0)}, MemberHistory{"b": {}, "c": {}}, false},
 		{"unless they left", []Member{member("a", MemberAlive, 0)}, MemberHistory{"b": {Left: true}}, true},
+		{"a member dead within its grace is not lost yet", []Member{member("a", MemberAlive, 0), member("b", MemberDead, 9*time.Second), member("c", MemberDead, 9*time.Second)}, nil, true},
 	} {
-		if got := Quorum(tc.members, tc.hist); got != tc.want {
+		if got := Quorum(tc.members, tc.hist, 3*time.Second, t0, t0.Add(10*time.Second)); got != tc.want {
 			t.Errorf("%s: quorum %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A node restarted while its peers are still being joined does not think
+// it lost the cluster: the members it remembers count as seen for the
+// grace after its start.
+func TestQuorumAfterARestart(t *testing.T) {
+	hist := MemberHistory{"a": {}, "b": {}, "c": {}}
+	self := []Member{member("a", MemberAlive, 0)}
+	if !Quorum(self, hist, 3*time.Second, t0, t0.Add(time.Second)) {
+		t.Fatal("no quorum a second after the start")
+	}
+	if Quorum(self, hist, 3*time.Second, t0, t0.Add(3*time.Second)) {
+		t.Fatal("quorum with the peers still unseen after the grace")
 	}
 }
