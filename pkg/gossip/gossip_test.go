@@ -11,8 +11,13 @@ import (
 )
 
 func pod(name, phase string, ready bool) PodStatus {
-	return PodStatus{Namespace: "default", Name: name, Phase: phase, Ready: ready, IP: "10.1.0.7",
-		Revision: strings.Repeat("ab", 20), TemplateHash: "5d8f7c9b6"}
+	p := PodStatus{Namespace: "default", Name: name, Phase: phase, Ready: ready, IP: "10.1.0.7",
+		Revision: strings.Repeat("ab", 20), TemplateHash: "5d8f7c9b6", Containers: 2,
+		StartedAt: time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC), Workload: "Deployment/" + name}
+	if ready {
+		p.ReadyContainers = 2
+	}
+	return p
 }
 
 // Three nodes started in an awkward order: n0 names itself and peers not
