@@ -58,11 +58,13 @@ func BenchmarkPropagation(b *testing.B) {
 }
 
 // BenchmarkStateSize reports the encoded size of the full state of 10,000
-// pods over 100 nodes (what one push/pull carries) and of one delta.
+// pods over 100 nodes (what one push/pull carries; it must stay under
+// 1 MB) and of one delta.
 //
 //	go test ./pkg/gossip -run '^$' -bench StateSize
 func BenchmarkStateSize(b *testing.B) {
 	rev := strings.Repeat("3f2a9c1e7b", 4)
+	started := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 	r := newTestStore("self", 1)
 	for n := range 100 {
 		origin := newTestStore(fmt.Sprintf("node-%03d", n), uint64(time.Now().UnixNano()))
@@ -73,6 +75,9 @@ func BenchmarkStateSize(b *testing.B) {
 				Namespace: []string{"default", "shop", "monitoring"}[w%3],
 				Name:      fmt.Sprintf("workload-%03d-7c9d8f6b5-%d", w, p), Phase: "Running", Ready: true,
 				IP: fmt.Sprintf("10.%d.%d.%d", 100+n/50, n%50, p+2), Revision: rev, TemplateHash: "7c9d8f6b5",
+				ReadyContainers: 2, Containers: 2, Workload: fmt.Sprintf("Deployment/workload-%03d", w),
+				// Started over the last month, each at its own second.
+				StartedAt: started.Add(-time.Duration(n*100+p) * 263 * time.Second),
 			})
 		}
 		origin.setLocal(NodeState{Revision: rev, Pods: pods})
@@ -87,10 +92,14 @@ func BenchmarkStateSize(b *testing.B) {
 		full = encodeSnapshots(sns)
 	}
 	p := PodStatus{Namespace: "shop", Name: "workload-042-7c9d8f6b5-17", Phase: "Running", Ready: true,
-		IP: "10.100.3.19", Revision: rev, TemplateHash: "7c9d8f6b5", Restarts: 1}
+		IP: "10.100.3.19", Revision: rev, TemplateHash: "7c9d8f6b5", Restarts: 1,
+		ReadyContainers: 1, Containers: 2, StartedAt: started, Workload: "Deployment/workload-042"}
 	d := encodeDelta(&delta{origin: "node-042", v: uint64(time.Now().UnixNano()), prev: 1, pod: podEntry{key: podKey{p.Namespace, p.Name}, v: 1, pod: p}})
 	small := newTestStore("node-001", uint64(time.Now().UnixNano()))
 	small.setLocal(NodeState{Revision: rev, Pods: []PodStatus{p, p, p}[:1]})
+	if len(full) >= 1<<20 {
+		b.Errorf("full state of 10,000 pods is %d bytes, over 1 MB", len(full))
+	}
 	b.ReportMetric(float64(len(full)), "full-state-bytes")
 	b.ReportMetric(float64(len(full))/10000, "bytes/pod")
 	b.ReportMetric(float64(len(d)), "delta-bytes")

@@ -43,13 +43,16 @@ func freePorts(t testing.TB, n int) []int {
 	return ports
 }
 
-// logRecorder is a slog handler keeping warnings and above.
+// logRecorder is a slog handler keeping records at info and above (all
+// with GOSSIP_TEST_LOG=debug); GOSSIP_TEST_LOG set prints them.
 type logRecorder struct {
 	mu    sync.Mutex
 	lines []string
 }
 
-func (r *logRecorder) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (r *logRecorder) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || os.Getenv("GOSSIP_TEST_LOG") == "debug"
+}
 func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
 	var b strings.Builder
 	b.WriteString(rec.Level.String() + " " + rec.Message)

@@ -66,6 +66,10 @@ type Config struct {
 	// changed. Changes that happen while it runs are coalesced into one
 	// more call. It must not block for long.
 	OnChange func()
+
+	// wrapTransport, when set (by this package's tests), wraps the network
+	// transport, to drop or delay packets.
+	wrapTransport func(memberlist.Transport) memberlist.Transport
 }
 
 // Timing holds memberlist's failure detection and dissemination intervals.

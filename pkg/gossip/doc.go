@@ -11,7 +11,12 @@
 //
 // Membership. Members lists every node known here with its state (alive,
 // suspect, dead, left) and when that state began, so that the caller can
-// wait out a grace after a death and a settle time after a rejoin. Dead and
+// wait out a grace after a death and a settle time after a rejoin.
+// memberlist announces deaths and rejoins but neither suspicions nor
+// refutations: a member is shown suspect from when this node's probes of it
+// failed until memberlist reports it dead or alive, it answers a ping or a
+// probe, or the longest suspicion memberlist can hold has passed without a
+// death (so it refuted). Suspect is never a reason to move pods. Dead and
 // left members stay listed for Timing.Retain (an hour with LANTiming).
 // OnChange is called, coalesced, on every change of membership, metadata or
 // state. Start joins cfg.Join in the background, retrying with back-off for

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -55,17 +56,23 @@ type Gossip struct {
 	metaMu    sync.Mutex             // serialises SetMeta
 	numActive atomic.Int32           // alive and suspect members, for the queue
 
-	mu      sync.Mutex // guards members, store, repair
+	mu      sync.Mutex // guards members, store, repair, suspected, pinging
 	members map[string]*Member
 	store   *store
-	repair  map[string]time.Time // dead members heard from, and when last repaired
-	leaving map[string]uint64    // members that announced they leave, at which version
-	left    bool                 // this node called Leave
+	// suspected holds, for each member shown suspect, when this node's
+	// probes of it last failed; pinging the suspects being pinged.
+	suspected map[string]time.Time
+	pinging   map[string]bool
+	repair    map[string]time.Time // dead members heard from, and when last repaired
+	leaving   map[string]uint64    // members that announced they leave, at which version
+	left      bool                 // this node called Leave
 
 	queue    *memberlist.TransmitLimitedQueue
 	ml       *memberlist.Memberlist
 	changeCh chan struct{}
 	maxBcast int
+
+	suspicionMaxMult int // memberlist's SuspicionMaxTimeoutMult
 
 	warnMu   sync.Mutex
 	lastWarn map[string]time.Time
@@ -84,14 +91,16 @@ func New(cfg Config) (*Gossip, error) {
 	cfg.Join = slices.Clone(cfg.Join)
 	meta, _ := encodeMeta(cfg.Meta)
 	g := &Gossip{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		members:  map[string]*Member{},
-		store:    newStore(cfg.NodeName, uint64(time.Now().UnixNano()), time.Now),
-		repair:   map[string]time.Time{},
-		leaving:  map[string]uint64{},
-		changeCh: make(chan struct{}, 1),
-		lastWarn: map[string]time.Time{},
+		cfg:       cfg,
+		log:       cfg.Logger,
+		members:   map[string]*Member{},
+		store:     newStore(cfg.NodeName, uint64(time.Now().UnixNano()), time.Now),
+		repair:    map[string]time.Time{},
+		suspected: map[string]time.Time{},
+		pinging:   map[string]bool{},
+		leaving:   map[string]uint64{},
+		changeCh:  make(chan struct{}, 1),
+		lastWarn:  map[string]time.Time{},
 		// What is left of a UDP packet (1400 bytes) after memberlist's
 		// label, encryption and compound headers, with a margin.
 		maxBcast: 1400 - 128 - len(cfg.ClusterName),
@@ -126,6 +135,7 @@ func (g *Gossip) Start(ctx context.Context) error {
 	}
 	mc.ProbeInterval, mc.ProbeTimeout = t.ProbeInterval, t.ProbeTimeout
 	mc.SuspicionMult = t.SuspicionMult
+	g.suspicionMaxMult = mc.SuspicionMaxTimeoutMult
 	mc.GossipInterval, mc.GossipNodes = t.GossipInterval, t.GossipNodes
 	mc.RetransmitMult = t.RetransmitMult
 	mc.PushPullInterval = t.PushPullInterval
@@ -140,9 +150,18 @@ func (g *Gossip) Start(ctx context.Context) error {
 	}
 	mc.Delegate = (*delegate)(g)
 	mc.Events = (*events)(g)
+	mc.Ping = (*pingDelegate)(g)
 	mc.Alive = (*aliveCheck)(g)
 	mc.Merge = (*mergeCheck)(g)
 	mc.Logger = log.New(&logWriter{g: g}, "", 0)
+	if c.wrapTransport != nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{c.BindAddr}, BindPort: c.BindPort, Logger: mc.Logger})
+		if err != nil {
+			return fmt.Errorf("gossip: start on %s:%d: %w", c.BindAddr, c.BindPort, err)
+		}
+		mc.Transport = c.wrapTransport(nt)
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("gossip: start on %s:%d: %w", c.BindAddr, c.BindPort, err)
@@ -376,8 +395,8 @@ func (g *Gossip) joiner(ctx context.Context) {
 	}
 }
 
-// poller ends suspicions that no longer hold, forgets
-// members past Timing.Retain, and repairs stale deaths (see repairDead).
+// poller ends suspicions that no longer hold, forgets members past
+// Timing.Retain, and repairs stale deaths (see repairDead).
 func (g *Gossip) poller(ctx context.Context) {
 	t := time.NewTicker(g.cfg.Timing.ProbeInterval)
 	defer t.Stop()
@@ -388,13 +407,29 @@ func (g *Gossip) poller(ctx context.Context) {
 		case <-t.C:
 		}
 		g.pingSuspects()
+		g.expireSuspects()
 		g.prune()
 		g.repairDead()
 	}
 }
 
-// pingSuspects pings the members this node suspects: an answer ends the
-// suspicion here (memberlist does not announce a refutation).
+// Suspicion. memberlist neither announces that it suspects a member nor
+// that the member refuted (it only reports deaths and rejoins), so this
+// node shows a member suspect from the moment its own probes of it failed
+// until one of:
+//   - memberlist reports the member dead, left or alive again (an event);
+//   - the member answers a direct ping, or one of memberlist's probes;
+//   - no death came within the longest suspicion memberlist can hold
+//     (suspicionBound): memberlist would have declared it dead by then, so
+//     the member refuted.
+//
+// The last rule matters under load and partial loss: a member reachable
+// only through other nodes' indirect probes never answers a direct ping,
+// and an earlier version showed it suspect for as long as that lasted,
+// though memberlist held it alive.
+
+// pingSuspects pings, each in a goroutine of its own, the members shown
+// suspect that are not being pinged already.
 func (g *Gossip) pingSuspects() {
 	type target struct {
 		name string
@@ -403,36 +438,96 @@ func (g *Gossip) pingSuspects() {
 	var ts []target
 	g.mu.Lock()
 	for _, m := range g.members {
-		if m.State == StateSuspect {
+		if m.State == StateSuspect && !g.pinging[m.Name] {
+			g.pinging[m.Name] = true
 			ts = append(ts, target{m.Name, m.Addr})
 		}
 	}
 	g.mu.Unlock()
 	for _, t := range ts {
-		if _, err := g.ml.Ping(t.name, net.UDPAddrFromAddrPort(t.addr)); err != nil {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			_, err := g.ml.Ping(t.name, net.UDPAddrFromAddrPort(t.addr))
+			g.mu.Lock()
+			delete(g.pinging, t.name)
+			g.mu.Unlock()
+			if err == nil {
+				g.clearSuspect(t.name)
+			}
+		}()
+	}
+}
+
+// expireSuspects ends the suspicions that memberlist must have resolved.
+func (g *Gossip) expireSuspects() {
+	now := time.Now()
+	var ended []string
+	g.mu.Lock()
+	bound := g.suspicionBound()
+	for name, at := range g.suspected {
+		m := g.members[name]
+		if m == nil || m.State != StateSuspect {
+			delete(g.suspected, name)
 			continue
 		}
-		g.mu.Lock()
-		m := g.members[t.name]
-		ok := m != nil && m.State == StateSuspect
-		if ok {
-			m.State, m.Since = StateAlive, time.Now()
-		}
-		g.mu.Unlock()
-		if ok {
-			g.changed()
+		if now.Sub(at) > bound {
+			ended = append(ended, name)
 		}
 	}
+	g.mu.Unlock()
+	for _, name := range ended {
+		g.log.Debug("gossip: suspicion ended without a death: the member refuted", "node", g.cfg.NodeName, "member", name)
+		g.clearSuspect(name)
+	}
+}
+
+// suspicionBound is the longest memberlist keeps a member suspect before
+// declaring it dead (its suspicion timeout: SuspicionMult × max(1,
+// log10 N) × ProbeInterval, times SuspicionMaxTimeoutMult when it expects
+// confirmations from other nodes), with N the number of members known
+// here, which is at least memberlist's, and a margin of two probe
+// intervals for timers delayed by load. Called with g.mu held.
+func (g *Gossip) suspicionBound() time.Duration {
+	t := g.cfg.Timing
+	n := max(len(g.members), 1)
+	scale := max(1, math.Log10(float64(n)))
+	d := time.Duration(float64(t.SuspicionMult) * scale * float64(t.ProbeInterval))
+	// memberlist expects SuspicionMult-2 confirmations, and none when
+	// fewer other nodes exist; without any it waits the minimum only.
+	if k := t.SuspicionMult - 2; k >= 1 && n-2 >= k {
+		d *= time.Duration(g.suspicionMaxMult)
+	}
+	return d + 2*t.ProbeInterval
 }
 
 // markSuspect records that this node's probes of name failed.
 func (g *Gossip) markSuspect(name string) {
+	now := time.Now()
 	g.mu.Lock()
 	m := g.members[name]
 	ok := m != nil && m.State == StateAlive && !m.Self
 	if ok {
-		m.State, m.Since = StateSuspect, time.Now()
+		m.State, m.Since = StateSuspect, now
 	}
+	if m != nil && m.State == StateSuspect {
+		g.suspected[name] = now
+	}
+	g.mu.Unlock()
+	if ok {
+		g.changed()
+	}
+}
+
+// clearSuspect shows name alive again if it is shown suspect.
+func (g *Gossip) clearSuspect(name string) {
+	g.mu.Lock()
+	m := g.members[name]
+	ok := m != nil && m.State == StateSuspect
+	if ok {
+		m.State, m.Since = StateAlive, time.Now()
+	}
+	delete(g.suspected, name)
 	g.mu.Unlock()
 	if ok {
 		g.changed()
@@ -760,6 +855,8 @@ func (e *events) update(n *memberlist.Node, st MemberState) {
 	if m.State != st {
 		m.State, m.Since = st, time.Now()
 	}
+	// memberlist's word ends a suspicion of this node's own.
+	delete(g.suspected, n.Name)
 	m.Addr = netip.AddrPortFrom(addr.Unmap(), n.Port)
 	m.Meta = meta
 	active := 0
@@ -795,6 +892,16 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	}
 	g.mu.Unlock()
 	e.update(n, st)
+}
+
+// pingDelegate hears of memberlist's successful probes: the member
+// answered, so it is not suspect.
+type pingDelegate Gossip
+
+func (p *pingDelegate) AckPayload() []byte { return nil }
+
+func (p *pingDelegate) NotifyPingComplete(n *memberlist.Node, _ time.Duration, _ []byte) {
+	(*Gossip)(p).clearSuspect(n.Name)
 }
 
 // aliveCheck refuses a node whose pod CIDR overlaps an alive member's.

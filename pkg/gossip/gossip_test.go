@@ -11,8 +11,13 @@ import (
 )
 
 func pod(name, phase string, ready bool) PodStatus {
-	return PodStatus{Namespace: "default", Name: name, Phase: phase, Ready: ready, IP: "10.1.0.7",
-		Revision: strings.Repeat("ab", 20), TemplateHash: "5d8f7c9b6"}
+	p := PodStatus{Namespace: "default", Name: name, Phase: phase, Ready: ready, IP: "10.1.0.7",
+		Revision: strings.Repeat("ab", 20), TemplateHash: "5d8f7c9b6", Containers: 2,
+		StartedAt: time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC), Workload: "Deployment/" + name}
+	if ready {
+		p.ReadyContainers = 2
+	}
+	return p
 }
 
 // Three nodes started in an awkward order: n0 names itself and peers not
@@ -345,4 +350,52 @@ func mustEncode(t *testing.T, m Meta) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A member that this node suspected, that refuted, and that from then on
+// answers other nodes' probes but never this node's direct pings (a paused
+// process, then a path lost between two nodes): memberlist holds it alive,
+// and so must Members, on every node.
+func TestSuspicionEndsWhenMemberRefutes(t *testing.T) {
+	timing := LocalTiming()
+	// With 3 nodes and SuspicionMult over 3, memberlist expects no
+	// confirmation and waits the minimum, 10 × 200 ms, before a death.
+	timing.SuspicionMult = 10
+	ports := freePorts(t, 3)
+	var join []string
+	for _, p := range ports {
+		join = append(join, addr(p))
+	}
+	var nodes []*testNode
+	var faults []func() *faultTransport
+	for i, p := range ports {
+		cfg := nodeConfig(fmt.Sprintf("n%d", i), p, join...)
+		cfg.Timing = timing
+		faults = append(faults, withFaults(&cfg))
+		nodes = append(nodes, start(t, cfg))
+	}
+	eventually(t, 10*time.Second, allAlive(nodes))
+	a, x := faults[0](), faults[1]()
+
+	// n1 pauses until n0 and n2 suspect it; n0 and n1 stay cut from each
+	// other: only n2 relays between them.
+	x.paused.Store(true)
+	eventually(t, 10*time.Second, func() string {
+		for _, n := range []*testNode{nodes[0], nodes[2]} {
+			if st := memberStates(n)["n1"]; st != StateSuspect {
+				return fmt.Sprintf("%s sees n1 %s", n.cfg.NodeName, st)
+			}
+		}
+		return ""
+	})
+	a.cutFrom(addr(ports[1]), true)
+	x.cutFrom(addr(ports[0]), true)
+	x.paused.Store(false)
+	// n1 syncs with n2 at once (rather than at its next push/pull), hears
+	// it is suspect, and refutes well before the suspicion could end in a
+	// death.
+	if _, err := nodes[1].ml.Join([]string{addr(ports[2])}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, allAlive(nodes))
 }

@@ -20,6 +20,15 @@ type PodStatus struct {
 	TemplateHash    string
 	LastError       string // truncated to 256 bytes
 	Reason          string // a short machine-readable reason for Phase
+	// ReadyContainers of Containers are ready (kubectl's READY, "1/2").
+	// Both are at most 65535.
+	ReadyContainers, Containers int
+	// StartedAt is when the pod started (kubectl's AGE), to the second, in
+	// UTC; the zero time when it has not.
+	StartedAt time.Time
+	// Workload is the object the pod belongs to, as "Kind/name"
+	// ("Deployment/web"); truncated to 320 bytes.
+	Workload string
 }
 
 // NodeState is what a node reports about itself: the revision it runs, the
@@ -329,6 +338,10 @@ func normalize(ns NodeState) (NodeState, []string) {
 		p.LastError = truncate(p.LastError, maxErrorLen)
 		p.Reason = truncate(p.Reason, maxShortLen)
 		p.Restarts = max(p.Restarts, 0)
+		p.ReadyContainers = min(max(p.ReadyContainers, 0), maxContainers)
+		p.Containers = min(max(p.Containers, 0), maxContainers)
+		p.StartedAt = wireTime(p.StartedAt)
+		p.Workload = truncate(p.Workload, maxWorkloadLen)
 		k := podKey{p.Namespace, p.Name}
 		if i, ok := byKey[k]; ok {
 			warn = append(warn, fmt.Sprintf("pod %s listed twice; the last one is kept", k))
@@ -414,6 +427,10 @@ func (w *writer) podFields(p PodStatus) {
 	w.s(p.TemplateHash)
 	w.s(p.LastError)
 	w.s(p.Reason)
+	w.uvarint(uint64(p.ReadyContainers))
+	w.uvarint(uint64(p.Containers))
+	w.time(p.StartedAt)
+	w.s(p.Workload)
 }
 
 func (r *reader) podFields(ns, name string) PodStatus {
@@ -436,6 +453,13 @@ func (r *reader) podFields(ns, name string) PodStatus {
 	p.TemplateHash = r.s(maxShortLen)
 	p.LastError = r.s(maxErrorLen)
 	p.Reason = r.s(maxShortLen)
+	ready, total := r.uvarint(), r.uvarint()
+	if ready > maxContainers || total > maxContainers {
+		r.fail(errors.New("container count out of range"))
+	}
+	p.ReadyContainers, p.Containers = int(ready), int(total)
+	p.StartedAt = r.time()
+	p.Workload = r.s(maxWorkloadLen)
 	return p
 }
 

@@ -146,8 +146,12 @@ func TestCodecRoundTrip(t *testing.T) {
 	s := newTestStore("x", 1<<60)
 	p := pod("web-1", "Running", true)
 	p.LastError, p.Reason, p.Restarts = "exit 1", "CrashLoopBackOff", 7
+	p.ReadyContainers, p.Containers, p.Workload = 1, 2, "Deployment/web"
+	p.StartedAt = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+	old := pod("web-0", "Running", true)
+	old.StartedAt, old.Workload = time.Date(1969, 7, 20, 20, 17, 40, 0, time.UTC), "StatefulSet/web"
 	s.setLocal(NodeState{Revision: strings.Repeat("0123456789", 4), Refused: "branch-x", RefusedError: "bad.yaml:1:1: no", Pods: []PodStatus{p, pod("web-2", "Pending", false)}})
-	s.setLocal(NodeState{Revision: strings.Repeat("0123456789", 4), Pods: []PodStatus{p}})
+	s.setLocal(NodeState{Revision: strings.Repeat("0123456789", 4), Pods: []PodStatus{p, old}})
 	sn := s.snapshotOf("x")
 	got, err := decodeSnapshots(encodeSnapshots([]*snapshot{sn}))
 	if err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], sn) {
@@ -158,6 +162,36 @@ func TestCodecRoundTrip(t *testing.T) {
 	gd, err := decodeDelta(encodeDelta(d))
 	if err != nil || !reflect.DeepEqual(gd, d) {
 		t.Fatalf("delta round trip: %v\n got %+v\nwant %+v", err, gd, d)
+	}
+	if gp := gd.pod.pod; gp.ReadyContainers != 1 || gp.Containers != 2 || gp.Workload != "Deployment/web" || !gp.StartedAt.Equal(p.StartedAt) {
+		t.Fatalf("delta lost the new fields: %+v", gp)
+	}
+}
+
+// What SetLocalState keeps is what peers decode: times to the second in
+// UTC, counts in range.
+func TestNormalizeMatchesTheWire(t *testing.T) {
+	local := time.Date(2025, 3, 14, 16, 9, 26, 535897932, time.FixedZone("CET", 3600))
+	ns, _ := normalize(NodeState{Pods: []PodStatus{
+		{Name: "a", StartedAt: local, ReadyContainers: -1, Containers: 1 << 20, Workload: strings.Repeat("w", 400)},
+		{Name: "b", StartedAt: time.Unix(0, 0)},
+	}})
+	a, b := ns.Pods[0], ns.Pods[1]
+	if want := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC); a.StartedAt != want {
+		t.Errorf("StartedAt %v, want %v", a.StartedAt, want)
+	}
+	if a.ReadyContainers != 0 || a.Containers != maxContainers || len(a.Workload) != maxWorkloadLen {
+		t.Errorf("bounds: %d/%d, workload of %d bytes", a.ReadyContainers, a.Containers, len(a.Workload))
+	}
+	if !b.StartedAt.IsZero() {
+		t.Errorf("the epoch, which the wire cannot tell from unset, kept as %v", b.StartedAt)
+	}
+	for _, p := range ns.Pods {
+		d := &delta{origin: "x", v: 2, pod: podEntry{key: podKey{p.Namespace, p.Name}, v: 2, pod: p}}
+		got, err := decodeDelta(encodeDelta(d))
+		if err != nil || got.pod.pod != p {
+			t.Errorf("%s: normalized %+v decodes as %+v (%v)", p.Name, p, got.pod.pod, err)
+		}
 	}
 }
 

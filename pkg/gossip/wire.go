@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The wire format is hand-rolled: unsigned varints for numbers and lengths,
@@ -17,9 +18,11 @@ import (
 
 // Limits on what is accepted from the network (and kept from SetLocalState).
 const (
-	maxNameLen      = 253  // node, namespace and pod names
-	maxShortLen     = 128  // phase, IP, template hash, revision, reason
-	maxErrorLen     = 256  // LastError, RefusedError (truncated beyond)
+	maxNameLen      = 253 // node, namespace and pod names
+	maxShortLen     = 128 // phase, IP, template hash, revision, reason
+	maxErrorLen     = 256 // LastError, RefusedError (truncated beyond)
+	maxWorkloadLen  = 320 // "Kind/name"
+	maxContainers   = 1<<16 - 1
 	maxStringLen    = 1024 // any string on the wire
 	maxNodes        = 4096 // nodes whose state is kept
 	maxPodsPerNode  = 5000 // pods kept per node
@@ -70,6 +73,24 @@ func (w *writer) rev(s string) {
 	}
 	w.byte(0)
 	w.s(s)
+}
+
+// time writes t as signed seconds since the Unix epoch, 0 for the zero
+// time (so the epoch itself is not told apart from it); see wireTime.
+func (w *writer) time(t time.Time) {
+	if t.IsZero() {
+		w.varint(0)
+		return
+	}
+	w.varint(t.Unix())
+}
+
+// wireTime is t as it comes back from the wire: whole seconds, in UTC.
+func wireTime(t time.Time) time.Time {
+	if t.IsZero() || t.Unix() == 0 {
+		return time.Time{}
+	}
+	return time.Unix(t.Unix(), 0).UTC()
 }
 
 func isLowerHex(s string) bool {
@@ -197,6 +218,14 @@ func (r *reader) rev() string {
 		r.fail(errors.New("bad revision tag"))
 		return ""
 	}
+}
+
+func (r *reader) time() time.Time {
+	s := r.varint()
+	if s == 0 || r.err != nil {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
 }
 
 func (r *reader) done() error {

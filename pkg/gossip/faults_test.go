@@ -1,0 +1,133 @@
+package gossip
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// faultTransport wraps a node's transport to cut it off (a paused process:
+// nothing in, nothing out), to cut it from some peers (UDP both ways, and
+// its dials), or to lose a share of its packets.
+type faultTransport struct {
+	memberlist.Transport
+	packets chan *memberlist.Packet
+	streams chan net.Conn
+	done    chan struct{}
+	once    sync.Once
+
+	paused atomic.Bool
+	loss   atomic.Uint32 // packets lost per thousand, each way
+
+	mu  sync.Mutex
+	cut map[string]bool // peer addresses, HOST:PORT
+}
+
+var errPaused = errors.New("fault injection: peer unreachable")
+
+func newFaultTransport(inner memberlist.Transport) *faultTransport {
+	f := &faultTransport{
+		Transport: inner,
+		packets:   make(chan *memberlist.Packet),
+		streams:   make(chan net.Conn),
+		done:      make(chan struct{}),
+	}
+	go func() {
+		for {
+			select {
+			case <-f.done:
+				return
+			case p := <-inner.PacketCh():
+				if f.drop() || f.isCut(p.From.String()) {
+					continue
+				}
+				select {
+				case f.packets <- p:
+				case <-f.done:
+					return
+				}
+			case c := <-inner.StreamCh():
+				if f.paused.Load() {
+					c.Close()
+					continue
+				}
+				select {
+				case f.streams <- c:
+				case <-f.done:
+					c.Close()
+					return
+				}
+			}
+		}
+	}()
+	return f
+}
+
+func (f *faultTransport) drop() bool {
+	if f.paused.Load() {
+		return true
+	}
+	l := f.loss.Load()
+	return l > 0 && rand.Uint32N(1000) < l
+}
+
+// cutFrom stops all traffic with the peer at addr (or, on false, lets it
+// through again).
+func (f *faultTransport) cutFrom(addr string, cut bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cut == nil {
+		f.cut = map[string]bool{}
+	}
+	f.cut[addr] = cut
+}
+
+func (f *faultTransport) isCut(addr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cut[addr]
+}
+
+func (f *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if f.drop() || f.isCut(addr) {
+		return time.Now(), nil // lost on the way
+	}
+	return f.Transport.WriteTo(b, addr)
+}
+
+func (f *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if f.paused.Load() || f.isCut(addr) {
+		return nil, errPaused
+	}
+	return f.Transport.DialTimeout(addr, timeout)
+}
+
+func (f *faultTransport) PacketCh() <-chan *memberlist.Packet { return f.packets }
+func (f *faultTransport) StreamCh() <-chan net.Conn           { return f.streams }
+
+func (f *faultTransport) Shutdown() error {
+	f.once.Do(func() { close(f.done) })
+	return f.Transport.Shutdown()
+}
+
+// withFaults makes cfg's node use a faultTransport, returned.
+func withFaults(cfg *Config) func() *faultTransport {
+	var mu sync.Mutex
+	var ft *faultTransport
+	cfg.wrapTransport = func(t memberlist.Transport) memberlist.Transport {
+		mu.Lock()
+		defer mu.Unlock()
+		ft = newFaultTransport(t)
+		return ft
+	}
+	return func() *faultTransport {
+		mu.Lock()
+		defer mu.Unlock()
+		return ft
+	}
+}
