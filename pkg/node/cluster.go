@@ -226,9 +226,11 @@ func revisions(running, refused *status.Revision) (run, ref, refErr string) {
 }
 
 func gossipPod(p plan.PodStatus) gossip.PodStatus {
+	ready, total := p.ReadyCount()
 	g := gossip.PodStatus{
 		Namespace: p.Namespace, Name: p.Name, Phase: p.Phase, Ready: p.Ready, IP: p.IP,
 		Restarts: p.Restarts(), Revision: p.Revision, TemplateHash: p.TemplateHash, Reason: p.Reason,
+		ReadyContainers: ready, Containers: total, StartedAt: p.StartedAt, Workload: p.Workload,
 	}
 	if p.Message != "" && p.Reason != "" {
 		g.LastError = p.Message
@@ -382,6 +384,8 @@ func peerPodStatus(node string, p gossip.PodStatus) plan.PodStatus {
 	return plan.PodStatus{
 		Namespace: p.Namespace, Name: p.Name, Node: node, Phase: p.Phase, Reason: p.Reason, Message: p.LastError,
 		Ready: p.Ready, IP: p.IP, Revision: p.Revision, TemplateHash: p.TemplateHash,
+		Workload: p.Workload, StartedAt: p.StartedAt,
+		Summary: &plan.PodSummary{ReadyContainers: p.ReadyContainers, Containers: p.Containers, Restarts: p.Restarts},
 	}
 }
 

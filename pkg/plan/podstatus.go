@@ -42,6 +42,16 @@ type PodStatus struct {
 	TemplateHash string            `json:"templateHash,omitempty"`
 	StartedAt    time.Time         `json:"startedAt,omitzero"`
 	Containers   []ContainerStatus `json:"containers"`
+	// Summary counts the containers of a pod that another node reported
+	// through gossip, which carries no list of them.
+	Summary *PodSummary `json:"summary,omitempty"`
+}
+
+// PodSummary is what a pod's node gossips of its containers.
+type PodSummary struct {
+	ReadyContainers int `json:"readyContainers"`
+	Containers      int `json:"containers"`
+	Restarts        int `json:"restarts"`
 }
 
 // Key is the pod's namespace and name.
@@ -49,6 +59,9 @@ func (p PodStatus) Key() Key { return Key{p.Namespace, p.Name} }
 
 // ReadyCount is how many app containers are ready, and how many there are.
 func (p PodStatus) ReadyCount() (ready, total int) {
+	if p.Summary != nil && len(p.Containers) == 0 {
+		return p.Summary.ReadyContainers, p.Summary.Containers
+	}
 	for _, c := range p.Containers {
 		if c.Init {
 			continue
@@ -63,6 +76,9 @@ func (p PodStatus) ReadyCount() (ready, total int) {
 
 // Restarts is the sum of the restarts of the pod's containers.
 func (p PodStatus) Restarts() int {
+	if p.Summary != nil && len(p.Containers) == 0 {
+		return p.Summary.Restarts
+	}
 	n := 0
 	for _, c := range p.Containers {
 		n += c.Restarts

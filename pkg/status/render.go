@@ -255,7 +255,7 @@ func writePods(w io.Writer, pods []plan.PodStatus, wide bool, now time.Time) err
 // A pod reported by another node through gossip comes without its
 // containers: then only whether it is ready is known.
 func readyColumn(p plan.PodStatus) string {
-	if len(p.Containers) == 0 {
+	if len(p.Containers) == 0 && p.Summary == nil {
 		if p.Ready {
 			return "yes"
 		}
@@ -281,7 +281,7 @@ func podStatusWord(p plan.PodStatus) string {
 // last restart's instance ended. A pod known without its containers
 // (from gossip) has no count to show.
 func restarts(p plan.PodStatus, now time.Time) string {
-	if len(p.Containers) == 0 {
+	if len(p.Containers) == 0 && p.Summary == nil {
 		return "-"
 	}
 	n := p.Restarts()

@@ -2,6 +2,7 @@ package status
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +271,20 @@ node-c   10.0.0.3:7946   dead      <none>         0      <unknown>   <none>     
 				t.Errorf("got:\n%s\nwant:\n%s", b.String(), c.want)
 			}
 		})
+	}
+}
+
+// A pod another node gossips shows its counts, not yes/no and "-".
+func TestGossipedPodWithSummary(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := Cluster{Node: "a", Members: []Member{{Name: "a", Status: "alive", Self: true}, {Name: "b", Status: "alive"}},
+		Pods: []plan.PodStatus{{Namespace: "default", Name: "web-1", Node: "b", Phase: "Running", StartedAt: now.Add(-time.Hour),
+			Summary: &plan.PodSummary{ReadyContainers: 1, Containers: 2, Restarts: 3}}}}
+	var b strings.Builder
+	if err := WriteCluster(&b, c, false, now); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^default +web-1 +1/2 +Running +3 +60m +<none> +b$`).MatchString(b.String()) {
+		t.Fatalf("table:\n%s", b.String())
 	}
 }
