@@ -25,6 +25,7 @@ import (
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/node"
+	"github.com/gitorch/gitorch/pkg/notify"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/source"
 )
@@ -132,6 +133,9 @@ and without a key, the node is a cluster of one that does not gossip.`,
 	f.String("gossip-key-file", "", "file of base64 gossip keys, one per line: the first encrypts, all decrypt ('gitorch gossip keygen')")
 	f.Bool("gossip-insecure", false, "gossip without encryption (anyone reaching the port can forge membership)")
 	f.String("gossip-profile", "lan", "gossip timing: lan (memberlist's LAN profile) or local (fast, for nodes on one machine)")
+	f.StringArray("notify-url", nil, "URL to POST a JSON notification to on revisions applied or refused and workload health changes (repeatable)")
+	f.String("notify-secret-file", "", "file holding the secret that signs notifications (X-Signature-256: sha256=HMAC of the body)")
+	f.String("notify-format", notify.FormatJSON, "body of notifications: json, or slack (a Slack-compatible {\"text\": ...})")
 	f.StringToString("node-labels", nil, "this node's labels, k=v,... (for nodeSelector and affinity)")
 	f.StringToString("reserved", nil, "resources kept for the system, e.g. cpu=500m,memory=1Gi: pods get the machine's CPUs and memory less these")
 	f.Duration("node-dead-grace", node.DefaultNodeDeadGrace, "how long a dead node keeps its pods before they start elsewhere")
@@ -292,6 +296,14 @@ func (a *app) runAgent(ctx context.Context) error {
 	if g != nil {
 		cfg.Cluster, cfg.ClusterName = g, c.GetString("cluster-name")
 	}
+	notifier, err := a.notifier(log)
+	if err != nil {
+		return err
+	}
+	if notifier != nil {
+		cfg.Notifier = notifier
+		go notifier.Run(ctx)
+	}
 	ag, err := node.New(cfg)
 	if err != nil {
 		return err
@@ -310,7 +322,7 @@ func (a *app) runAgent(ctx context.Context) error {
 	}
 	ctx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()
-	opts := node.APIOptions{Token: token, RevisionFiles: ag.RevisionFiles}
+	opts := node.APIOptions{Token: token, RevisionFiles: ag.RevisionFiles, Events: ag, Metrics: ag.Metrics(), Ready: ag.Ready}
 	if g != nil {
 		opts.Leave = func(ctx context.Context) error {
 			if err := ag.Leave(ctx); err != nil {
@@ -523,4 +535,22 @@ func checkAPIExposure(addr, token string) error {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// notifier is the Notifier of --notify-url, or nil without one.
+func (a *app) notifier(log *slog.Logger) (*notify.Notifier, error) {
+	c := a.cfg
+	urls := c.GetStringSlice("notify-url")
+	if len(urls) == 0 {
+		return nil, nil
+	}
+	key, err := secret(c.GetString("notify-secret-file"), c.GetString("notify-secret"))
+	if err != nil {
+		return nil, usageError(fmt.Errorf("--notify-secret-file: %w", err))
+	}
+	n, err := notify.New(notify.Config{URLs: urls, Secret: []byte(key), Format: c.GetString("notify-format"), Logger: log})
+	if err != nil {
+		return nil, usageError(err)
+	}
+	return n, nil
 }

@@ -127,3 +127,17 @@ func Merge(lists ...[]Event) []Event {
 	})
 	return out
 }
+
+// List is the answer of GET /v1/events: the events, and the nodes whose
+// events are missing from it because they did not answer.
+type List struct {
+	Events      []Event       `json:"events"`
+	Unreachable []Unreachable `json:"unreachable,omitempty"`
+}
+
+// Unreachable is a node that was asked for its events and did not give
+// them.
+type Unreachable struct {
+	Node  string `json:"node"`
+	Error string `json:"error"`
+}
