@@ -100,9 +100,9 @@ func (r *Ring) Add(e Event) Event {
 	return e
 }
 
-// After returns the events numbered above seq, oldest first (all of them
+// Events returns the events numbered above seq, oldest first (all of them
 // for 0), and a channel closed when the next event is added.
-func (r *Ring) After(seq uint64) ([]Event, <-chan struct{}) {
+func (r *Ring) Events(seq uint64) ([]Event, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i, _ := slices.BinarySearchFunc(r.buf, seq+1, func(e Event, s uint64) int { return cmp.Compare(e.Seq, s) })

@@ -13,22 +13,22 @@ func TestRingKeepsTheLastEvents(t *testing.T) {
 	for i := range 5 {
 		r.Add(Event{Message: fmt.Sprint(i)})
 	}
-	got, _ := r.After(0)
+	got, _ := r.Events(0)
 	if len(got) != 3 || got[0].Seq != 3 || got[2].Seq != 5 || got[0].Message != "2" {
 		t.Fatalf("ring holds %+v, want events 3..5", got)
 	}
-	after, _ := r.After(4)
+	after, _ := r.Events(4)
 	if len(after) != 1 || after[0].Seq != 5 {
-		t.Fatalf("After(4) = %+v, want event 5 alone", after)
+		t.Fatalf("Events(4) = %+v, want event 5 alone", after)
 	}
-	if none, _ := r.After(5); len(none) != 0 {
-		t.Fatalf("After(5) = %+v, want none", none)
+	if none, _ := r.Events(5); len(none) != 0 {
+		t.Fatalf("Events(5) = %+v, want none", none)
 	}
 }
 
 func TestRingSignalsTheNextEvent(t *testing.T) {
 	r := NewRing(0)
-	_, changed := r.After(0)
+	_, changed := r.Events(0)
 	select {
 	case <-changed:
 		t.Fatal("signalled before any event")

@@ -129,7 +129,7 @@ func (a *Agent) Event(typ, reason, object, message string) {
 // Events returns this node's events numbered above after, oldest first,
 // and a channel closed when the next one is recorded.
 func (a *Agent) Events(after uint64) ([]events.Event, <-chan struct{}) {
-	return a.obs.ring.After(after)
+	return a.obs.ring.Events(after)
 }
 
 // WebhookRequest counts a webhook request in

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/gitorch/gitorch/pkg/events"
+	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/notify"
 	"github.com/gitorch/gitorch/pkg/plan"
@@ -230,4 +231,29 @@ func TestAPIMetricsNeedTheToken(t *testing.T) {
 		b, _ := io.ReadAll(rec.Body)
 		return rec.Code == http.StatusOK && string(b) == "ok\n"
 	})
+}
+
+func TestFakeClusterMembershipChangesAreEvents(t *testing.T) {
+	c := newFakeCluster(t, "n1", "n2", "n3")
+	c.src.commit(web(1, "busybox:1.36"))
+	var ag *node.Agent
+	for _, name := range []string{"n1", "n2", "n3"} {
+		n := c.start(name)
+		if name == "n1" {
+			ag = n.ag
+		}
+	}
+	waitFor(t, "the pod running", func() bool { return c.total() == 1 })
+	for _, step := range []struct {
+		state  gossip.MemberState
+		typ    string
+		reason string
+	}{
+		{gossip.StateSuspect, events.Warning, events.ReasonSuspect},
+		{gossip.StateDead, events.Warning, events.ReasonDead},
+		{gossip.StateAlive, events.Normal, events.ReasonAlive},
+	} {
+		c.bus.setState("n3", step.state)
+		waitFor(t, "a "+step.reason+" event", func() bool { return hasEvent(ag, step.typ, step.reason, events.Node("n3")) })
+	}
 }
