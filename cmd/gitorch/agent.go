@@ -74,7 +74,11 @@ new agent adopts the running containers without restarting them.
 
 The agent serves its status and container logs on --api-address
 (127.0.0.1 only unless an --api-token-file is given), which 'gitorch
-status' and 'gitorch logs' read. It needs root.
+status', 'gitorch logs' and 'gitorch events' read, with Prometheus
+metrics on /metrics and /healthz, /readyz (docs/observability.md). With
+--notify-url it POSTs a JSON message (signed with --notify-secret-file)
+when a revision is applied or refused and when a workload's pods stop or
+start being all ready. It needs root.
 
 Nodes form a cluster by gossip (--join): every node places every pod over
 the live members by the same rule, runs its share, and answers 'gitorch
@@ -98,6 +102,10 @@ and without a key, the node is a cluster of one that does not gossip.`,
       --join 10.0.0.1,10.0.0.2,10.0.0.3 --gossip-key-file /etc/gitorch/gossip.key \
       --api-address 0.0.0.0:7480 --api-token-file /etc/gitorch/api.token \
       --node-labels zone=a,disk=ssd --reserved cpu=500m,memory=1Gi
+
+  # Tell a Slack channel of refused revisions and unhealthy workloads
+  gitorch agent --repo https://git.example.com/ops/deploy.git \
+      --notify-url https://hooks.slack.com/services/T000/B000/XXXX --notify-format slack
 
   # The same, from a config file (/etc/gitorch/gitorch.yaml):
   #   repo: https://git.example.com/ops/deploy.git
