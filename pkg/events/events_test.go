@@ -106,3 +106,26 @@ func TestForPod(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkRingAddFull(b *testing.B) {
+	r := NewRing(DefaultSize)
+	e := Event{Type: Warning, Reason: ReasonBackOff, Object: "Pod/default/web-1", Message: "Back-off restarting failed container app in pod web-1"}
+	for range DefaultSize {
+		r.Add(e)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Add(e)
+	}
+}
+
+func BenchmarkRingEventsAll(b *testing.B) {
+	r := NewRing(DefaultSize)
+	for range DefaultSize {
+		r.Add(Event{Message: "m"})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Events(0)
+	}
+}
