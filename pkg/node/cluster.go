@@ -48,7 +48,7 @@ const defaultMaxPods = 110
 // changed (gossip's OnChange).
 func (a *Agent) ClusterChanged() {
 	if a.cfg.Cluster != nil {
-		a.obs.membersChanged(a.cfg.Cluster.Members())
+		a.obs.membersChanged(a.cfg.Cluster.Members)
 	}
 	a.nudge()
 	a.heardRevisions()

@@ -305,9 +305,12 @@ func (o *observer) workloadHealth(workload string) *notify.Message {
 }
 
 // membersChanged records the members whose state changed since the last
-// look (the first look only sets the baseline).
-func (o *observer) membersChanged(ms []gossip.Member) {
+// look (the first look only sets the baseline). The members are read
+// under o.mu, so that two looks at once are compared in the order they
+// were taken.
+func (o *observer) membersChanged(members func() []gossip.Member) {
 	o.mu.Lock()
+	ms := members()
 	first := !o.seenNodes
 	o.seenNodes = true
 	var out []events.Event
