@@ -25,6 +25,7 @@ import (
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/node"
+	"github.com/gitorch/gitorch/pkg/notify"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/source"
 )
@@ -73,7 +74,11 @@ new agent adopts the running containers without restarting them.
 
 The agent serves its status and container logs on --api-address
 (127.0.0.1 only unless an --api-token-file is given), which 'gitorch
-status' and 'gitorch logs' read. It needs root.
+status', 'gitorch logs' and 'gitorch events' read, with Prometheus
+metrics on /metrics and /healthz, /readyz (docs/observability.md). With
+--notify-url it POSTs a JSON message (signed with --notify-secret-file)
+when a revision is applied or refused and when a workload's pods stop or
+start being all ready. It needs root.
 
 Nodes form a cluster by gossip (--join): every node places every pod over
 the live members by the same rule, runs its share, and answers 'gitorch
@@ -97,6 +102,10 @@ and without a key, the node is a cluster of one that does not gossip.`,
       --join 10.0.0.1,10.0.0.2,10.0.0.3 --gossip-key-file /etc/gitorch/gossip.key \
       --api-address 0.0.0.0:7480 --api-token-file /etc/gitorch/api.token \
       --node-labels zone=a,disk=ssd --reserved cpu=500m,memory=1Gi
+
+  # Tell a Slack channel of refused revisions and unhealthy workloads
+  gitorch agent --repo https://git.example.com/ops/deploy.git \
+      --notify-url https://hooks.slack.com/services/T000/B000/XXXX --notify-format slack
 
   # The same, from a config file (/etc/gitorch/gitorch.yaml):
   #   repo: https://git.example.com/ops/deploy.git
@@ -132,6 +141,9 @@ and without a key, the node is a cluster of one that does not gossip.`,
 	f.String("gossip-key-file", "", "file of base64 gossip keys, one per line: the first encrypts, all decrypt ('gitorch gossip keygen')")
 	f.Bool("gossip-insecure", false, "gossip without encryption (anyone reaching the port can forge membership)")
 	f.String("gossip-profile", "lan", "gossip timing: lan (memberlist's LAN profile) or local (fast, for nodes on one machine)")
+	f.StringArray("notify-url", nil, "URL to POST a JSON notification to on revisions applied or refused and workload health changes (repeatable)")
+	f.String("notify-secret-file", "", "file holding the secret that signs notifications (X-Signature-256: sha256=HMAC of the body)")
+	f.String("notify-format", notify.FormatJSON, "body of notifications: json, or slack (a Slack-compatible {\"text\": ...})")
 	f.StringToString("node-labels", nil, "this node's labels, k=v,... (for nodeSelector and affinity)")
 	f.StringToString("reserved", nil, "resources kept for the system, e.g. cpu=500m,memory=1Gi: pods get the machine's CPUs and memory less these")
 	f.Duration("node-dead-grace", node.DefaultNodeDeadGrace, "how long a dead node keeps its pods before they start elsewhere")
@@ -292,6 +304,14 @@ func (a *app) runAgent(ctx context.Context) error {
 	if g != nil {
 		cfg.Cluster, cfg.ClusterName = g, c.GetString("cluster-name")
 	}
+	notifier, err := a.notifier(log)
+	if err != nil {
+		return err
+	}
+	if notifier != nil {
+		cfg.Notifier = notifier
+		go notifier.Run(ctx)
+	}
 	ag, err := node.New(cfg)
 	if err != nil {
 		return err
@@ -310,7 +330,7 @@ func (a *app) runAgent(ctx context.Context) error {
 	}
 	ctx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()
-	opts := node.APIOptions{Token: token, RevisionFiles: ag.RevisionFiles}
+	opts := node.APIOptions{Token: token, RevisionFiles: ag.RevisionFiles, Events: ag, Metrics: ag.Metrics(), Ready: ag.Ready}
 	if g != nil {
 		opts.Leave = func(ctx context.Context) error {
 			if err := ag.Leave(ctx); err != nil {
@@ -523,4 +543,22 @@ func checkAPIExposure(addr, token string) error {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// notifier is the Notifier of --notify-url, or nil without one.
+func (a *app) notifier(log *slog.Logger) (*notify.Notifier, error) {
+	c := a.cfg
+	urls := c.GetStringSlice("notify-url")
+	if len(urls) == 0 {
+		return nil, nil
+	}
+	key, err := secret(c.GetString("notify-secret-file"), c.GetString("notify-secret"))
+	if err != nil {
+		return nil, usageError(fmt.Errorf("--notify-secret-file: %w", err))
+	}
+	n, err := notify.New(notify.Config{URLs: urls, Secret: []byte(key), Format: c.GetString("notify-format"), Logger: log})
+	if err != nil {
+		return nil, usageError(err)
+	}
+	return n, nil
 }

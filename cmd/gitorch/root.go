@@ -114,6 +114,7 @@ environment and data-dir in the config file.`,
 		a.agentCommand(),
 		a.statusCommand(),
 		a.logsCommand(),
+		a.eventsCommand(),
 		a.gossipCommand(),
 		a.nodeCommand(),
 	)

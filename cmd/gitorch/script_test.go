@@ -21,6 +21,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/events"
 	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/status"
 )
@@ -77,7 +78,7 @@ func TestScript(t *testing.T) {
 // fakeAgent serves the agent's API from files, for status and logs
 // scripts:
 //
-//	fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] STATUS.json LOGDIR
+//	fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] [-events EVENTS.json] STATUS.json LOGDIR
 //
 // serves the status.Node in STATUS.json and logs from
 // LOGDIR/NAMESPACE_POD/CONTAINER.log (and CONTAINER.previous.log); its
@@ -87,6 +88,8 @@ func TestScript(t *testing.T) {
 // standing for now. With -token it requires that bearer token. It sets
 // GITORCH_API_ADDRESS, or VAR, to its HOST:PORT. With -files it serves
 // the files of DIR as its running revision's (for plan without --nodes).
+// With -events it serves the events.Event list of EVENTS.json (times as
+// in STATUS.json).
 func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 	var opts node.APIOptions
 	var clusterFile string
@@ -99,6 +102,12 @@ func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 			clusterFile = args[1]
 		case "-env":
 			env = args[1]
+		case "-events":
+			var evs []events.Event
+			if err := json.Unmarshal([]byte(ts.ReadFile(args[1])), &evs); err != nil {
+				ts.Fatalf("fakeagent: %s: %v", args[1], err)
+			}
+			opts.Events = fixedEvents(evs)
 		case "-files":
 			dir := ts.MkAbs(args[1])
 			opts.RevisionFiles = func(_ context.Context, w io.Writer) (string, error) {
@@ -114,7 +123,7 @@ func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 		args = args[2:]
 	}
 	if neg || len(args) != 2 {
-		ts.Fatalf("usage: fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] STATUS.json LOGDIR")
+		ts.Fatalf("usage: fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] [-events EVENTS.json] STATUS.json LOGDIR")
 	}
 	var f fixedStatus
 	if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &f.node); err != nil {
@@ -186,6 +195,21 @@ func shiftTimes(v reflect.Value, d time.Duration) {
 			shiftTimes(v.Index(i), d)
 		}
 	}
+}
+
+// fixedEvents are a node's events, with times relative to 2000-01-01 as
+// now, as fixedStatus has them.
+type fixedEvents []events.Event
+
+func (f fixedEvents) Events(after uint64) ([]events.Event, <-chan struct{}) {
+	var out []events.Event
+	for _, e := range f {
+		if e.Seq > after {
+			out = append(out, e)
+		}
+	}
+	nowish(out, &out)
+	return out, make(chan struct{})
 }
 
 type dirLogs string

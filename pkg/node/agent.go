@@ -86,6 +86,11 @@ type Config struct {
 	// pods change nodes (default DefaultFence).
 	Membership plan.MembershipPolicy
 	Handoff    plan.HandoffPolicy
+	// Events is how many events the node keeps (default
+	// events.DefaultSize); Notifier, when set, is told of revisions and
+	// workload health.
+	Events   int
+	Notifier Notifier
 	// Clock is the time source of the agent, its pod workers, prober and
 	// API (default the real clock).
 	Clock  clock.Clock
@@ -113,6 +118,7 @@ type Agent struct {
 	log    *slog.Logger
 	clock  clock.Clock
 	prober *Prober
+	obs    *observer // events, metrics, notifications
 
 	// poke asks the reconcile loop for a pass; fetch asks the source loop
 	// to fetch now.
@@ -218,6 +224,7 @@ func New(cfg Config) (*Agent, error) {
 		metaDirty:   make(chan struct{}, 1),
 		revChanged:  make(chan struct{}),
 	}
+	a.obs = newObserver(a)
 	a.prober = NewProber(cfg.Runtime, cfg.Logger, cfg.Clock, a.probeChanged, a.probeKill)
 	return a, nil
 }
@@ -386,8 +393,10 @@ func (a *Agent) sourceLoop(ctx context.Context) {
 	failures := 0
 	for {
 		fctx, cancel := context.WithTimeout(ctx, a.cfg.FetchTimeout)
+		fetchStart := a.clock.Now()
 		err := a.cfg.Source.Fetch(fctx)
 		cancel()
+		a.obs.fetched(a.clock.Now().Sub(fetchStart), err)
 		if ctx.Err() != nil {
 			return
 		}
@@ -432,6 +441,7 @@ func (a *Agent) update(ctx context.Context) error {
 	same := a.running != nil && a.running.Commit == commit || a.refused != nil && a.refused.Commit == commit
 	a.mu.Unlock()
 	if same {
+		a.obs.unchanged(commit)
 		return nil
 	}
 	return a.load(ctx, commit)
@@ -447,7 +457,9 @@ func (a *Agent) load(ctx context.Context, commit string) error {
 	}
 	defer snap.Close()
 	rev := &status.Revision{Commit: snap.Revision, Subject: snap.Subject, Time: snap.Time, LoadedAt: a.clock.Now()}
+	validateStart := a.clock.Now()
 	res, err := schema.Load(snap.FS, schema.Options{})
+	a.obs.validated(a.clock.Now().Sub(validateStart))
 	if err != nil {
 		rev.Errors = []string{err.Error()}
 		a.refuse(rev)
@@ -479,6 +491,7 @@ func (a *Agent) load(ctx context.Context, commit string) error {
 		a.log.Warn("saving state", "err", err)
 	}
 	a.log.Info("running revision", "commit", gitrev.Short(snap.Revision), "subject", snap.Subject, "pods", pods, "unplaceable", unplaceable)
+	a.obs.applied(rev)
 	a.publishMeta()
 	a.publish()
 	a.nudge()
@@ -495,6 +508,7 @@ func (a *Agent) refuse(rev *status.Revision) {
 	for _, e := range rev.Errors {
 		a.log.Error("  " + e)
 	}
+	a.obs.refused(rev)
 }
 
 // runningKeys are the pods the agent knows of on the node (a.mu held).
@@ -604,6 +618,7 @@ func (a *Agent) pass(ctx context.Context) {
 }
 
 func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
+	a.obs.pod(key, st)
 	defer func() {
 		select {
 		case a.podsChanged <- struct{}{}:

@@ -58,6 +58,11 @@ type APIOptions struct {
 	// Leave moves the node's pods to the others and takes the node out of
 	// the cluster ('gitorch node leave'); nil: not served.
 	Leave func(ctx context.Context) error
+	// Events, Metrics and Ready serve GET /v1/events, /metrics and
+	// /readyz (see observeRoutes); nil: not served (/readyz says ok).
+	Events  EventSource
+	Metrics http.Handler
+	Ready   func(ctx context.Context) error
 }
 
 // NewAPI serves the node's status and container logs:
@@ -70,6 +75,7 @@ type APIOptions struct {
 //	GET /v1/revision/files                        the running revision's files, a tar archive
 //	                                              (header Gitorch-Revision: the commit)
 //	POST /v1/node/leave                           move the node's pods away and leave
+//	GET /v1/events, /metrics, /readyz             see observeRoutes
 //
 // The logs of a pod that runs on another node are asked of that node's
 // API, with the same query and opts.Token, and streamed back.
@@ -104,6 +110,7 @@ func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
 	mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", s.getLogs)
 	mux.HandleFunc("GET /v1/revision/files", s.getRevisionFiles)
 	mux.HandleFunc("POST /v1/node/leave", s.postLeave)
+	s.observeRoutes(mux)
 	// The same paths without a method catch the other methods, so that
 	// they get a 405 in JSON rather than the catch-all's 404.
 	for _, p := range []string{"/healthz", "/v1/status", "/v1/cluster", "/v1/pods/{namespace}/{name}/logs", "/v1/revision/files"} {
@@ -124,7 +131,7 @@ func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
 	}
 	want := []byte("Bearer " + opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gitorch"`)
 			apiError(w, http.StatusUnauthorized, errors.New("a valid bearer token is required"))
 			return

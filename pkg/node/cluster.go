@@ -47,6 +47,9 @@ const defaultMaxPods = 110
 // ClusterChanged tells the agent that membership or a peer's state
 // changed (gossip's OnChange).
 func (a *Agent) ClusterChanged() {
+	if a.cfg.Cluster != nil {
+		a.obs.membersChanged(a.cfg.Cluster.Members)
+	}
 	a.nudge()
 	a.heardRevisions()
 }

@@ -132,6 +132,7 @@ func (w *podWorker) act(ctx context.Context, desired *plan.DesiredPod, obs *appl
 	a := w.a
 	ns, name := w.key.Namespace, w.key.Name
 	log := a.log.With("pod", w.key.String())
+	a.obs.podAction(w.key, act)
 	switch act.Kind {
 	case plan.ActStopPod:
 		log.Info("stopping pod", "reason", act.Reason)
