@@ -372,7 +372,7 @@ func (a *Agent) restore(ctx context.Context) error {
 	if st.Running == "" {
 		return nil
 	}
-	return a.load(ctx, st.Running)
+	return a.load(ctx, st.Running, true)
 }
 
 // saveState writes what the agent keeps across restarts (a.mu held).
@@ -444,12 +444,13 @@ func (a *Agent) update(ctx context.Context) error {
 		a.obs.unchanged(commit)
 		return nil
 	}
-	return a.load(ctx, commit)
+	return a.load(ctx, commit, false)
 }
 
 // load reads, validates and places the revision commit. An invalid
-// revision is refused: the one running keeps running.
-func (a *Agent) load(ctx context.Context, commit string) error {
+// revision is refused: the one running keeps running. restored says the
+// revision ran before the agent restarted (no news to notify).
+func (a *Agent) load(ctx context.Context, commit string, restored bool) error {
 	snap, err := a.cfg.Source.Snapshot(ctx, commit)
 	if err != nil {
 		a.refuse(&status.Revision{Commit: commit, LoadedAt: a.clock.Now(), Errors: []string{err.Error()}})
@@ -491,7 +492,7 @@ func (a *Agent) load(ctx context.Context, commit string) error {
 		a.log.Warn("saving state", "err", err)
 	}
 	a.log.Info("running revision", "commit", gitrev.Short(snap.Revision), "subject", snap.Subject, "pods", pods, "unplaceable", unplaceable)
-	a.obs.applied(rev)
+	a.obs.applied(rev, restored)
 	a.publishMeta()
 	a.publish()
 	a.nudge()

@@ -186,7 +186,14 @@ func (o *observer) syncEnded(result string) {
 func (o *observer) validated(took time.Duration) { o.validateDur.Observe(took.Seconds()) }
 
 // applied records a revision that now runs.
-func (o *observer) applied(rev *status.Revision) {
+func (o *observer) applied(rev *status.Revision, restored bool) {
+	if restored {
+		// The revision ran before the agent restarted: an event, but no
+		// sync and nothing to notify.
+		msg := fmt.Sprintf("Revision %s (%s) runs again after the agent restarted", gitrev.Short(rev.Commit), rev.Subject)
+		o.record(events.Event{Type: events.Normal, Reason: events.ReasonApplied, Object: events.Revision(rev.Commit), Message: msg})
+		return
+	}
 	o.syncEnded("ok")
 	msg := fmt.Sprintf("Revision %s (%s) runs", gitrev.Short(rev.Commit), rev.Subject)
 	o.record(events.Event{Type: events.Normal, Reason: events.ReasonApplied, Object: events.Revision(rev.Commit), Message: msg})

@@ -257,3 +257,23 @@ func TestFakeClusterMembershipChangesAreEvents(t *testing.T) {
 		waitFor(t, "a "+step.reason+" event", func() bool { return hasEvent(ag, step.typ, step.reason, events.Node("n3")) })
 	}
 }
+
+// An agent restarted on the revision it ran notifies nothing: nothing
+// changed for the people told.
+func TestFakeAgentRestartNotifiesNothing(t *testing.T) {
+	n := newFakeNode(t)
+	n.src.commit(web(1, "busybox:1.36"))
+	first := &notes{}
+	ag := n.startObserved(t, first)
+	waitFor(t, "the revision applied", func() bool { return len(first.kinds()) > 0 })
+	_ = ag
+	// A second agent on the same data directory, as after a restart.
+	again := &notes{}
+	ag2 := n.startObserved(t, again)
+	waitFor(t, "the pod adopted", func() bool { return countPhase(ag2, plan.PhaseRunning) == 1 })
+	for _, k := range again.kinds() {
+		if k == notify.RevisionApplied {
+			t.Fatalf("the restart notified %v", again.kinds())
+		}
+	}
+}
