@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # gitorch's main job on one machine: build gitorch, check the example GitOps
 # repository, show where its pods would run on a three-node cluster, then
-# run this node's agent on examples/repo against a containerd of its own and
-# show its pods running.
+# run that cluster: three agents, each in a network namespace of its own
+# (a "host" of a LAN made by scripts/lib/lan.sh), gossiping with an
+# encrypted key, all on one containerd of the demo's own (a containerd
+# namespace per node), all following examples/repo of this Git clone. It
+# asks every node for the cluster's status, kills one node (kill -9 and
+# its cable cut) and shows its pods running on the others.
 #
-#   scripts/demo.sh          run it (as root, on Debian 12); the agent and
-#                            its containerd keep running afterwards
-#   scripts/demo.sh stop     stop the agent, its pods and its containerd,
+#   scripts/demo.sh          run it (as root, on Debian 12); the cluster,
+#                            less the killed node, keeps running afterwards
+#   scripts/demo.sh stop     stop the agents, their pods and the containerd,
 #                            and remove everything the demo made
 #
 # Nothing is pulled from the internet but the Go modules: the hello pods run
@@ -16,34 +20,61 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
+. scripts/lib/lan.sh
 
 DEMO=/tmp/gitorch-demo
 SOCK=$DEMO/containerd/c.sock
-API=127.0.0.1:7480
-CIDR=10.88.0.0/24
+LAN=gtdemo # network namespaces gtdemo-br, gtdemo-1 ... gtdemo-3
+export LAN_NET=10.77.0
+NODES=3
+NS=gtdemo # containerd namespaces gtdemo-n1 ... gtdemo-n3
+G=./bin/gitorch
+
+# on I CMD...: runs CMD in node I's network namespace.
+on() { lan_exec $LAN "$@"; }
+# status_of I [ARGS...]: `gitorch status` of node I's API, asked from node
+# I (the LAN's addresses exist only inside its namespaces).
+status_of() {
+	local i=$1
+	shift
+	on "$i" $G status --server "http://$LAN_NET.$i:7480" --api-token-file $DEMO/api.token "$@"
+}
 
 stop_demo() {
-	if [ -f $DEMO/agent.pid ]; then
-		kill "$(cat $DEMO/agent.pid)" 2>/dev/null || true
-		sleep 1
-	fi
+	local i t c
+	for i in $(seq $NODES); do
+		if [ -f $DEMO/agent$i.pid ]; then
+			kill "$(cat $DEMO/agent$i.pid)" 2>/dev/null || true
+		fi
+	done
+	sleep 1
 	if [ -S $SOCK ]; then
-		for t in $(ctr -a $SOCK -n gitorch tasks ls -q 2>/dev/null); do
-			ctr -a $SOCK -n gitorch tasks kill -s SIGKILL "$t" 2>/dev/null || true
+		for i in $(seq $NODES); do
+			for t in $(ctr -a $SOCK -n $NS-n$i tasks ls -q 2>/dev/null); do
+				ctr -a $SOCK -n $NS-n$i tasks kill -s SIGKILL "$t" 2>/dev/null || true
+			done
 		done
 		sleep 1
-		for c in $(ctr -a $SOCK -n gitorch containers ls -q 2>/dev/null); do
-			ctr -a $SOCK -n gitorch tasks delete -f "$c" >/dev/null 2>&1 || true
-			ctr -a $SOCK -n gitorch containers delete "$c" >/dev/null 2>&1 || true
+		for i in $(seq $NODES); do
+			for c in $(ctr -a $SOCK -n $NS-n$i containers ls -q 2>/dev/null); do
+				ctr -a $SOCK -n $NS-n$i tasks delete -f "$c" >/dev/null 2>&1 || true
+				ctr -a $SOCK -n $NS-n$i containers delete "$c" >/dev/null 2>&1 || true
+			done
 		done
 	fi
 	if [ -f $DEMO/containerd.pid ]; then
 		kill "$(cat $DEMO/containerd.pid)" 2>/dev/null || true
 		sleep 1
 	fi
-	ip link del gitorch0 2>/dev/null || true
+	lan_down $LAN || true # (lan.sh is written for shells without set -e)
+	for i in $(seq $NODES); do
+		# The tasks' runc state and cgroups are kept per containerd
+		# namespace; rmdir removes a cgroup only when it is empty.
+		rm -rf "/run/containerd/runc/$NS-n$i"
+		find /sys/fs/cgroup -maxdepth 2 -type d -name "$NS-n$i" -exec rmdir {} + 2>/dev/null || true
+	done
 	if [ -d $DEMO ]; then
-		# Pod namespaces and volumes are mounts under the data directory.
+		# Pod namespaces and volumes are mounts under the data directories.
 		grep -o " $DEMO[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 		rm -rf $DEMO
 	fi
@@ -60,7 +91,7 @@ if [ "$(id -u)" != 0 ]; then
 	exit 2
 fi
 missing=()
-for p in containerd runc busybox-static git iproute2; do
+for p in containerd runc busybox-static git iproute2 util-linux curl; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -70,20 +101,20 @@ fi
 
 mkdir -p bin
 go build -o bin/gitorch ./cmd/gitorch
-./bin/gitorch version
+$G version
 
 echo
 echo "== gitorch validate examples/repo"
-./bin/gitorch validate examples/repo
+$G validate examples/repo
 
 echo
 echo "== gitorch plan examples/repo --nodes examples/nodes.yaml"
 # plan exits 2 when there are changes, as terraform plan -detailed-exitcode.
-NO_COLOR=1 ./bin/gitorch plan --nodes examples/nodes.yaml examples/repo | head -40 || true
+NO_COLOR=1 $G plan --nodes examples/nodes.yaml examples/repo | head -40 || true
 echo "   ... (the plan goes on)"
 
 echo
-echo "== a node agent syncing examples/repo from this Git repository"
+echo "== a cluster of $NODES nodes syncing examples/repo from this Git repository"
 stop_demo
 mkdir -p $DEMO/containerd
 cat >$DEMO/containerd/config.toml <<EOF
@@ -101,38 +132,84 @@ echo $! >$DEMO/containerd.pid
 for _ in $(seq 100); do [ -S $SOCK ] && break; sleep 0.1; done
 
 go run ./scripts/busybox-image -o $DEMO/busybox.tar -ref gitorch.local/busybox:1
-./bin/gitorch image import --containerd-address $SOCK $DEMO/busybox.tar
+for i in $(seq $NODES); do
+	$G image import --containerd-address $SOCK --containerd-namespace $NS-n$i $DEMO/busybox.tar >/dev/null
+done
 
-# The agent follows this clone's current branch (HEAD), directory
-# examples/repo, and fetches every 10 seconds.
-./bin/gitorch agent --repo "$PWD" --path examples/repo --poll-interval 10s \
-	--containerd-address $SOCK --data-dir $DEMO/data --pod-cidr $CIDR \
-	--api-address $API >$DEMO/agent.log 2>&1 &
-echo $! >$DEMO/agent.pid
-echo "agent started (log: $DEMO/agent.log)"
+# One gossip key and one API token for the whole cluster.
+(umask 077 && $G gossip keygen >$DEMO/gossip.key && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >$DEMO/api.token)
 
-# Wait for the two hello pods to be ready.
+lan_up $LAN $NODES
+join=$(for i in $(seq $NODES); do printf '%s,' "$LAN_NET.$i"; done)
+join=${join%,}
+for i in $(seq $NODES); do
+	# The agent follows this clone's current branch (HEAD), directory
+	# examples/repo, and fetches every 10 seconds. nsenter execs it, so
+	# $! is the agent.
+	nsenter --net="$(lan_ns $LAN "$i")" -- $G agent --repo "$PWD" --path examples/repo --poll-interval 10s \
+		--node-name n$i --advertise-address "$LAN_NET.$i" --join "$join" \
+		--gossip-key-file $DEMO/gossip.key --pod-cidr "10.88.$i.0/24" \
+		--api-address "$LAN_NET.$i:7480" --api-token-file $DEMO/api.token \
+		--containerd-address $SOCK --containerd-namespace $NS-n$i \
+		--data-dir $DEMO/n$i >$DEMO/agent$i.log 2>&1 &
+	echo $! >$DEMO/agent$i.pid
+	disown # the shell says nothing when a node is killed
+	echo "node n$i: agent $(cat $DEMO/agent$i.pid) at $LAN_NET.$i (log: $DEMO/agent$i.log)"
+done
+
+# hello_ready I: how many hello pods node I sees Running and ready.
+# READY is 1/1 for the node's own pods, yes for other nodes' pods.
+hello_ready() { status_of "$1" 2>/dev/null | grep -Ec '^default +hello-[^ ]+ +(1/1|yes) +Running' || true; }
+
 for i in $(seq 120); do
-	ready=$(./bin/gitorch status --api-address $API 2>/dev/null | grep -c '^default *hello-.* 1/1 *Running' || true)
-	[ "$ready" -ge 2 ] && break
-	[ "$i" -eq 120 ] && { echo "hello pods not ready after 2 minutes"; cat $DEMO/agent.log; exit 1; }
+	[ "$(hello_ready 1)" -ge 2 ] && [ "$(hello_ready 3)" -ge 2 ] && break
+	[ "$i" -eq 120 ] && { echo "hello pods not ready after 2 minutes"; tail -n 20 $DEMO/agent*.log; exit 1; }
 	sleep 1
 done
 
 echo
-echo "== gitorch status"
-./bin/gitorch status --api-address $API
-
-pod=$(./bin/gitorch status --api-address $API | awk '$2 ~ /^hello-/ {print $2; exit}')
-ip=$(./bin/gitorch status --api-address $API | awk '$2 ~ /^hello-/ {print $7; exit}')
+echo "== gitorch status nodes   (asked of n1)"
+status_of 1 nodes
 echo
-echo "== curl http://$ip:8080/   (pod $pod)"
-curl -s --max-time 5 "http://$ip:8080/"
+echo "== gitorch status   (asked of n2: every node answers for the whole cluster)"
+status_of 2
+
+pod=$(status_of 3 | awk '$2 ~ /^hello-/ {print $2; exit}')
+ip=$(status_of 3 | awk '$2 ~ /^hello-/ {print $7; exit}')
+node=$(status_of 3 | awk '$2 ~ /^hello-/ {print $8; exit}')
+k=${node#n}
+echo
+echo "== curl http://$ip:8080/   (pod $pod on $node, from $node)"
+on "$k" curl -s --max-time 5 "http://$ip:8080/"
+echo
+echo "== gitorch logs $pod   (asked of n3, which forwards to $node)"
+on 3 $G logs --server "http://$LAN_NET.3:7480" --api-token-file $DEMO/api.token "$pod" | tail -3
 
 echo
-echo "== gitorch logs $pod"
-./bin/gitorch logs --api-address $API "$pod" | tail -5
+echo "== $node dies: kill -9 its agent and cut its cable"
+kill -9 "$(cat $DEMO/agent$k.pid)"
+lan_cut $LAN "$k"
+rm $DEMO/agent$k.pid
+killed=${EPOCHREALTIME/./}
+other=$((k % NODES + 1))
+for i in $(seq 120); do
+	moved=$(status_of $other 2>/dev/null | awk -v dead="$node" '$2 ~ /^hello-/ && ($3 == "1/1" || $3 == "yes") && $4 == "Running" && $8 != dead' | wc -l)
+	[ "$moved" -ge 2 ] && break
+	[ "$i" -eq 120 ] && { echo "hello pods not back after 2 minutes"; tail -n 20 $DEMO/agent$other.log; exit 1; }
+	sleep 0.5
+done
+ms=$(((${EPOCHREALTIME/./} - killed) / 1000))
+echo "the hello pods run on the survivors $((ms / 1000)).$((ms % 1000 / 100)) s after the kill"
+echo
+echo "== gitorch status nodes   (asked of n$other)"
+status_of $other nodes
+echo
+echo "== gitorch status   (asked of n$other)"
+status_of $other
 
 echo
-echo "The agent keeps running. Try: ./bin/gitorch status; edit examples/repo/hello/hello.yaml,"
-echo "commit, and watch the pods change within 10 seconds. Stop everything: scripts/demo.sh stop"
+echo "The cluster keeps running (the killed node's containers too: its machine"
+echo "\"died\", containerd did not). Try, from a node's namespace:"
+echo "  nsenter --net=$(lan_ns $LAN $other) $G status --server http://$LAN_NET.$other:7480 --api-token-file $DEMO/api.token"
+echo "edit examples/repo/hello/hello.yaml, commit, and watch the pods change within 10 seconds."
+echo "Stop everything: scripts/demo.sh stop"
