@@ -324,6 +324,7 @@ func (a *Agent) Cluster() status.Cluster {
 	waiting := a.membership.Waiting
 	excluded := a.hist
 	a.mu.Unlock()
+	var lost []plan.PodStatus
 	byName := map[string]gossip.Member{}
 	for _, m := range gm {
 		byName[m.Name] = m
@@ -357,13 +358,32 @@ func (a *Agent) Cluster() status.Cluster {
 			}
 			sm.Refused, sm.RefusedError, sm.Pods = st.Refused, st.RefusedError, len(st.Pods)
 			for _, p := range st.Pods {
-				c.Pods = append(c.Pods, peerPodStatus(m.Name, p))
+				pod := peerPodStatus(m.Name, p)
+				if m.State == plan.MemberDead || m.State == plan.MemberLeft {
+					// What a lost node last said of its pods is not what
+					// runs: kubectl shows such pods Unknown.
+					pod.Phase, pod.Ready, pod.Reason = plan.PhaseUnknown, false, plan.ReasonNodeLost
+					pod.Message = "node " + m.Name + " is " + string(m.State)
+					lost = append(lost, pod)
+					continue
+				}
+				c.Pods = append(c.Pods, pod)
 			}
 		}
 		if sm.Self && sm.PodCIDR == "" && a.cfg.Meta.PodCIDR.IsValid() {
 			sm.PodCIDR = a.cfg.Meta.PodCIDR.String()
 		}
 		c.Members = append(c.Members, sm)
+	}
+	// A lost node's pods that run elsewhere now are listed there only.
+	listed := map[plan.Key]bool{}
+	for _, p := range c.Pods {
+		listed[p.Key()] = true
+	}
+	for _, p := range lost {
+		if !listed[p.Key()] {
+			c.Pods = append(c.Pods, p)
+		}
 	}
 	slices.SortFunc(c.Members, func(x, y status.Member) int { return strings.Compare(x.Name, y.Name) })
 	slices.SortFunc(c.Pods, func(x, y plan.PodStatus) int { return x.Key().Compare(y.Key()) })

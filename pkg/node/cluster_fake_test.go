@@ -252,6 +252,18 @@ func TestFakeClusterSpreadsAndHeals(t *testing.T) {
 		on := c.runningOn()
 		return len(on["n1"])+len(on["n2"]) == 6
 	})
+	// Every node lists each pod once, where it runs now.
+	waitFor(t, "n1 lists the 6 pods once each, none on n3", func() bool {
+		pods := c.nodes["n1"].ag.Cluster().Pods
+		seen := map[string]bool{}
+		for _, p := range pods {
+			if seen[p.Name] || p.Node == "n3" {
+				return false
+			}
+			seen[p.Name] = true
+		}
+		return len(pods) == 6
+	})
 }
 
 func TestFakeClusterQuickRestartMovesNothing(t *testing.T) {

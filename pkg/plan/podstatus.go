@@ -18,6 +18,9 @@ const (
 	// PhaseTerminating is shown while a pod that no longer belongs to the
 	// node is being stopped.
 	PhaseTerminating = "Terminating"
+	// PhaseUnknown: the pod's node is lost (dead or left); what it last
+	// reported may no longer be true.
+	PhaseUnknown = "Unknown"
 )
 
 // PodStatus is one pod as its node reports it: what DecidePod computes
@@ -102,6 +105,8 @@ const (
 	ReasonTerminating         = "Terminating"
 	// ReasonHeld: a StatefulSet pod waits until no other node may run it.
 	ReasonHeld = "Held"
+	// ReasonNodeLost: the pod's node is dead or left.
+	ReasonNodeLost = "NodeLost"
 )
 
 // Container states, as a PodStatus shows them.
