@@ -2,10 +2,13 @@ package gossip
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -130,4 +133,48 @@ func withFaults(cfg *Config) func() *faultTransport {
 		defer mu.Unlock()
 		return ft
 	}
+}
+
+// A member back from the dead gets, at once, the states that changed while
+// it was away (and gives its own), rather than at the next push/pull: a
+// node deciding where a StatefulSet pod may start must not act on what a
+// returning peer said before it left.
+func TestReturningMemberGetsStatesAtOnce(t *testing.T) {
+	timing := LocalTiming()
+	timing.PushPullInterval = time.Hour // only the exchange on return can carry it
+	ports := freePorts(t, 3)
+	var join []string
+	for _, p := range ports {
+		join = append(join, addr(p))
+	}
+	var nodes []*testNode
+	var faults []func() *faultTransport
+	for i, p := range ports {
+		cfg := nodeConfig(fmt.Sprintf("n%d", i), p, join...)
+		cfg.Timing = timing
+		faults = append(faults, withFaults(&cfg))
+		nodes = append(nodes, start(t, cfg))
+	}
+	eventually(t, 10*time.Second, allAlive(nodes))
+	cut := faults[2]()
+	cut.paused.Store(true)
+	eventually(t, 20*time.Second, func() string {
+		if st := memberStates(nodes[0])["n2"]; st != StateDead {
+			return "n0 sees n2 " + string(st)
+		}
+		return ""
+	})
+	// While n2 is away, n0's pods change; n2's change too.
+	nodes[0].SetLocalState(NodeState{Revision: strings.Repeat("a", 40), Pods: []PodStatus{pod("db-0", "Running", true)}})
+	nodes[2].SetLocalState(NodeState{Revision: strings.Repeat("a", 40), Pods: []PodStatus{pod("db-1", "Running", true)}})
+	time.Sleep(3 * timing.GossipInterval * time.Duration(timing.RetransmitMult))
+	cut.paused.Store(false)
+	// n2 rejoins through n1 alone (its joiner or an operator would):
+	// n0 hears from gossip that n2 is back, and must exchange states
+	// with it at once.
+	if _, err := nodes[2].ml.Join([]string{addr(ports[1])}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, allAlive(nodes))
+	eventually(t, 10*time.Second, statesAgree(nodes))
 }

@@ -70,6 +70,7 @@ type Gossip struct {
 	queue    *memberlist.TransmitLimitedQueue
 	ml       *memberlist.Memberlist
 	changeCh chan struct{}
+	syncQ    chan string // members to exchange full states with
 	maxBcast int
 
 	suspicionMaxMult int // memberlist's SuspicionMaxTimeoutMult
@@ -100,6 +101,7 @@ func New(cfg Config) (*Gossip, error) {
 		pinging:   map[string]bool{},
 		leaving:   map[string]uint64{},
 		changeCh:  make(chan struct{}, 1),
+		syncQ:     make(chan string, 256),
 		lastWarn:  map[string]time.Time{},
 		// What is left of a UDP packet (1400 bytes) after memberlist's
 		// label, encryption and compound headers, with a margin.
@@ -171,6 +173,7 @@ func (g *Gossip) Start(ctx context.Context) error {
 	g.broadcastOwn(true)
 	g.run(ctx, g.notifier)
 	g.run(ctx, g.poller)
+	g.run(ctx, g.syncer)
 	if len(c.Join) > 0 {
 		g.run(ctx, g.joiner)
 	}
@@ -852,6 +855,7 @@ func (e *events) update(n *memberlist.Node, st MemberState) {
 		m = &Member{Name: n.Name, Self: n.Name == g.cfg.NodeName}
 		g.members[n.Name] = m
 	}
+	back := !m.Self && st == StateAlive && (m.State == "" || m.State == StateDead || m.State == StateLeft)
 	if m.State != st {
 		m.State, m.Since = st, time.Now()
 	}
@@ -866,8 +870,34 @@ func (e *events) update(n *memberlist.Node, st MemberState) {
 		}
 	}
 	g.numActive.Store(int32(active))
+	syncAddr := m.Addr.String()
 	g.mu.Unlock()
+	if back {
+		// A member that is new, or back from the dead, missed what was
+		// broadcast before this node knew it (and this node what it
+		// broadcast meanwhile): exchange full states with it now rather
+		// than at the next push/pull, up to a minute away.
+		select {
+		case g.syncQ <- syncAddr:
+		default:
+		}
+	}
 	g.changed()
+}
+
+// syncer exchanges full states (memberlist's push/pull, through Join)
+// with the members update queued, one at a time.
+func (g *Gossip) syncer(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case addr := <-g.syncQ:
+			if _, err := g.ml.Join([]string{addr}); err != nil {
+				g.log.Debug("gossip: state exchange with a new member failed", "addr", addr, "err", err)
+			}
+		}
+	}
 }
 
 func (e *events) NotifyJoin(n *memberlist.Node) {
