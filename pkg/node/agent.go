@@ -143,10 +143,14 @@ type Agent struct {
 	histDirty  bool
 	membership plan.Membership
 	quorum     bool
-	placeTimer clock.Timer
-	heard      map[string]bool
-	firstSeen  map[string]time.Time
-	leaving    atomic.Bool
+	// quorumLost is set while the node has no quorum; quorumRegained is
+	// when it last got it back.
+	quorumLost     bool
+	quorumRegained time.Time
+	placeTimer     clock.Timer
+	heard          map[string]bool
+	firstSeen      map[string]time.Time
+	leaving        atomic.Bool
 	// podsChanged is signalled when a pod's status changes; metaDirty when
 	// the node's metadata is to be announced again.
 	podsChanged chan struct{}
@@ -198,8 +202,11 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Membership == (plan.MembershipPolicy{}) {
 		cfg.Membership = plan.MembershipPolicy{DeadGrace: DefaultNodeDeadGrace, RejoinSettle: DefaultRejoinSettle}
 	}
-	if cfg.Handoff == (plan.HandoffPolicy{}) {
-		cfg.Handoff = plan.HandoffPolicy{Fence: DefaultFence}
+	if cfg.Handoff.Fence == 0 {
+		cfg.Handoff.Fence = DefaultFence
+	}
+	if cfg.Handoff.Settle == 0 {
+		cfg.Handoff.Settle = cfg.Membership.RejoinSettle
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -141,7 +141,13 @@ func (a *Agent) place(running map[plan.Key]bool) {
 	}
 	share := plan.NodePods(a.objects, m.Nodes, a.cfg.Node.Name, a.running.Commit, a.cfg.ServiceCIDR, running)
 	quorum := plan.Quorum(members, a.hist, a.cfg.Membership.DeadGrace, a.started, now)
-	h := plan.HandOff(share, a.peers(members), quorum, a.cfg.Handoff, now)
+	switch {
+	case !quorum:
+		a.quorumLost = true
+	case a.quorumLost:
+		a.quorumLost, a.quorumRegained = false, now
+	}
+	h := plan.HandOff(share, a.peers(members), quorum, a.quorumRegained, a.cfg.Handoff, now)
 	a.desired, a.membership, a.quorum = &h.Share, m, quorum
 	wake := m.Wake
 	if !h.Wake.IsZero() && (wake.IsZero() || h.Wake.Before(wake)) {

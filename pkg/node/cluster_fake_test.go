@@ -476,4 +476,30 @@ func TestFakeClusterPartitionFencesStatefulSetPods(t *testing.T) {
 	}
 	c.clk.Advance(20 * time.Second)
 	waitFor(t, "the lost pods back on the others", func() bool { return c.total() == 3 && len(c.runningOn()[cut]) == 0 })
+
+	// The partition heals: no ordinal ever runs twice, and the cluster
+	// settles with each once.
+	c.bus.mu.Lock()
+	delete(c.bus.alone, cut)
+	c.bus.mu.Unlock()
+	c.bus.setState(cut, gossip.StateAlive)
+	once := func() {
+		t.Helper()
+		seen := map[string]string{}
+		for name, pods := range c.runningOn() {
+			for _, p := range pods {
+				if other, ok := seen[p]; ok {
+					t.Fatalf("%s runs on %s and %s", p, other, name)
+				}
+				seen[p] = name
+			}
+		}
+	}
+	for range 60 {
+		once()
+		c.clk.Advance(time.Second)
+		time.Sleep(2 * time.Millisecond)
+		once()
+	}
+	waitFor(t, "3 db pods after the heal", func() bool { once(); return c.total() == 3 })
 }

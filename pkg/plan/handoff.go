@@ -24,6 +24,10 @@ type HandoffPolicy struct {
 	// plus the pod's grace period after it was declared dead, the time a
 	// node cut off from the majority takes to see it and stop them.
 	Fence time.Duration
+	// Settle: a node that lost quorum and regained it starts no
+	// StatefulSet pod for this long after, while its view of the others
+	// catches up (the members' RejoinSettle).
+	Settle time.Duration
 }
 
 // Handoff is what Handoff decides.
@@ -50,8 +54,11 @@ type Handoff struct {
 //     reports it and died less than Fence plus the pod's grace period ago;
 //   - without quorum (the node sees no majority of the members it knows)
 //     every StatefulSet pod of the node is released: the node may be the
-//     one cut off, and the majority will start them once fenced.
-func HandOff(share NodeShare, peers []Peer, quorum bool, p HandoffPolicy, now time.Time) Handoff {
+//     one cut off, and the majority will start them once fenced;
+//   - for Settle after it regained quorum (regained; zero if it never lost
+//     it), the node holds its StatefulSet pods: what it knows of the
+//     others may be from before the partition.
+func HandOff(share NodeShare, peers []Peer, quorum bool, regained time.Time, p HandoffPolicy, now time.Time) Handoff {
 	out := Handoff{Share: NodeShare{Revision: share.Revision, Unplaceable: share.Unplaceable, Pods: map[Key]*DesiredPod{}}}
 	wake := func(t time.Time) {
 		if out.Wake.IsZero() || t.Before(out.Wake) {
@@ -76,6 +83,13 @@ func HandOff(share NodeShare, peers []Peer, quorum bool, p HandoffPolicy, now ti
 		}
 		if !quorum {
 			out.Released = append(out.Released, k)
+			continue
+		}
+		if until := regained.Add(p.Settle); !regained.IsZero() && now.Before(until) {
+			held := *d
+			held.Hold = "quorum regained: waiting for news of the other nodes"
+			out.Share.Pods[k] = &held
+			wake(until)
 			continue
 		}
 		if reason, until := runsElsewhere(peers, k, GracePeriod(d.Pod), p.Fence, now); reason != "" {

@@ -36,7 +36,7 @@ func keyNames(keys []Key) []string {
 }
 
 func TestHandOff(t *testing.T) {
-	fence := HandoffPolicy{Fence: 15 * time.Second}
+	fence := HandoffPolicy{Fence: 15 * time.Second, Settle: 30 * time.Second}
 	for _, tc := range []struct {
 		name     string
 		pods     []*DesiredPod
@@ -48,6 +48,7 @@ func TestHandOff(t *testing.T) {
 		held     []string
 		released []string
 		wake     time.Duration
+		regained time.Duration // 0: quorum never lost
 	}{
 		{name: "a moving pod stays until ready on its new node",
 			leaving: []*DesiredPod{desired("web-1", "Deployment/web", "b")},
@@ -84,6 +85,12 @@ func TestHandOff(t *testing.T) {
 			pods:   []*DesiredPod{desired("db-0", "StatefulSet/db", "")},
 			peers:  []Peer{peer("b", MemberLeft, 0, map[string]PeerPod{"db-0": {}})},
 			quorum: true, kept: []string{"db-0"}},
+		{name: "after quorum came back, StatefulSet pods wait for the settle time",
+			pods:   []*DesiredPod{desired("db-0", "StatefulSet/db", ""), desired("web-1", "Deployment/web", "")},
+			quorum: true, regained: 10 * time.Second, at: 20 * time.Second, kept: []string{"web-1"}, held: []string{"db-0"}, wake: 40 * time.Second},
+		{name: "then start",
+			pods:   []*DesiredPod{desired("db-0", "StatefulSet/db", "")},
+			quorum: true, regained: 10 * time.Second, at: 40 * time.Second, kept: []string{"db-0"}},
 		{name: "without quorum StatefulSet pods stop, others stay",
 			pods:   []*DesiredPod{desired("db-0", "StatefulSet/db", ""), desired("web-1", "Deployment/web", "")},
 			quorum: false, kept: []string{"web-1"}, released: []string{"db-0"}},
@@ -96,7 +103,11 @@ func TestHandOff(t *testing.T) {
 			for _, d := range tc.leaving {
 				share.Leaving[d.Key()] = d
 			}
-			h := HandOff(share, tc.peers, tc.quorum, fence, t0.Add(tc.at))
+			var regained time.Time
+			if tc.regained != 0 {
+				regained = t0.Add(tc.regained)
+			}
+			h := HandOff(share, tc.peers, tc.quorum, regained, fence, t0.Add(tc.at))
 			var kept, held []string
 			for k, d := range h.Share.Pods {
 				if d.Hold != "" {
