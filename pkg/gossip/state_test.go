@@ -147,8 +147,11 @@ func TestCodecRoundTrip(t *testing.T) {
 	p := pod("web-1", "Running", true)
 	p.LastError, p.Reason, p.Restarts = "exit 1", "CrashLoopBackOff", 7
 	s.setLocal(NodeState{Revision: strings.Repeat("0123456789", 4), Refused: "branch-x", RefusedError: "bad.yaml:1:1: no", Pods: []PodStatus{p, pod("web-2", "Pending", false)}})
-	s.setLocal(NodeState{Revision: strings.Repeat("0123456789", 4), Pods: []PodStatus{p}})
+	s.setLocal(NodeState{Revision: strings.Repeat("0123456789", 4), SyncRequested: 300, Pods: []PodStatus{p}})
 	sn := s.snapshotOf("x")
+	if sn.hdr.syncReq != 300 {
+		t.Fatalf("sync requests %d, want 300", sn.hdr.syncReq)
+	}
 	got, err := decodeSnapshots(encodeSnapshots([]*snapshot{sn}))
 	if err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], sn) {
 		t.Fatalf("snapshot round trip: %v\n got %+v\nwant %+v", err, got, sn)
