@@ -148,6 +148,8 @@ type Agent struct {
 	// revChanged is closed, and replaced, when the revision running or
 	// refused changes.
 	revChanged chan struct{}
+	// syncs follows the fetches asked from outside (sync.go).
+	syncs syncState
 }
 
 // New returns an agent for cfg; Run starts it.
@@ -386,6 +388,7 @@ func (a *Agent) sourceLoop(ctx context.Context) {
 	failures := 0
 	for {
 		fctx, cancel := context.WithTimeout(ctx, a.cfg.FetchTimeout)
+		a.fetchStarted()
 		err := a.cfg.Source.Fetch(fctx)
 		cancel()
 		if ctx.Err() != nil {
@@ -410,6 +413,7 @@ func (a *Agent) sourceLoop(ctx context.Context) {
 		} else if err := a.update(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("revision", "err", err)
 		}
+		a.fetchDone(err)
 		t := a.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
