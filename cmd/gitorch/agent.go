@@ -75,6 +75,10 @@ The agent serves its status and container logs on --api-address
 (127.0.0.1 only unless an --api-token-file is given), which 'gitorch
 status' and 'gitorch logs' read. It needs root.
 
+With --webhook-secret-file, a push reported by a Git host's webhook makes
+the agent fetch at once, and every node with it (see docs/webhooks.md);
+'gitorch sync' does the same from a shell or a CI job.
+
 Nodes form a cluster by gossip (--join): every node places every pod over
 the live members by the same rule, runs its share, and answers 'gitorch
 status' for the whole cluster. A dead node's pods start on the others
@@ -97,6 +101,13 @@ and without a key, the node is a cluster of one that does not gossip.`,
       --join 10.0.0.1,10.0.0.2,10.0.0.3 --gossip-key-file /etc/gitorch/gossip.key \
       --api-address 0.0.0.0:7480 --api-token-file /etc/gitorch/api.token \
       --node-labels zone=a,disk=ssd --reserved cpu=500m,memory=1Gi
+
+  # Fetch on every push: the Git host POSTs to
+  # https://node1.example.com:8443/v1/hooks/github (or gitlab, gitea,
+  # generic), signed with the secret; every node fetches (docs/webhooks.md)
+  gitorch agent --repo https://github.com/example/deploy.git --ref main \
+      --webhook-secret-file /etc/gitorch/webhook.secret --webhook-address :8443 \
+      --tls-cert-file /etc/gitorch/tls.crt --tls-key-file /etc/gitorch/tls.key
 
   # The same, from a config file (/etc/gitorch/gitorch.yaml):
   #   repo: https://git.example.com/ops/deploy.git
@@ -137,6 +148,7 @@ and without a key, the node is a cluster of one that does not gossip.`,
 	f.Duration("node-dead-grace", node.DefaultNodeDeadGrace, "how long a dead node keeps its pods before they start elsewhere")
 	f.Duration("rejoin-settle", node.DefaultRejoinSettle, "how long a node that lost its pods must stay up before it gets pods again")
 	f.Duration("fence-timeout", node.DefaultFence, "how long after a node's death its StatefulSet pods wait (besides their grace period) before starting elsewhere")
+	addWebhookFlags(f)
 	return cmd
 }
 
@@ -172,6 +184,10 @@ func (a *app) runAgent(ctx context.Context) error {
 	}
 	if err := checkAPIExposure(apiAddr, token); err != nil {
 		return usageError(err)
+	}
+	hookCfg, err := a.webhookConfig(log)
+	if err != nil {
+		return err
 	}
 	name := c.GetString("node-name")
 	if name == "" {
@@ -310,7 +326,17 @@ func (a *app) runAgent(ctx context.Context) error {
 	}
 	ctx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()
-	opts := node.APIOptions{Token: token, RevisionFiles: ag.RevisionFiles}
+	opts := node.APIOptions{Token: token, RevisionFiles: ag.RevisionFiles, Sync: ag.SyncNow}
+	hooks, err := webhookReceiver(hookCfg, srcCfg.Ref, ag, log)
+	if err != nil {
+		return err
+	}
+	if hooks != nil {
+		opts.Hooks = hooks
+	}
+	if err := a.serveWebhooks(ctx, hooks, log); err != nil {
+		return err
+	}
 	if g != nil {
 		opts.Leave = func(ctx context.Context) error {
 			if err := ag.Leave(ctx); err != nil {

@@ -116,6 +116,7 @@ environment and data-dir in the config file.`,
 		a.logsCommand(),
 		a.gossipCommand(),
 		a.nodeCommand(),
+		a.syncCommand(),
 	)
 	// An unknown command is a usage error, not a reason to print help and
 	// succeed.

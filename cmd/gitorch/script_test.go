@@ -77,7 +77,7 @@ func TestScript(t *testing.T) {
 // fakeAgent serves the agent's API from files, for status and logs
 // scripts:
 //
-//	fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] STATUS.json LOGDIR
+//	fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] [-sync SYNC.json] STATUS.json LOGDIR
 //
 // serves the status.Node in STATUS.json and logs from
 // LOGDIR/NAMESPACE_POD/CONTAINER.log (and CONTAINER.previous.log); its
@@ -87,6 +87,8 @@ func TestScript(t *testing.T) {
 // standing for now. With -token it requires that bearer token. It sets
 // GITORCH_API_ADDRESS, or VAR, to its HOST:PORT. With -files it serves
 // the files of DIR as its running revision's (for plan without --nodes).
+// With -sync it answers POST /v1/sync with the node.SyncResult in
+// SYNC.json, or the error its "error" field says.
 func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 	var opts node.APIOptions
 	var clusterFile string
@@ -99,6 +101,22 @@ func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 			clusterFile = args[1]
 		case "-env":
 			env = args[1]
+		case "-sync":
+			file := ts.MkAbs(args[1])
+			opts.Sync = func(context.Context) (node.SyncResult, error) {
+				var res struct {
+					node.SyncResult
+					Error string `json:"error"`
+				}
+				b, err := os.ReadFile(file)
+				if err == nil {
+					err = json.Unmarshal(b, &res)
+				}
+				if err == nil && res.Error != "" {
+					err = errors.New(res.Error)
+				}
+				return res.SyncResult, err
+			}
 		case "-files":
 			dir := ts.MkAbs(args[1])
 			opts.RevisionFiles = func(_ context.Context, w io.Writer) (string, error) {
@@ -114,7 +132,7 @@ func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 		args = args[2:]
 	}
 	if neg || len(args) != 2 {
-		ts.Fatalf("usage: fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] STATUS.json LOGDIR")
+		ts.Fatalf("usage: fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] [-sync SYNC.json] STATUS.json LOGDIR")
 	}
 	var f fixedStatus
 	if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &f.node); err != nil {
