@@ -334,7 +334,7 @@ func (a *app) runAgent(ctx context.Context) error {
 	if hooks != nil {
 		opts.Hooks = hooks
 	}
-	if err := a.serveWebhooks(ctx, hooks, log); err != nil {
+	if _, err := a.serveWebhooks(ctx, hooks, log); err != nil {
 		return err
 	}
 	if g != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,15 +65,29 @@ func webhookReceiver(cfg *webhook.Config, ref string, ag *node.Agent, log *slog.
 }
 
 // serveWebhooks serves rc alone on --webhook-address, over TLS when a
-// certificate is given, until ctx ends; it returns at once.
-func (a *app) serveWebhooks(ctx context.Context, rc *webhook.Receiver, log *slog.Logger) error {
+// certificate is given, until ctx ends; it returns at once, with the
+// address it listens on (nil: it does not).
+func (a *app) serveWebhooks(ctx context.Context, rc *webhook.Receiver, log *slog.Logger) (net.Addr, error) {
 	addr := a.cfg.GetString("webhook-address")
 	if addr == "" || rc == nil {
-		return nil
+		return nil, nil
+	}
+	cert, key := a.cfg.GetString("tls-cert-file"), a.cfg.GetString("tls-key-file")
+	var tlsCfg *tls.Config
+	if cert != "" {
+		// Loaded now, so that a bad certificate stops the agent at start.
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, usageError(fmt.Errorf("--tls-cert-file, --tls-key-file: %w", err))
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--webhook-address: %w", err)
+		return nil, fmt.Errorf("--webhook-address: %w", err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/hooks/{provider}", rc)
@@ -82,16 +97,11 @@ func (a *app) serveWebhooks(ctx context.Context, rc *webhook.Receiver, log *slog
 		// A slow body is a way to hold connections: a hook is small.
 		ReadTimeout:  30 * time.Second,
 		WriteTimeout: 30 * time.Second,
+		// Handshake errors of scanners are not worth more than debug.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	cert, key := a.cfg.GetString("tls-cert-file"), a.cfg.GetString("tls-key-file")
 	go func() {
-		var err error
-		if cert != "" {
-			err = srv.ServeTLS(ln, cert, key)
-		} else {
-			err = srv.Serve(ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("webhook server", "err", err)
 		}
 	}()
@@ -101,6 +111,6 @@ func (a *app) serveWebhooks(ctx context.Context, rc *webhook.Receiver, log *slog
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	log.Info("serving webhooks", "address", ln.Addr().String(), "tls", cert != "")
-	return nil
+	log.Info("serving webhooks", "address", ln.Addr().String(), "tls", tlsCfg != nil)
+	return ln.Addr(), nil
 }
