@@ -195,9 +195,9 @@ func (s *api) postSync(w http.ResponseWriter, r *http.Request) {
 }
 
 // isHookPath reports whether p is a webhook's path, which the API token
-// does not guard (the receiver checks the hook's own secret). Only a
-// clean path of one more element qualifies, so that no other endpoint
-// is reached through it.
+// does not guard (the receiver checks the hook's own secret; without one
+// the path is a 404). Only a clean path of one more element qualifies, so
+// that no other endpoint is reached through it.
 func isHookPath(p string) bool {
 	rest, ok := strings.CutPrefix(p, "/v1/hooks/")
 	return ok && rest != "" && !strings.ContainsAny(rest, "/\\") && rest != "." && rest != ".."

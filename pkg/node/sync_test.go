@@ -215,7 +215,8 @@ func TestAPIGuardsTheRestWhileHooksPass(t *testing.T) {
 		{rc, "POST", "/v1/hooks/../status", http.StatusUnauthorized},
 		{rc, "POST", "/v1/hooks/github/x", http.StatusUnauthorized},
 		{rc, "POST", "/v1/sync", http.StatusUnauthorized},
-		{nil, "POST", "/v1/hooks/github", http.StatusUnauthorized}, // without a secret, the token's 401 first
+		{nil, "POST", "/v1/hooks/github", http.StatusNotFound}, // without a secret, no hooks
+		{nil, "GET", "/v1/status", http.StatusUnauthorized},
 	} {
 		h := node.NewAPI(ag, nil, node.APIOptions{Token: "tok", Hooks: tc.hooks})
 		r := httptest.NewRequest(tc.method, "/", nil)
@@ -229,7 +230,7 @@ func TestAPIGuardsTheRestWhileHooksPass(t *testing.T) {
 			t.Errorf("the hook's 401 came from the token check: %s", w.Body)
 		}
 	}
-	// Without a secret and without a token, the hooks are not there.
+	// Without a secret and without a token, the hooks are not there either.
 	h := node.NewAPI(ag, nil, node.APIOptions{})
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("POST", "/v1/hooks/github", nil))
