@@ -80,6 +80,10 @@ metrics on /metrics and /healthz, /readyz (docs/observability.md). With
 when a revision is applied or refused and when a workload's pods stop or
 start being all ready. It needs root.
 
+With --webhook-secret-file, a push reported by a Git host's webhook makes
+the agent fetch at once, and every node with it (see docs/webhooks.md);
+'gitorch sync' does the same from a shell or a CI job.
+
 Nodes form a cluster by gossip (--join): every node places every pod over
 the live members by the same rule, runs its share, and answers 'gitorch
 status' for the whole cluster. A dead node's pods start on the others
@@ -106,6 +110,13 @@ and without a key, the node is a cluster of one that does not gossip.`,
   # Tell a Slack channel of refused revisions and unhealthy workloads
   gitorch agent --repo https://git.example.com/ops/deploy.git \
       --notify-url https://hooks.slack.com/services/T000/B000/XXXX --notify-format slack
+
+  # Fetch on every push: the Git host POSTs to
+  # https://node1.example.com:8443/v1/hooks/github (or gitlab, gitea,
+  # generic), signed with the secret; every node fetches (docs/webhooks.md)
+  gitorch agent --repo https://github.com/example/deploy.git --ref main \
+      --webhook-secret-file /etc/gitorch/webhook.secret --webhook-address :8443 \
+      --tls-cert-file /etc/gitorch/tls.crt --tls-key-file /etc/gitorch/tls.key
 
   # The same, from a config file (/etc/gitorch/gitorch.yaml):
   #   repo: https://git.example.com/ops/deploy.git
@@ -149,6 +160,7 @@ and without a key, the node is a cluster of one that does not gossip.`,
 	f.Duration("node-dead-grace", node.DefaultNodeDeadGrace, "how long a dead node keeps its pods before they start elsewhere")
 	f.Duration("rejoin-settle", node.DefaultRejoinSettle, "how long a node that lost its pods must stay up before it gets pods again")
 	f.Duration("fence-timeout", node.DefaultFence, "how long after a node's death its StatefulSet pods wait (besides their grace period) before starting elsewhere")
+	addWebhookFlags(f)
 	return cmd
 }
 
@@ -184,6 +196,10 @@ func (a *app) runAgent(ctx context.Context) error {
 	}
 	if err := checkAPIExposure(apiAddr, token); err != nil {
 		return usageError(err)
+	}
+	hookCfg, err := a.webhookConfig(log)
+	if err != nil {
+		return err
 	}
 	name := c.GetString("node-name")
 	if name == "" {
@@ -330,7 +346,17 @@ func (a *app) runAgent(ctx context.Context) error {
 	}
 	ctx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()
-	opts := node.APIOptions{Token: token, RevisionFiles: ag.RevisionFiles, Events: ag, Metrics: ag.Metrics(), Ready: ag.Ready}
+	opts := node.APIOptions{Token: token, RevisionFiles: ag.RevisionFiles, Events: ag, Metrics: ag.Metrics(), Ready: ag.Ready, Sync: ag.SyncNow}
+	hooks, err := webhookReceiver(hookCfg, srcCfg.Ref, ag, log)
+	if err != nil {
+		return err
+	}
+	if hooks != nil {
+		opts.Hooks = hooks
+	}
+	if _, err := a.serveWebhooks(ctx, hooks, log); err != nil {
+		return err
+	}
 	if g != nil {
 		opts.Leave = func(ctx context.Context) error {
 			if err := ag.Leave(ctx); err != nil {

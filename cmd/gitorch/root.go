@@ -117,6 +117,7 @@ environment and data-dir in the config file.`,
 		a.eventsCommand(),
 		a.gossipCommand(),
 		a.nodeCommand(),
+		a.syncCommand(),
 	)
 	// An unknown command is a usage error, not a reason to print help and
 	// succeed.

@@ -78,7 +78,7 @@ func TestScript(t *testing.T) {
 // fakeAgent serves the agent's API from files, for status and logs
 // scripts:
 //
-//	fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] [-events EVENTS.json] STATUS.json LOGDIR
+//	fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] [-events EVENTS.json] [-sync SYNC.json] STATUS.json LOGDIR
 //
 // serves the status.Node in STATUS.json and logs from
 // LOGDIR/NAMESPACE_POD/CONTAINER.log (and CONTAINER.previous.log); its
@@ -90,6 +90,8 @@ func TestScript(t *testing.T) {
 // the files of DIR as its running revision's (for plan without --nodes).
 // With -events it serves the events.Event list of EVENTS.json (times as
 // in STATUS.json).
+// With -sync it answers POST /v1/sync with the node.SyncResult in
+// SYNC.json, or the error its "error" field says.
 func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 	var opts node.APIOptions
 	var clusterFile string
@@ -108,6 +110,22 @@ func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 				ts.Fatalf("fakeagent: %s: %v", args[1], err)
 			}
 			opts.Events = fixedEvents(evs)
+		case "-sync":
+			file := ts.MkAbs(args[1])
+			opts.Sync = func(context.Context) (node.SyncResult, error) {
+				var res struct {
+					node.SyncResult
+					Error string `json:"error"`
+				}
+				b, err := os.ReadFile(file)
+				if err == nil {
+					err = json.Unmarshal(b, &res)
+				}
+				if err == nil && res.Error != "" {
+					err = errors.New(res.Error)
+				}
+				return res.SyncResult, err
+			}
 		case "-files":
 			dir := ts.MkAbs(args[1])
 			opts.RevisionFiles = func(_ context.Context, w io.Writer) (string, error) {
@@ -123,7 +141,7 @@ func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 		args = args[2:]
 	}
 	if neg || len(args) != 2 {
-		ts.Fatalf("usage: fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] [-events EVENTS.json] STATUS.json LOGDIR")
+		ts.Fatalf("usage: fakeagent [-token TOKEN] [-cluster CLUSTER.json] [-env VAR] [-files DIR] [-events EVENTS.json] [-sync SYNC.json] STATUS.json LOGDIR")
 	}
 	var f fixedStatus
 	if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &f.node); err != nil {

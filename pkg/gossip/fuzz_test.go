@@ -37,7 +37,7 @@ func FuzzDecodeDelta(f *testing.F) {
 	p := pod("web", "Running", true)
 	f.Add(encodeDelta(&delta{origin: "n1", v: 5, prev: 4, pod: podEntry{key: podKey{"default", "web"}, v: 5, pod: p}}))
 	f.Add(encodeDelta(&delta{origin: "n1", v: 6, pod: podEntry{key: podKey{"default", "web"}, v: 6, del: true}}))
-	f.Add(encodeDelta(&delta{origin: "n1", v: 7, isHeader: true, hdr: header{revision: strings.Repeat("b", 40), refused: "x", refusedErr: "y"}}))
+	f.Add(encodeDelta(&delta{origin: "n1", v: 7, isHeader: true, hdr: header{revision: strings.Repeat("b", 40), refused: "x", refusedErr: "y", syncReq: 1 << 40}}))
 	f.Add(encodeLeave("n1", 9))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		decodeLeave(in)

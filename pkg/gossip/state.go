@@ -38,7 +38,10 @@ type NodeState struct {
 	Revision     string
 	Refused      string // a revision this node refused
 	RefusedError string // the first error, truncated to 256 bytes
-	Pods         []PodStatus
+	// SyncRequested counts the fetches asked of this node from outside
+	// (webhooks, 'gitorch sync'): when it changes, peers fetch too.
+	SyncRequested uint64
+	Pods          []PodStatus
 }
 
 // Versioning. Each node stamps its own state with a version: a counter that
@@ -63,7 +66,10 @@ type podKey struct{ ns, name string }
 
 func (k podKey) String() string { return k.ns + "/" + k.name }
 
-type header struct{ revision, refused, refusedErr string }
+type header struct {
+	revision, refused, refusedErr string
+	syncReq                       uint64
+}
 
 type item struct {
 	v   uint64
@@ -104,7 +110,7 @@ type change struct {
 // setLocal replaces the node's own state and returns what changed.
 func (s *store) setLocal(ns NodeState) []change {
 	o := s.own()
-	h := header{ns.Revision, ns.Refused, ns.RefusedError}
+	h := header{ns.Revision, ns.Refused, ns.RefusedError, ns.SyncRequested}
 	next := s.cur + 1
 	var ch []change
 	if h != o.hdr {
@@ -296,7 +302,7 @@ func (s *store) stateOf(node string) (NodeState, bool) {
 	if v == nil {
 		return NodeState{}, false
 	}
-	ns := NodeState{Node: node, Revision: v.hdr.revision, Refused: v.hdr.refused, RefusedError: v.hdr.refusedErr}
+	ns := NodeState{Node: node, Revision: v.hdr.revision, Refused: v.hdr.refused, RefusedError: v.hdr.refusedErr, SyncRequested: v.hdr.syncReq}
 	for _, it := range v.pods {
 		if !it.del {
 			ns.Pods = append(ns.Pods, it.pod)
@@ -323,9 +329,10 @@ func (s *store) forget(node string) {
 func normalize(ns NodeState) (NodeState, []string) {
 	var warn []string
 	out := NodeState{
-		Revision:     truncate(ns.Revision, maxShortLen),
-		Refused:      truncate(ns.Refused, maxShortLen),
-		RefusedError: truncate(ns.RefusedError, maxErrorLen),
+		Revision:      truncate(ns.Revision, maxShortLen),
+		Refused:       truncate(ns.Refused, maxShortLen),
+		RefusedError:  truncate(ns.RefusedError, maxErrorLen),
+		SyncRequested: ns.SyncRequested,
 	}
 	byKey := make(map[podKey]int, len(ns.Pods))
 	for _, p := range ns.Pods {
@@ -467,6 +474,7 @@ func (w *writer) header(h header) {
 	w.rev(h.revision)
 	w.rev(h.refused)
 	w.s(h.refusedErr)
+	w.uvarint(h.syncReq)
 }
 
 func (r *reader) header() header {
@@ -474,6 +482,7 @@ func (r *reader) header() header {
 	h.revision = r.rev()
 	h.refused = r.rev()
 	h.refusedErr = r.s(maxErrorLen)
+	h.syncReq = r.uvarint()
 	return h
 }
 

@@ -151,8 +151,11 @@ func TestCodecRoundTrip(t *testing.T) {
 	old := pod("web-0", "Running", true)
 	old.StartedAt, old.Workload = time.Date(1969, 7, 20, 20, 17, 40, 0, time.UTC), "StatefulSet/web"
 	s.setLocal(NodeState{Revision: strings.Repeat("0123456789", 4), Refused: "branch-x", RefusedError: "bad.yaml:1:1: no", Pods: []PodStatus{p, pod("web-2", "Pending", false)}})
-	s.setLocal(NodeState{Revision: strings.Repeat("0123456789", 4), Pods: []PodStatus{p, old}})
+	s.setLocal(NodeState{Revision: strings.Repeat("0123456789", 4), SyncRequested: 300, Pods: []PodStatus{p, old}})
 	sn := s.snapshotOf("x")
+	if sn.hdr.syncReq != 300 {
+		t.Fatalf("sync requests %d, want 300", sn.hdr.syncReq)
+	}
 	got, err := decodeSnapshots(encodeSnapshots([]*snapshot{sn}))
 	if err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], sn) {
 		t.Fatalf("snapshot round trip: %v\n got %+v\nwant %+v", err, got, sn)

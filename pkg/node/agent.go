@@ -158,6 +158,8 @@ type Agent struct {
 	// revChanged is closed, and replaced, when the revision running or
 	// refused changes.
 	revChanged chan struct{}
+	// syncs follows the fetches asked from outside (sync.go).
+	syncs syncState
 }
 
 // New returns an agent for cfg; Run starts it.
@@ -401,6 +403,7 @@ func (a *Agent) sourceLoop(ctx context.Context) {
 	for {
 		fctx, cancel := context.WithTimeout(ctx, a.cfg.FetchTimeout)
 		fetchStart := a.clock.Now()
+		a.fetchStarted()
 		err := a.cfg.Source.Fetch(fctx)
 		cancel()
 		a.obs.fetched(a.clock.Now().Sub(fetchStart), err)
@@ -426,6 +429,7 @@ func (a *Agent) sourceLoop(ctx context.Context) {
 		} else if err := a.update(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("revision", "err", err)
 		}
+		a.fetchDone(err)
 		t := a.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():

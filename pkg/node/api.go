@@ -63,6 +63,12 @@ type APIOptions struct {
 	Events  EventSource
 	Metrics http.Handler
 	Ready   func(ctx context.Context) error
+	// Sync fetches now and waits for the revision that results
+	// (*Agent.SyncNow); nil: not served.
+	Sync func(ctx context.Context) (SyncResult, error)
+	// Hooks receives Git hosts' webhooks at /v1/hooks/{provider}; they
+	// prove themselves with the webhook secret, not the token. nil: 404.
+	Hooks http.Handler
 }
 
 // NewAPI serves the node's status and container logs:
@@ -76,6 +82,8 @@ type APIOptions struct {
 //	                                              (header Gitorch-Revision: the commit)
 //	POST /v1/node/leave                           move the node's pods away and leave
 //	GET /v1/events, /metrics, /readyz             see observeRoutes
+//	POST /v1/sync?timeout=2m                      fetch now; SyncResult as JSON
+//	POST /v1/hooks/{github,gitlab,gitea,generic}  webhooks (see pkg/webhook)
 //
 // The logs of a pod that runs on another node are asked of that node's
 // API, with the same query and opts.Token, and streamed back.
@@ -111,6 +119,10 @@ func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
 	mux.HandleFunc("GET /v1/revision/files", s.getRevisionFiles)
 	mux.HandleFunc("POST /v1/node/leave", s.postLeave)
 	s.observeRoutes(mux)
+	mux.HandleFunc("POST /v1/sync", s.postSync)
+	if opts.Hooks != nil {
+		mux.Handle("/v1/hooks/{provider}", opts.Hooks)
+	}
 	// The same paths without a method catch the other methods, so that
 	// they get a 405 in JSON rather than the catch-all's 404.
 	for _, p := range []string{"/healthz", "/v1/status", "/v1/cluster", "/v1/pods/{namespace}/{name}/logs", "/v1/revision/files"} {
@@ -119,6 +131,10 @@ func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
 			apiError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s: use GET", r.Method, r.URL.Path))
 		})
 	}
+	mux.HandleFunc("/v1/sync", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "POST")
+		apiError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s: use POST", r.Method, r.URL.Path))
+	})
 	mux.HandleFunc("/v1/node/leave", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "POST")
 		apiError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s: use POST", r.Method, r.URL.Path))
@@ -131,7 +147,7 @@ func NewAPI(status StatusSource, logs LogSource, opts APIOptions) http.Handler {
 	}
 	want := []byte("Bearer " + opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !isHookPath(r.URL.Path) && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gitorch"`)
 			apiError(w, http.StatusUnauthorized, errors.New("a valid bearer token is required"))
 			return

@@ -52,6 +52,7 @@ func (a *Agent) ClusterChanged() {
 	}
 	a.nudge()
 	a.heardRevisions()
+	a.heardSyncRequests()
 }
 
 // members is the membership as placement sees it: this node from its
@@ -209,6 +210,7 @@ func (a *Agent) publish() {
 	a.mu.Lock()
 	st := gossip.NodeState{Node: a.cfg.Node.Name}
 	st.Revision, st.Refused, st.RefusedError = revisions(a.running, a.refused)
+	st.SyncRequested = a.syncs.requestedCount()
 	for _, p := range a.pods {
 		st.Pods = append(st.Pods, gossipPod(p))
 	}
