@@ -380,6 +380,11 @@ func (g *Gossip) joiner(ctx context.Context) {
 				msg := "no other node answered"
 				if err != nil {
 					msg = err.Error()
+					if strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset") {
+						// A peer that drops the stream at once did not take
+						// this node's label or key.
+						msg += " (the peers closed the connection: do they have another --cluster-name, or another gossip key?)"
+					}
 				}
 				if msg != lastErr {
 					g.log.Info("gossip: join failed, retrying", "node", g.cfg.NodeName, "join", g.cfg.Join, "err", msg)

@@ -183,6 +183,10 @@ func TestOtherClusterNeverJoins(t *testing.T) {
 		return ""
 	})
 	neverMember(t, []*testNode{a, b}, c)
+	// The stranger's own log says what may be wrong.
+	if c.logs.find("INFO", "another --cluster-name, or another gossip key") == "" {
+		t.Error("the node of the other cluster did not log why it cannot join")
+	}
 }
 
 // neverMember checks, over several probe and push/pull rounds, that out
