@@ -159,7 +159,7 @@ and without a key, the node is a cluster of one that does not gossip.`,
 	f.StringToString("reserved", nil, "resources kept for the system, e.g. cpu=500m,memory=1Gi: pods get the machine's CPUs and memory less these")
 	f.Duration("node-dead-grace", node.DefaultNodeDeadGrace, "how long a dead node keeps its pods before they start elsewhere")
 	f.Duration("rejoin-settle", node.DefaultRejoinSettle, "how long a node that lost its pods must stay up before it gets pods again")
-	f.Duration("fence-timeout", node.DefaultFence, "how long after a node's death its StatefulSet pods wait (besides their grace period) before starting elsewhere")
+	f.Duration("fence-timeout", node.DefaultFence, "how long after a node's death and --node-dead-grace its StatefulSet pods wait (besides their grace period) before starting elsewhere")
 	addWebhookFlags(f)
 	return cmd
 }

@@ -210,6 +210,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Handoff.Settle == 0 {
 		cfg.Handoff.Settle = cfg.Membership.RejoinSettle
 	}
+	cfg.Handoff.DeadGrace = cfg.Membership.DeadGrace
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -36,8 +36,10 @@ const (
 	// DefaultRejoinSettle is how long a node that lost its pods must stay
 	// up before it gets pods again.
 	DefaultRejoinSettle = 30 * time.Second
-	// DefaultFence is how long after a node's death its StatefulSet pods
-	// wait (besides their grace period) before they start elsewhere.
+	// DefaultFence is how long after a node's death and its dead grace its
+	// StatefulSet pods wait (besides their grace period) before they start
+	// elsewhere: the margin between the two sides of a partition
+	// declaring each other dead.
 	DefaultFence = 15 * time.Second
 )
 

@@ -20,10 +20,14 @@ type Peer struct {
 
 // HandoffPolicy is how pods change hands.
 type HandoffPolicy struct {
-	// Fence: a dead node's StatefulSet pods start elsewhere only Fence
-	// plus the pod's grace period after it was declared dead, the time a
-	// node cut off from the majority takes to see it and stop them.
-	Fence time.Duration
+	// Fence: a dead node's StatefulSet pods start elsewhere only DeadGrace
+	// plus Fence plus the pod's grace period after it was declared dead. A
+	// node cut off from the majority stops them once it declared the
+	// others dead and DeadGrace passed (Quorum), which takes it about as
+	// long as the others took to declare it dead: Fence is the margin for
+	// that difference, and the stop takes at most the grace period.
+	Fence     time.Duration
+	DeadGrace time.Duration
 	// Settle: a node that lost quorum and regained it starts no
 	// StatefulSet pod for this long after, while its view of the others
 	// catches up (the members' RejoinSettle).
@@ -51,7 +55,8 @@ type Handoff struct {
 //     StatefulSet pod is released at once (break-before-make);
 //   - a StatefulSet pod placed here is held while another node may still
 //     run it: one that is alive or suspect and reports it, or one that
-//     reports it and died less than Fence plus the pod's grace period ago;
+//     reports it and died less than DeadGrace plus Fence plus the pod's
+//     grace period ago;
 //   - without quorum (the node sees no majority of the members it knows)
 //     every StatefulSet pod of the node is released: the node may be the
 //     one cut off, and the majority will start them once fenced;
@@ -92,7 +97,7 @@ func HandOff(share NodeShare, peers []Peer, quorum bool, regained time.Time, p H
 			wake(until)
 			continue
 		}
-		if reason, until := runsElsewhere(peers, k, GracePeriod(d.Pod), p.Fence, now); reason != "" {
+		if reason, until := runsElsewhere(peers, k, GracePeriod(d.Pod), p.DeadGrace+p.Fence, now); reason != "" {
 			held := *d
 			held.Hold = reason
 			out.Share.Pods[k] = &held

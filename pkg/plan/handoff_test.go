@@ -36,7 +36,7 @@ func keyNames(keys []Key) []string {
 }
 
 func TestHandOff(t *testing.T) {
-	fence := HandoffPolicy{Fence: 15 * time.Second, Settle: 30 * time.Second}
+	fence := HandoffPolicy{Fence: 12 * time.Second, DeadGrace: 3 * time.Second, Settle: 30 * time.Second}
 	for _, tc := range []struct {
 		name     string
 		pods     []*DesiredPod
