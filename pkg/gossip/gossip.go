@@ -383,7 +383,7 @@ func (g *Gossip) joiner(ctx context.Context) {
 					if strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset") {
 						// A peer that drops the stream at once did not take
 						// this node's label or key.
-						msg += " (the peers closed the connection: do they have another --cluster-name, or another gossip key?)"
+						msg += " (the peers closed the connection: do they have another cluster name (--cluster-name), or another gossip key?)"
 					}
 				}
 				if msg != lastErr {

@@ -184,7 +184,7 @@ func TestOtherClusterNeverJoins(t *testing.T) {
 	})
 	neverMember(t, []*testNode{a, b}, c)
 	// The stranger's own log says what may be wrong.
-	if c.logs.find("INFO", "another --cluster-name, or another gossip key") == "" {
+	if c.logs.find("INFO", "another cluster name (--cluster-name), or another gossip key") == "" {
 		t.Error("the node of the other cluster did not log why it cannot join")
 	}
 }
