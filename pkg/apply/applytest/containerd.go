@@ -181,9 +181,11 @@ func (c *Containerd) pickSnapshotter(t testing.TB) string {
 // stop kills every task in every namespace, stops the daemon and removes
 // its directory (after unmounting whatever is still mounted under it).
 func (c *Containerd) stop(t testing.TB) {
+	var used []string // the containerd namespaces, whose cgroups go at the end
 	if c.Client != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if nss, err := c.Client.NamespaceService().List(ctx); err == nil {
+			used = nss
 			for _, ns := range nss {
 				killAll(namespaces.WithNamespace(ctx, ns), c.Client)
 			}
@@ -202,6 +204,9 @@ func (c *Containerd) stop(t testing.TB) {
 	}
 	if err := UnmountUnder(c.Dir); err != nil {
 		t.Errorf("unmount under %s: %v", c.Dir, err)
+	}
+	for _, ns := range append(used, c.Namespace) {
+		RemoveCgroups(ns)
 	}
 	// A task made without the daemon's RuncRoot left its state in the
 	// machine's runc root: remove it, and fail the test that did it.
@@ -248,4 +253,19 @@ func RandomHex(n int) string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// RemoveCgroups removes the cgroups runc made for the containerd namespace
+// ns (containerd puts a task in /NAMESPACE/ID), once its tasks are gone:
+// the empty parents, in every hierarchy, which runc leaves behind. A
+// cgroup still in use is left alone.
+func RemoveCgroups(ns string) {
+	if ns == "" {
+		return
+	}
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", ns))
+	dirs = append(dirs, filepath.Join("/sys/fs/cgroup", ns))
+	for _, d := range dirs {
+		_ = syscall.Rmdir(d) // only an empty cgroup goes
+	}
 }

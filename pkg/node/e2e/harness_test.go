@@ -212,11 +212,7 @@ func (c *Cluster) NewKeyFile(name string) string {
 func (c *Cluster) removeNamespaceLeftovers() {
 	for _, n := range c.Nodes {
 		os.RemoveAll(filepath.Join(applytest.SharedRuncRoot, n.Namespace))
-		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", n.Namespace))
-		dirs = append(dirs, filepath.Join("/sys/fs/cgroup", n.Namespace))
-		for _, d := range dirs {
-			_ = syscall.Rmdir(d) // only an empty cgroup goes
-		}
+		applytest.RemoveCgroups(n.Namespace)
 	}
 }
 
