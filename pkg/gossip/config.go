@@ -109,12 +109,12 @@ type Timing struct {
 func LANTiming() Timing {
 	c := memberlist.DefaultLANConfig()
 	return Timing{
-		ProbeInterval:    c.ProbeInterval,
-		ProbeTimeout:     c.ProbeTimeout,
-		SuspicionMult:    c.SuspicionMult,
-		GossipInterval:   c.GossipInterval,
-		GossipNodes:      c.GossipNodes,
-		RetransmitMult:   c.RetransmitMult,
+		ProbeInterval:  c.ProbeInterval,
+		ProbeTimeout:   c.ProbeTimeout,
+		SuspicionMult:  c.SuspicionMult,
+		GossipInterval: c.GossipInterval,
+		GossipNodes:    c.GossipNodes,
+		RetransmitMult: c.RetransmitMult,
 		// memberlist's 30 s: a pod status whose broadcast missed a node
 		// reaches it at the next full exchange. gitorch's state is small
 		// (tens of bytes a pod), so it exchanges every 10 s.
