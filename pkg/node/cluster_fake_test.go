@@ -164,6 +164,10 @@ func (c *fakeCluster) start(name string) *clusterNode {
 		Logger:       testLogger(c.t),
 		Cluster:      view{c.bus, name},
 		Meta:         gossip.Meta{CPUMilli: 4000, MemoryBytes: 8 << 30},
+		// The timing these tests advance the clock by, whatever the
+		// defaults.
+		Membership: plan.MembershipPolicy{DeadGrace: 3 * time.Second, RejoinSettle: 30 * time.Second},
+		Handoff:    plan.HandoffPolicy{Fence: 15 * time.Second},
 	}
 	ag, err := node.New(cfg)
 	if err != nil {
