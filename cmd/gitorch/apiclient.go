@@ -136,3 +136,27 @@ func (c *apiClient) getJSON(ctx context.Context, path string, v any) error {
 	}
 	return nil
 }
+
+// postWait POSTs to path an action the agent carries out before it
+// answers (sync, leave), waiting up to --timeout for it (the agent is told
+// the same), and decodes the JSON answer into v.
+func (a *app) postWait(cmd *cobra.Command, path string, v any) (*apiClient, error) {
+	c, err := a.apiClient(cmd)
+	if err != nil {
+		return nil, err
+	}
+	timeout := a.cfg.GetDuration("timeout")
+	if timeout <= 0 {
+		return nil, usageError(fmt.Errorf("--timeout %s: want a positive duration", timeout))
+	}
+	c.http.Timeout = timeout + 10*time.Second
+	resp, err := c.do(cmd.Context(), http.MethodPost, path, url.Values{"timeout": {timeout.String()}})
+	if err != nil {
+		return c, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return c, fmt.Errorf("agent at %s: bad answer: %w", c.addr, err)
+	}
+	return c, nil
+}

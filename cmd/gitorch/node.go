@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -35,27 +34,12 @@ restart the agent to make it schedulable again.`,
   gitorch node leave --server http://10.0.0.3:7480 --timeout 10m`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.apiClient(cmd)
-			if err != nil {
-				return err
-			}
-			timeout := a.cfg.GetDuration("timeout")
-			if timeout <= 0 {
-				return usageError(fmt.Errorf("--timeout %s: want a positive duration", timeout))
-			}
-			c.http.Timeout = timeout + 10*time.Second
-			ctx := cmd.Context()
-			fmt.Fprintf(a.stderr, "moving the pods of the node at %s to the other nodes ...\n", c.addr)
-			resp, err := c.do(ctx, "POST", "/v1/node/leave", map[string][]string{"timeout": {timeout.String()}})
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
+			fmt.Fprintln(a.stderr, "moving the pods of the node to the other nodes ...")
 			var out struct {
 				Node string `json:"node"`
 			}
-			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-				return fmt.Errorf("agent at %s: bad answer: %w", c.addr, err)
+			if _, err := a.postWait(cmd, "/v1/node/leave", &out); err != nil {
+				return err
 			}
 			fmt.Fprintf(a.stdout, "node %s left the cluster; its pods run on the other nodes\n", out.Node)
 			return nil

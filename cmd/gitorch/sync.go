@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -36,23 +35,10 @@ nodes; see docs/webhooks.md for webhooks.`,
   git push origin main && gitorch sync --server https://node1.example.com:7480`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.apiClient(cmd)
-			if err != nil {
-				return err
-			}
-			timeout := a.cfg.GetDuration("timeout")
-			if timeout <= 0 {
-				return usageError(fmt.Errorf("--timeout %s: want a positive duration", timeout))
-			}
-			c.http.Timeout = timeout + 10*time.Second
-			resp, err := c.do(cmd.Context(), "POST", "/v1/sync", map[string][]string{"timeout": {timeout.String()}})
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
 			var res node.SyncResult
-			if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-				return fmt.Errorf("agent at %s: bad answer: %w", c.addr, err)
+			c, err := a.postWait(cmd, "/v1/sync", &res)
+			if err != nil {
+				return err
 			}
 			subject := ""
 			if res.Revision != nil && res.Revision.Subject != "" {

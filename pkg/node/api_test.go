@@ -1,7 +1,9 @@
 package node
 
 import (
+	"archive/tar"
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -336,5 +338,61 @@ func TestAPIErrorsSayWhatIsWrong(t *testing.T) {
 				t.Fatalf("body %s, want {\"error\": %q}", b, c.body)
 			}
 		})
+	}
+}
+
+func TestAPILeaveAndRevisionFiles(t *testing.T) {
+	st := &staticStatus{st: status.Node{Node: "n1"}}
+	// Without the functions, neither is served.
+	bare := httptest.NewServer(NewAPI(st, &switchLogs{}, APIOptions{}))
+	defer bare.Close()
+	for _, tc := range []struct{ method, path string }{{"POST", "/v1/node/leave"}, {"GET", "/v1/revision/files"}} {
+		req, _ := http.NewRequest(tc.method, bare.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("%s %s without it: %s", tc.method, tc.path, resp.Status)
+		}
+	}
+	var left atomic.Value
+	srv := httptest.NewServer(NewAPI(st, &switchLogs{}, APIOptions{
+		Leave: func(ctx context.Context) error {
+			d, _ := ctx.Deadline()
+			left.Store(time.Until(d).Round(time.Minute))
+			return nil
+		},
+		RevisionFiles: func(_ context.Context, w io.Writer) (string, error) {
+			tw := tar.NewWriter(w)
+			tw.WriteHeader(&tar.Header{Name: "web.yaml", Mode: 0o644, Size: 5})
+			tw.Write([]byte("kind:"))
+			return "abc", tw.Close()
+		},
+	}))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/v1/node/leave?timeout=5m", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"left": true`) || left.Load() != 5*time.Minute {
+		t.Fatalf("leave: %s %s, deadline in %v", resp.Status, b, left.Load())
+	}
+	resp, _ = http.Post(srv.URL+"/v1/node/leave?timeout=soon", "", nil)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("leave with a bad timeout: %s", resp.Status)
+	}
+	resp, err = http.Get(srv.URL + "/v1/revision/files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	h, err := tar.NewReader(resp.Body).Next()
+	if err != nil || h.Name != "web.yaml" || resp.Header.Get("Gitorch-Revision") != "abc" {
+		t.Fatalf("revision files: %v %v %q", h, err, resp.Header.Get("Gitorch-Revision"))
 	}
 }
