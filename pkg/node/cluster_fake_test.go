@@ -327,12 +327,10 @@ func TestFakeClusterRejoinIsMakeBeforeBreak(t *testing.T) {
 	// n3 settles first: nothing moves for 30 s.
 	c.clk.Advance(20 * time.Second)
 	time.Sleep(20 * time.Millisecond)
-	if got := len(c.runningOn()["n3"]); got != 0 {
-		// n3 itself may start the pods it is placed (it knows no
-		// history); the others keep theirs until n3 reports them ready.
-		if c.total() < 6 {
-			t.Fatalf("availability lost during settle: %v", c.runningOn())
-		}
+	// n3 itself may start the pods it is placed (it knows no history);
+	// the others keep theirs until n3 reports them ready.
+	if on := c.runningOn(); len(on["n1"])+len(on["n2"]) < 6 {
+		t.Fatalf("availability lost during settle: %v", on)
 	}
 	c.clk.Advance(15 * time.Second)
 	defer func() {

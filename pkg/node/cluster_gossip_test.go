@@ -156,7 +156,6 @@ func TestGossipClusterSpreadsAgreesAndHeals(t *testing.T) {
 	// n3 dies (its agent and gossip stop; its containers are gone with
 	// the machine): its pods come back on n1 and n2.
 	nodes["n3"].stop()
-	dead := nodes["n3"]
 	delete(nodes, "n3")
 	start := time.Now()
 	waitForLong(t, 30*time.Second, "n3's pods on n1 and n2", func() bool {
@@ -169,7 +168,6 @@ func TestGossipClusterSpreadsAgreesAndHeals(t *testing.T) {
 			t.Fatalf("n3 is %s, want dead", m.Status)
 		}
 	}
-	_ = dead
 }
 
 func TestGossipClusterRefusesABadRevisionEverywhere(t *testing.T) {
