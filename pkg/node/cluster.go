@@ -159,24 +159,12 @@ func (a *Agent) place(running map[plan.Key]bool) {
 	a.wakePlacement(wake)
 }
 
-// rejoining is when the agent, restarted, stops waiting for the members
-// it remembers to show up in its gossip view: zero when they are all
-// reported (or it knew none, or it is past the grace after its start).
+// rejoining is plan.Rejoining for this agent: zero without gossip.
 func (a *Agent) rejoining(members []plan.Member, now time.Time) time.Time {
-	end := a.started.Add(a.cfg.Membership.DeadGrace)
-	if a.cfg.Cluster == nil || !now.Before(end) {
+	if a.cfg.Cluster == nil {
 		return time.Time{}
 	}
-	reported := map[string]bool{}
-	for _, m := range members {
-		reported[m.Name] = true
-	}
-	for name, rec := range a.hist {
-		if name != a.cfg.Node.Name && !rec.Left && !reported[name] {
-			return end
-		}
-	}
-	return time.Time{}
+	return plan.Rejoining(members, a.cfg.Node.Name, a.hist, a.started, a.cfg.Membership.DeadGrace, now)
 }
 
 // wakePlacement arranges a pass at t, when a grace, settle or fence time

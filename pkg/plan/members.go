@@ -177,3 +177,27 @@ func Quorum(members []Member, hist MemberHistory, grace time.Duration, start, no
 	}
 	return 2*seen > known
 }
+
+// Rejoining says until when a node started at start, whose view of the
+// cluster is members, should touch no pod: while members its history
+// remembers (but for those that left) are not back in its view, for at
+// most grace after its start. It may be alone only because it has not
+// rejoined yet: taking that for a partition would stop its StatefulSet
+// pods, taking it for a cluster of one would start pods others run. Zero
+// when it need not wait.
+func Rejoining(members []Member, self string, hist MemberHistory, start time.Time, grace time.Duration, now time.Time) time.Time {
+	end := start.Add(grace)
+	if !now.Before(end) {
+		return time.Time{}
+	}
+	reported := map[string]bool{}
+	for _, m := range members {
+		reported[m.Name] = true
+	}
+	for name, rec := range hist {
+		if name != self && !rec.Left && !reported[name] {
+			return end
+		}
+	}
+	return time.Time{}
+}

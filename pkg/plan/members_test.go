@@ -132,3 +132,27 @@ func TestQuorumAfterARestart(t *testing.T) {
 		t.Fatal("quorum with the peers still unseen after the grace")
 	}
 }
+
+func TestRejoining(t *testing.T) {
+	hist := MemberHistory{"a": {}, "b": {}, "c": {Left: true}}
+	self := []Member{member("a", MemberAlive, 0)}
+	all := append(self, member("b", MemberAlive, 0))
+	end := t0.Add(2 * time.Second)
+	for _, tc := range []struct {
+		name    string
+		members []Member
+		hist    MemberHistory
+		at      time.Duration
+		want    time.Time
+	}{
+		{"alone, a remembered peer not back yet: wait", self, hist, time.Second, end},
+		{"the peer is back: go on", all, hist, time.Second, time.Time{}},
+		{"past the grace: go on alone", self, hist, 2 * time.Second, time.Time{}},
+		{"a peer that left is not waited for", self, MemberHistory{"c": {Left: true}}, time.Second, time.Time{}},
+		{"a first start knows nobody", self, nil, 0, time.Time{}},
+	} {
+		if got := Rejoining(tc.members, "a", tc.hist, t0, 2*time.Second, t0.Add(tc.at)); !got.Equal(tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
