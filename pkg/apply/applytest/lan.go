@@ -203,6 +203,9 @@ func (h Host) Start(t testing.TB, name string, args ...string) *exec.Cmd {
 
 // Do runs fn on a thread in the host's network namespace: a socket made
 // in fn (net.Listen, net.Dial) stays in that namespace after fn returns.
+// Only fn's own goroutine is there: an http.Client called in fn dials on
+// other goroutines, in the test's own namespace. Dial in fn (or in a
+// Transport's DialContext that calls Do) instead.
 func (h Host) Do(fn func() error) error { return nsfile.Do(h.NetNS, fn) }
 
 // inNetNS runs fn with a netlink handle in the namespace at path.
