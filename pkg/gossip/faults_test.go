@@ -142,20 +142,7 @@ func withFaults(cfg *Config) func() *faultTransport {
 func TestReturningMemberGetsStatesAtOnce(t *testing.T) {
 	timing := LocalTiming()
 	timing.PushPullInterval = time.Hour // only the exchange on return can carry it
-	ports := freePorts(t, 3)
-	var join []string
-	for _, p := range ports {
-		join = append(join, addr(p))
-	}
-	var nodes []*testNode
-	var faults []func() *faultTransport
-	for i, p := range ports {
-		cfg := nodeConfig(fmt.Sprintf("n%d", i), p, join...)
-		cfg.Timing = timing
-		faults = append(faults, withFaults(&cfg))
-		nodes = append(nodes, start(t, cfg))
-	}
-	eventually(t, 10*time.Second, allAlive(nodes))
+	nodes, faults, ports := faultyCluster(t, 3, timing)
 	cut := faults[2]()
 	cut.paused.Store(true)
 	eventually(t, 20*time.Second, func() string {
@@ -177,4 +164,24 @@ func TestReturningMemberGetsStatesAtOnce(t *testing.T) {
 	}
 	eventually(t, 20*time.Second, allAlive(nodes))
 	eventually(t, 10*time.Second, statesAgree(nodes))
+}
+
+// faultyCluster starts n nodes with timing, each naming all in its join
+// list and each on a faultTransport (returned by faults[i]()), and waits
+// until they are all alive.
+func faultyCluster(t *testing.T, n int, timing Timing) (nodes []*testNode, faults []func() *faultTransport, ports []int) {
+	t.Helper()
+	ports = freePorts(t, n)
+	var join []string
+	for _, p := range ports {
+		join = append(join, addr(p))
+	}
+	for i, p := range ports {
+		cfg := nodeConfig(fmt.Sprintf("n%d", i), p, join...)
+		cfg.Timing = timing
+		faults = append(faults, withFaults(&cfg))
+		nodes = append(nodes, start(t, cfg))
+	}
+	eventually(t, 10*time.Second, allAlive(nodes))
+	return nodes, faults, ports
 }

@@ -372,20 +372,7 @@ func TestSuspicionEndsWhenMemberRefutes(t *testing.T) {
 	// With 3 nodes and SuspicionMult over 3, memberlist expects no
 	// confirmation and waits the minimum, 10 × 200 ms, before a death.
 	timing.SuspicionMult = 10
-	ports := freePorts(t, 3)
-	var join []string
-	for _, p := range ports {
-		join = append(join, addr(p))
-	}
-	var nodes []*testNode
-	var faults []func() *faultTransport
-	for i, p := range ports {
-		cfg := nodeConfig(fmt.Sprintf("n%d", i), p, join...)
-		cfg.Timing = timing
-		faults = append(faults, withFaults(&cfg))
-		nodes = append(nodes, start(t, cfg))
-	}
-	eventually(t, 10*time.Second, allAlive(nodes))
+	nodes, faults, ports := faultyCluster(t, 3, timing)
 	a, x := faults[0](), faults[1]()
 
 	// n1 pauses until n0 and n2 suspect it; n0 and n1 stay cut from each

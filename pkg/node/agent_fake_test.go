@@ -82,10 +82,11 @@ func newFakeNode(t *testing.T) *fakeNode {
 	return &fakeNode{src: newMemSource(), rt: applytest.NewFakeRuntime(clk), clk: clk, dataDir: t.TempDir()}
 }
 
-// start runs an agent until the test ends or the returned stop is called.
-func (n *fakeNode) start(t *testing.T) (*node.Agent, func()) {
+// start runs an agent, with mod applied to its configuration, until the
+// test ends or the returned stop is called.
+func (n *fakeNode) start(t *testing.T, mod ...func(*node.Config)) (*node.Agent, func()) {
 	t.Helper()
-	ag, err := node.New(node.Config{
+	cfg := node.Config{
 		Node:         plan.Node{Name: "n1", Allocatable: plan.Resources{MilliCPU: 4000, Memory: 8 << 30, Pods: 110}},
 		Source:       n.src,
 		Runtime:      n.rt,
@@ -94,7 +95,11 @@ func (n *fakeNode) start(t *testing.T) (*node.Agent, func()) {
 		Resync:       time.Hour,
 		Clock:        n.clk,
 		Logger:       testLogger(t),
-	})
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	ag, err := node.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

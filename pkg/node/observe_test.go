@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -46,31 +45,7 @@ func (n *notes) kinds() []string {
 // startObserved runs an agent of n that tells nt.
 func (n *fakeNode) startObserved(t *testing.T, nt *notes) *node.Agent {
 	t.Helper()
-	ag, err := node.New(node.Config{
-		Node:         plan.Node{Name: "n1", Allocatable: plan.Resources{MilliCPU: 4000, Memory: 8 << 30, Pods: 110}},
-		Source:       n.src,
-		Runtime:      n.rt,
-		DataDir:      n.dataDir,
-		PollInterval: time.Hour,
-		Resync:       time.Hour,
-		Clock:        n.clk,
-		Logger:       testLogger(t),
-		Notifier:     nt,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ag.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("agent did not stop")
-		}
-	})
+	ag, _ := n.start(t, func(c *node.Config) { c.Notifier = nt })
 	return ag
 }
 
