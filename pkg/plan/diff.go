@@ -25,11 +25,13 @@ const (
 
 // FieldChange is one field that differs between two versions of an object.
 // Old or New is empty when the field is absent on that side; values are
-// the field's JSON (strings unquoted).
+// the field's JSON (strings unquoted). A sensitive value (a Secret's
+// data.KEY or stringData.KEY) has Sensitive set and neither Old nor New.
 type FieldChange struct {
-	Path string `json:"path"`
-	Old  string `json:"old,omitempty"`
-	New  string `json:"new,omitempty"`
+	Path      string    `json:"path"`
+	Old       string    `json:"old,omitempty"`
+	New       string    `json:"new,omitempty"`
+	Sensitive Sensitive `json:"sensitive,omitempty"`
 }
 
 // Change is an object that a revision adds, removes or changes.
@@ -131,9 +133,29 @@ func generic(o runtime.Object) map[string]any {
 }
 
 func diffObjects(a, b runtime.Object) []FieldChange {
+	ga, gb := generic(a), generic(b)
+	hidden := diffSensitive(a, b, ga, gb)
 	var out []FieldChange
-	diffValue("", generic(a), generic(b), &out)
+	diffValue("", ga, gb, &out)
+	if len(hidden) == 0 {
+		return out
+	}
+	// Each list is in the order of the objects' fields; merge them by
+	// their first path element, the sensitive ones' own among the others.
+	out = append(out, hidden...)
+	slices.SortStableFunc(out, func(x, y FieldChange) int {
+		return cmp.Compare(topField(x.Path), topField(y.Path))
+	})
 	return out
+}
+
+// topField is the first element of a diff path: "spec" of
+// "spec.template" and of "spec[0]".
+func topField(path string) string {
+	if i := strings.IndexAny(path, ".["); i >= 0 {
+		return path[:i]
+	}
+	return path
 }
 
 func diffValue(path string, a, b any, out *[]FieldChange) {

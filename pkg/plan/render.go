@@ -62,6 +62,10 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 	for _, c := range p.Changes {
 		fmt.Fprintf(bw, "%s %s %s\n", sign[c.Action], c.Kind, qualified(c.Namespace, c.Name))
 		for _, f := range c.Fields {
+			if f.Sensitive != "" {
+				fmt.Fprintf(bw, "    %s: %s\n", f.Path, f.Sensitive)
+				continue
+			}
 			fmt.Fprintf(bw, "    %s: %s → %s\n", f.Path, orNone(f.Old), orNone(f.New))
 		}
 	}
