@@ -95,6 +95,7 @@ func Load(fsys fs.FS, opts Options) (*Result, error) {
 		res.Findings = append(res.Findings, r.findings...)
 	}
 	res.Findings = append(res.Findings, crossCheck(res.Objects)...)
+	redactFindings(res.Findings)
 	sortFindings(res.Findings)
 	return res, nil
 }
