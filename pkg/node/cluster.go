@@ -14,6 +14,7 @@ import (
 
 	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/plan"
+	"github.com/gitorch/gitorch/pkg/schema"
 	"github.com/gitorch/gitorch/pkg/status"
 )
 
@@ -445,7 +446,9 @@ func (a *Agent) Leave(ctx context.Context) error {
 
 // RevisionFiles writes the files of the running revision, as the node
 // validated them, to w as a tar archive, and returns the commit (for
-// 'gitorch plan' against the live cluster).
+// 'gitorch plan' against the live cluster). Every value of a plain Secret
+// is replaced by its fingerprint (schema.RedactSecrets), so that the plan
+// still tells which changed.
 func (a *Agent) RevisionFiles(ctx context.Context, w io.Writer) (string, error) {
 	a.mu.Lock()
 	var commit string
@@ -468,6 +471,11 @@ func (a *Agent) RevisionFiles(ctx context.Context, w io.Writer) (string, error) 
 		}
 		b, err := fs.ReadFile(snap.FS, p)
 		if err != nil {
+			return err
+		}
+		// A Secret's values never leave the node: the plan gets their
+		// fingerprints.
+		if b, _, err = schema.RedactSecrets(p, b); err != nil {
 			return err
 		}
 		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(b)), ModTime: snap.Time, Typeflag: tar.TypeReg}); err != nil {

@@ -1,7 +1,10 @@
 package plan
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -74,7 +77,7 @@ func diffSensitive(a, b runtime.Object, ga, gb map[string]any) []FieldChange {
 				s = SensitiveAdded
 			case !inB:
 				s = SensitiveRemoved
-			case x != y:
+			case !sameValue(sb, k, x, y):
 				s = SensitiveChanged
 			default:
 				continue
@@ -83,6 +86,43 @@ func diffSensitive(a, b runtime.Object, ga, gb map[string]any) []FieldChange {
 		}
 	}
 	return out
+}
+
+// FingerprintPrefix starts a value that stands for a Secret's value in
+// what a node serves (the running revision's files): the value's
+// Fingerprint, never the value.
+const FingerprintPrefix = "gitorch-sensitive:sha256:"
+
+// Fingerprint stands for the value of key in the Secret namespace/name
+// where a value must be told apart from another without being shown: a
+// SHA-256 over the Secret's namespace, name, key and value, so that the
+// same value in two places reads differently. Diff takes a fingerprint as
+// equal to the value it stands for. It hides the value from whoever reads
+// it, not from one who guesses it: a weak password can be tried against
+// it, which is why what serves it needs the API's token off the node.
+func Fingerprint(namespace, name, key string, value []byte) string {
+	h := sha256.New()
+	for _, s := range []string{namespace, name, key} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(value)
+	return FingerprintPrefix + hex.EncodeToString(h.Sum(nil))
+}
+
+// sameValue reports whether x and y, two values of key in Secret s,
+// are the same, either being a Fingerprint.
+func sameValue(s *corev1.Secret, key, x, y string) bool {
+	if x == y {
+		return true
+	}
+	fp := func(v string) string {
+		if strings.HasPrefix(v, FingerprintPrefix) {
+			return v
+		}
+		return Fingerprint(s.Namespace, s.Name, key, []byte(v))
+	}
+	return fp(x) == fp(y)
 }
 
 // secretValues is the data (field "data") or stringData of s by key, nil
