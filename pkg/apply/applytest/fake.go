@@ -237,8 +237,20 @@ func (f *FakeRuntime) SyncVolumes(_ context.Context, pod apply.PodSpec) error {
 		return fmt.Errorf("pod %s: %w", k, apply.ErrNotFound)
 	}
 	f.record("volumes %s", k)
+	p.spec = pod
 	p.volumes = pod.Revision
 	return nil
+}
+
+// Spec is the pod as the runtime was last given it (CreateSandbox,
+// SyncVolumes): what its containers and volume files would hold.
+func (f *FakeRuntime) Spec(namespace, name string) (apply.PodSpec, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.pods[plan.Key{Namespace: namespace, Name: name}]; p != nil {
+		return p.spec, true
+	}
+	return apply.PodSpec{}, false
 }
 
 // VolumesRevision is the revision whose volume files the pod has.
