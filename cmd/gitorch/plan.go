@@ -48,6 +48,9 @@ holds nothing there, so what it holds now is created.
   + pod placed, - pod stopped, ~ pod moved, ! pod unplaceable (and why),
   then every Service with its ClusterIP, and a summary line.
 
+A Secret's values are never shown, base64 or decoded: a changed key reads
+"data.password: (sensitive, changed)", added and removed keys likewise.
+
 Without --nodes, plan asks the local agent (or the node at --server) for
 the live cluster: its schedulable members are the nodes, pods move from
 where they run now, and, without --against or --against-dir, the
