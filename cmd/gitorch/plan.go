@@ -301,13 +301,24 @@ func (a *app) loadRevision(ctx context.Context, repo *source.Repo, rev string, p
 // describes. Findings go to stderr as gitorch validate prints them; errors
 // among them fail the plan.
 func (a *app) loadObjects(t *tree, name string) ([]runtime.Object, error) {
+	return a.loadTree(t, name, true)
+}
+
+// loadTree is loadObjects, printing warnings only when warn is set: those
+// of the revision an agent runs are in gitorch status, and its files as
+// the agent serves them (Secrets' values taken out, a CUE package with a
+// Secret as its objects, defaults applied) warn of what the user did not
+// write.
+func (a *app) loadTree(t *tree, name string, warn bool) ([]runtime.Object, error) {
 	res, err := schema.Load(t.fsys, schema.Options{Paths: t.paths})
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", name, err)
 	}
 	t.display(res)
 	for _, f := range res.Findings {
-		fmt.Fprintln(a.stderr, f.String())
+		if warn || f.Severity == schema.SeverityError {
+			fmt.Fprintln(a.stderr, f.String())
+		}
 	}
 	if n := res.Errors(); n > 0 {
 		return nil, &exitCodeError{code: exitError, err: fmt.Errorf("%s: %d error(s) in the manifests", name, n)}
@@ -399,7 +410,7 @@ func (a *app) liveCluster(ctx context.Context, cmd *cobra.Command, withObjects b
 		fsys[h.Name] = &fstest.MapFile{Data: b, Mode: 0o644}
 	}
 	name := "the running revision " + gitrev.Short(resp.Header.Get("Gitorch-Revision"))
-	if live.objects, err = a.loadObjects(&tree{fsys: fsys, prefix: name}, name); err != nil {
+	if live.objects, err = a.loadTree(&tree{fsys: fsys, prefix: name}, name, false); err != nil {
 		return nil, err
 	}
 	return live, nil

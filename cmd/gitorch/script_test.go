@@ -1,14 +1,12 @@
 package main
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -24,7 +22,6 @@ import (
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/events"
 	"github.com/gitorch/gitorch/pkg/node"
-	"github.com/gitorch/gitorch/pkg/schema"
 	"github.com/gitorch/gitorch/pkg/status"
 )
 
@@ -130,30 +127,9 @@ func fakeAgent(ts *testscript.TestScript, neg bool, args []string) {
 			}
 		case "-files":
 			dir := ts.MkAbs(args[1])
-			// The files of DIR, with Secret values replaced as an agent
-			// serves them.
+			// The files of DIR as an agent serves them.
 			opts.RevisionFiles = func(_ context.Context, w io.Writer) (string, error) {
-				tw := tar.NewWriter(w)
-				err := fs.WalkDir(os.DirFS(dir), ".", func(p string, d fs.DirEntry, err error) error {
-					if err != nil || d.IsDir() {
-						return err
-					}
-					b, err := os.ReadFile(filepath.Join(dir, p))
-					if err == nil {
-						b, _, err = schema.RedactSecrets(p, b)
-					}
-					if err == nil {
-						err = tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(b))})
-					}
-					if err == nil {
-						_, err = tw.Write(b)
-					}
-					return err
-				})
-				if err != nil {
-					return "", err
-				}
-				return strings.Repeat("ab", 20), tw.Close()
+				return strings.Repeat("ab", 20), node.WriteRevisionFiles(w, os.DirFS(dir), time.Time{})
 			}
 		default:
 			ts.Fatalf("fakeagent: unknown flag %s", args[0])

@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/netip"
+	"path"
 	"slices"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/plan"
@@ -445,10 +449,8 @@ func (a *Agent) Leave(ctx context.Context) error {
 }
 
 // RevisionFiles writes the files of the running revision, as the node
-// validated them, to w as a tar archive, and returns the commit (for
-// 'gitorch plan' against the live cluster). Every value of a plain Secret
-// is replaced by its fingerprint (schema.RedactSecrets), so that the plan
-// still tells which changed.
+// validated them, to w as a tar archive (WriteRevisionFiles), and returns
+// the commit (for 'gitorch plan' against the live cluster).
 func (a *Agent) RevisionFiles(ctx context.Context, w io.Writer) (string, error) {
 	a.mu.Lock()
 	var commit string
@@ -464,28 +466,73 @@ func (a *Agent) RevisionFiles(ctx context.Context, w io.Writer) (string, error) 
 		return "", err
 	}
 	defer snap.Close()
-	tw := tar.NewWriter(w)
-	err = fs.WalkDir(snap.FS, ".", func(p string, d fs.DirEntry, err error) error {
+	return commit, WriteRevisionFiles(w, snap.FS, snap.Time)
+}
+
+// WriteRevisionFiles writes the files of fsys to w as a tar archive, as a
+// node serves its revision's. A Secret's values never leave the node:
+// each is replaced by its fingerprint (schema.RedactSecrets), so that a
+// plan still tells which changed, and a directory whose CUE files may
+// define a Secret is served as its objects (schema.RedactObjects, in
+// schema.CUEObjectsFile) in place of those files.
+func WriteRevisionFiles(w io.Writer, fsys fs.FS, modTime time.Time) error {
+	type file struct {
+		name string
+		data []byte
+	}
+	var files []file
+	cueDirs := map[string][]runtime.Object{}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := fs.ReadFile(snap.FS, p)
+		b, err := fs.ReadFile(fsys, p)
 		if err != nil {
 			return err
 		}
-		// A Secret's values never leave the node: the plan gets their
-		// fingerprints.
-		if b, _, err = schema.RedactSecrets(p, b); err != nil {
+		b, _, err = schema.RedactSecrets(p, b)
+		switch {
+		case errors.Is(err, schema.ErrSecretInCUE):
+			cueDirs[path.Dir(p)] = nil
+		case err != nil:
 			return err
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(b)), ModTime: snap.Time, Typeflag: tar.TypeReg}); err != nil {
-			return err
-		}
-		_, err = tw.Write(b)
-		return err
+		files = append(files, file{p, b})
+		return nil
 	})
 	if err != nil {
-		return commit, err
+		return err
 	}
-	return commit, tw.Close()
+	if len(cueDirs) > 0 {
+		res, err := schema.Load(fsys, schema.Options{})
+		if err != nil {
+			return err
+		}
+		for _, o := range res.Objects {
+			dir := path.Dir(o.Pos.File)
+			if objs, ok := cueDirs[dir]; ok && path.Ext(o.Pos.File) == ".cue" {
+				cueDirs[dir] = append(objs, o.Obj)
+			}
+		}
+		for _, dir := range slices.Sorted(maps.Keys(cueDirs)) {
+			b, err := schema.RedactObjects(cueDirs[dir])
+			if err != nil {
+				return err
+			}
+			files = append(files, file{path.Join(dir, schema.CUEObjectsFile), b})
+		}
+	}
+	tw := tar.NewWriter(w)
+	for _, f := range files {
+		if _, ok := cueDirs[path.Dir(f.name)]; ok && path.Ext(f.name) == ".cue" {
+			continue
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data)), ModTime: modTime, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
 }

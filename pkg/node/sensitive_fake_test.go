@@ -3,6 +3,7 @@ package node_test
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -273,5 +275,71 @@ func TestFakeAgentNeverShowsSecretValues(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRevisionFilesServeACUESecretAsItsObjects: CUE source cannot be
+// rewritten value by value, so a directory whose CUE defines a Secret is
+// served as its objects; they load into what runs, and hold no value.
+func TestRevisionFilesServeACUESecretAsItsObjects(t *testing.T) {
+	n := newFakeNode(t)
+	rev := map[string]string{
+		"app/app.cue": `package app
+secret: {apiVersion: "v1", kind: "Secret", metadata: name: "db", stringData: password: "cue-hunter2-K9"}
+deploy: {
+	apiVersion: "apps/v1", kind: "Deployment", metadata: name: "api"
+	spec: {replicas: 1, selector: matchLabels: app: "api", template: {metadata: labels: app: "api", spec: containers: [{name: "a", image: "busybox:1.36", env: [{name: "P", valueFrom: secretKeyRef: {name: "db", key: "password"}}]}]}}
+}
+`,
+		"app/more.cue": "package app\nsvc: {apiVersion: \"v1\", kind: \"Service\", metadata: name: \"api\", spec: {selector: app: \"api\", ports: [{port: 80}]}}\n",
+		"web.yaml":     fmt.Sprintf(webDeployment, 1, "busybox:1.36"),
+	}
+	n.src.commit(rev)
+	ag, _ := n.start(t)
+	waitFor(t, "2 pods running", func() bool { return countPhase(ag, plan.PhaseRunning) == 2 })
+	var buf bytes.Buffer
+	if _, err := ag.RevisionFiles(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	served := fstest.MapFS{}
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		served[h.Name] = &fstest.MapFile{Data: b}
+	}
+	var names []string
+	for name := range served {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	if want := []string{"app/" + schema.CUEObjectsFile, "web.yaml"}; !slices.Equal(names, want) {
+		t.Fatalf("served %v, want %v", names, want)
+	}
+	for _, form := range []string{"cue-hunter2-K9", base64.StdEncoding.EncodeToString([]byte("cue-hunter2-K9"))} {
+		if strings.Contains(string(served["app/"+schema.CUEObjectsFile].Data), form) {
+			t.Errorf("the served objects hold %q", form)
+		}
+	}
+	local := fstest.MapFS{}
+	for name, data := range rev {
+		local[name] = &fstest.MapFile{Data: []byte(data)}
+	}
+	a, err := schema.Load(local, schema.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := schema.Load(served, schema.Options{})
+	if err != nil || b.Errors() > 0 || len(b.Objects) != 4 {
+		t.Fatalf("the served files load with %v, %v", err, b.Findings)
+	}
+	if d := plan.Diff(a.RuntimeObjects(), b.RuntimeObjects()); len(d) != 0 {
+		t.Errorf("the served files differ from what runs: %+v", d)
 	}
 }

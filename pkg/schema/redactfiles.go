@@ -11,13 +11,60 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 // ErrSecretInCUE is RedactSecrets' answer for a CUE file that may define a
-// Secret: its values cannot be taken out of the source.
+// Secret: its values cannot be taken out of the source. The objects of its
+// directory are served instead (RedactObjects, CUEObjectsFile).
 var ErrSecretInCUE = errors.New("a CUE file that may define a Secret cannot be served without its values")
+
+// CUEObjectsFile is the name under which a node serves, in the place of the
+// .cue files of a directory that may define a Secret, the objects of that
+// directory's CUE package (RedactObjects).
+const CUEObjectsFile = "cue-objects.gitorch.json"
+
+// RedactObjects writes objs as JSON, one object a line, without status,
+// each Secret with the plan.Fingerprint of each value in place of the
+// value: what a node serves for a CUE package that defines a Secret,
+// whose source cannot be rewritten value by value. Loaded again, the
+// objects are those given, but for the values.
+func RedactObjects(objs []runtime.Object) ([]byte, error) {
+	var buf bytes.Buffer
+	for _, o := range objs {
+		if s, ok := o.(*corev1.Secret); ok {
+			s = s.DeepCopy()
+			for k, v := range s.Data {
+				s.Data[k] = []byte(plan.Fingerprint(s.Namespace, s.Name, k, v))
+			}
+			for k, v := range s.StringData {
+				s.StringData[k] = plan.Fingerprint(s.Namespace, s.Name, k, []byte(v))
+			}
+			o = s
+		}
+		b, err := json.Marshal(o)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
+		delete(m, "status")
+		if md, ok := m["metadata"].(map[string]any); ok {
+			delete(md, "creationTimestamp")
+		}
+		if b, err = json.Marshal(m); err != nil {
+			return nil, err
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes(), nil
+}
 
 // RedactSecrets rewrites the manifest file name (data) so that every
 // Secret in it carries, in place of each data and stringData value, its
