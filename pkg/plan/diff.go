@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -129,37 +130,20 @@ func generic(o runtime.Object) map[string]any {
 	if md, ok := m["metadata"].(map[string]any); ok {
 		delete(md, "creationTimestamp")
 	}
+	if s, ok := o.(*corev1.Secret); ok {
+		hide(s, m)
+	}
 	return m
 }
 
 func diffObjects(a, b runtime.Object) []FieldChange {
-	ga, gb := generic(a), generic(b)
-	hidden := diffSensitive(a, b, ga, gb)
 	var out []FieldChange
-	diffValue("", ga, gb, &out)
-	if len(hidden) == 0 {
-		return out
-	}
-	// Each list is in the order of the objects' fields; merge them by
-	// their first path element, the sensitive ones' own among the others.
-	out = append(out, hidden...)
-	slices.SortStableFunc(out, func(x, y FieldChange) int {
-		return cmp.Compare(topField(x.Path), topField(y.Path))
-	})
+	diffValue("", generic(a), generic(b), &out)
 	return out
 }
 
-// topField is the first element of a diff path: "spec" of
-// "spec.template" and of "spec[0]".
-func topField(path string) string {
-	if i := strings.IndexAny(path, ".["); i >= 0 {
-		return path[:i]
-	}
-	return path
-}
-
 func diffValue(path string, a, b any, out *[]FieldChange) {
-	if reflect.DeepEqual(a, b) {
+	if reflect.DeepEqual(a, b) || diffHidden(path, a, b, out) {
 		return
 	}
 	switch av := a.(type) {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Sensitive says how a value that must not be shown changed: a Secret's
@@ -27,65 +26,28 @@ func (s Sensitive) String() string { return "(sensitive, " + string(s) + ")" }
 // key under them is one value.
 var secretFields = []string{"data", "stringData"}
 
+// LastAppliedAnnotation is kubectl's copy of an object as last applied: on
+// a Secret taken from a cluster (kubectl get -o yaml) it holds the values
+// too, so it is as sensitive as they are.
+const LastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
 // SensitiveField reports whether field, a path in an object of kind as
 // diffs and findings write it (data.password, stringData.token[0]), is or
 // is inside a value that no output may show: a Secret's data and
-// stringData, and everything under them. The keys are not sensitive (an
-// encrypted Secret shows them too); their values are. Outputs that do not
-// go through Diff, such as a finding on a Secret's field, ask this.
+// stringData and everything under them, and its LastAppliedAnnotation.
+// The keys are not sensitive (an encrypted Secret shows them too); their
+// values are. Diff hides these values itself; outputs that do not go
+// through it, such as a finding on a Secret's field, ask this.
 func SensitiveField(kind, field string) bool {
 	if kind != "Secret" {
 		return false
 	}
-	return slices.Contains(secretFields, topField(field))
-}
-
-// diffSensitive compares the values that must not be shown, of a and b,
-// and removes them from ga and gb (the objects' JSON forms) so that the
-// generic diff never sees them. A Secret's data and stringData are
-// compared key by key: a key only on one side is added or removed, a key
-// on both whose value differs is changed. Values are never copied into
-// the result; this is the one place where a plan decides what is
-// sensitive, and every output (text, JSON, the API) writes what it gives.
-func diffSensitive(a, b runtime.Object, ga, gb map[string]any) []FieldChange {
-	sa, aok := a.(*corev1.Secret)
-	sb, bok := b.(*corev1.Secret)
-	if !aok && !bok {
-		return nil
+	top := field
+	if i := strings.IndexAny(field, ".["); i >= 0 {
+		top = field[:i]
 	}
-	var out []FieldChange
-	for _, f := range secretFields {
-		delete(ga, f)
-		delete(gb, f)
-		va, vb := secretValues(sa, f), secretValues(sb, f)
-		keys := make([]string, 0, len(va)+len(vb))
-		for k := range va {
-			keys = append(keys, k)
-		}
-		for k := range vb {
-			if _, ok := va[k]; !ok {
-				keys = append(keys, k)
-			}
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			x, inA := va[k]
-			y, inB := vb[k]
-			var s Sensitive
-			switch {
-			case !inA:
-				s = SensitiveAdded
-			case !inB:
-				s = SensitiveRemoved
-			case !sameValue(sb, k, x, y):
-				s = SensitiveChanged
-			default:
-				continue
-			}
-			out = append(out, FieldChange{Path: f + "." + k, Sensitive: s})
-		}
-	}
-	return out
+	return slices.Contains(secretFields, top) || strings.HasPrefix(field, "metadata.annotations."+LastAppliedAnnotation) ||
+		strings.HasPrefix(field, `metadata.annotations["`+LastAppliedAnnotation+`"]`)
 }
 
 // FingerprintPrefix starts a value that stands for a Secret's value in
@@ -110,33 +72,83 @@ func Fingerprint(namespace, name, key string, value []byte) string {
 	return FingerprintPrefix + hex.EncodeToString(h.Sum(nil))
 }
 
-// sameValue reports whether x and y, two values of key in Secret s,
-// are the same, either being a Fingerprint.
-func sameValue(s *corev1.Secret, key, x, y string) bool {
-	if x == y {
-		return true
-	}
-	fp := func(v string) string {
-		if strings.HasPrefix(v, FingerprintPrefix) {
-			return v
+// hidden stands in a Secret's JSON form for one of its values: two are
+// equal (reflect.DeepEqual) when the values are, and nothing of it is
+// ever rendered. diffValue reports a difference as a Sensitive change.
+type hidden struct{ fingerprint string }
+
+// MarshalJSON writes a hidden value inside a larger one (an annotations
+// map added whole) as what it is.
+func (hidden) MarshalJSON() ([]byte, error) { return []byte(`"(sensitive)"`), nil }
+
+// hiddenMap is a Secret's data or stringData with each value hidden;
+// diffValue compares it key by key even when the other side has none.
+type hiddenMap map[string]any
+
+// hide replaces, in g (the JSON form of s), every sensitive value with
+// what stands for it: this is the one place where a diff decides what it
+// must not show, and every output (text, JSON, the API) writes the
+// changes it gives.
+func hide(s *corev1.Secret, g map[string]any) {
+	fp := func(key string, v []byte) hidden {
+		if strings.HasPrefix(string(v), FingerprintPrefix) {
+			return hidden{string(v)}
 		}
-		return Fingerprint(s.Namespace, s.Name, key, []byte(v))
+		return hidden{Fingerprint(s.Namespace, s.Name, key, v)}
 	}
-	return fp(x) == fp(y)
+	if len(s.Data) > 0 {
+		m := hiddenMap{}
+		for k, v := range s.Data {
+			m[k] = fp(k, v)
+		}
+		g["data"] = m
+	}
+	if len(s.StringData) > 0 {
+		m := hiddenMap{}
+		for k, v := range s.StringData {
+			m[k] = fp(k, []byte(v))
+		}
+		g["stringData"] = m
+	}
+	if v, ok := s.Annotations[LastAppliedAnnotation]; ok {
+		// The key cannot clash with a data key: those have no '/'.
+		g["metadata"].(map[string]any)["annotations"].(map[string]any)[LastAppliedAnnotation] = fp(LastAppliedAnnotation, []byte(v))
+	}
 }
 
-// secretValues is the data (field "data") or stringData of s by key, nil
-// when s is nil.
-func secretValues(s *corev1.Secret, field string) map[string]string {
-	if s == nil {
-		return nil
+// diffHidden reports the change of a hidden value, or of a hidden map key
+// by key; it returns false when neither a nor b is one.
+func diffHidden(path string, a, b any, out *[]FieldChange) bool {
+	_, ha := a.(hidden)
+	_, hb := b.(hidden)
+	if ha || hb {
+		s := SensitiveChanged
+		switch {
+		case a == nil:
+			s = SensitiveAdded
+		case b == nil:
+			s = SensitiveRemoved
+		}
+		*out = append(*out, FieldChange{Path: path, Sensitive: s})
+		return true
 	}
-	if field == "stringData" {
-		return s.StringData
+	ma, mok := a.(hiddenMap)
+	mb, nok := b.(hiddenMap)
+	if !mok && !nok {
+		return false
 	}
-	out := make(map[string]string, len(s.Data))
-	for k, v := range s.Data {
-		out[k] = string(v)
+	keys := make([]string, 0, len(ma)+len(mb))
+	for k := range ma {
+		keys = append(keys, k)
 	}
-	return out
+	for k := range mb {
+		if _, ok := ma[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		diffValue(joinPath(path, k), ma[k], mb[k], out)
+	}
+	return true
 }

@@ -76,6 +76,39 @@ func TestDiffSecretValues(t *testing.T) {
 			{Path: "type", Old: "Opaque", New: "kubernetes.io/basic-auth"},
 		},
 	}, {
+		name: "kubectl's last applied copy is as sensitive as the values, in its place",
+		old: func() *corev1.Secret {
+			s := secret("db", map[string]string{"password": "hunter2"}, nil)
+			s.Annotations = map[string]string{LastAppliedAnnotation: `{"data":{"password":"aHVudGVyMg=="}}`, "team": "a"}
+			s.Labels = map[string]string{"tier": "db"}
+			return s
+		}(),
+		new: func() *corev1.Secret {
+			s := secret("db", map[string]string{"password": "hunter2"}, nil)
+			s.Annotations = map[string]string{LastAppliedAnnotation: `{"data":{"password":"aHVudGVyMw=="}}`, "team": "b"}
+			s.Labels = map[string]string{"tier": "cache"}
+			return s
+		}(),
+		want: []FieldChange{
+			{Path: "metadata.annotations." + LastAppliedAnnotation, Sensitive: SensitiveChanged},
+			{Path: "metadata.annotations.team", Old: "a", New: "b"},
+			{Path: "metadata.labels.tier", Old: "db", New: "cache"},
+		},
+	}, {
+		name: "a value that is its fingerprint is the same value",
+		old:  secret("db", map[string]string{"password": Fingerprint("default", "db", "password", []byte("hunter2"))}, nil),
+		new:  secret("db", map[string]string{"password": "hunter2"}, nil),
+	}, {
+		name: "a fingerprint of another value is a change",
+		old:  secret("db", map[string]string{"password": Fingerprint("default", "db", "password", []byte("hunter3"))}, nil),
+		new:  secret("db", map[string]string{"password": "hunter2"}, nil),
+		want: []FieldChange{{Path: "data.password", Sensitive: SensitiveChanged}},
+	}, {
+		name: "a fingerprint is bound to its Secret and key",
+		old:  secret("db", map[string]string{"password": Fingerprint("default", "other", "password", []byte("hunter2"))}, nil),
+		new:  secret("db", map[string]string{"password": "hunter2"}, nil),
+		want: []FieldChange{{Path: "data.password", Sensitive: SensitiveChanged}},
+	}, {
 		name: "the same values are no change",
 		old:  secret("db", map[string]string{"password": "hunter2"}, map[string]string{"a": "b"}),
 		new:  secret("db", map[string]string{"password": "hunter2"}, map[string]string{"a": "b"}),
@@ -105,6 +138,11 @@ func TestPlanNeverWritesSecretValues(t *testing.T) {
 	}
 	new := []runtime.Object{
 		secret("db", map[string]string{"password": values[1], "fresh": values[3]}, map[string]string{"sd": values[5]}),
+	}
+	// kubectl's copy, on the new side only: the annotations map is added
+	// whole.
+	new[0].(*corev1.Secret).Annotations = map[string]string{
+		LastAppliedAnnotation: `{"apiVersion":"v1","data":{"password":"` + base64.StdEncoding.EncodeToString([]byte(values[1])) + `"},"stringData":{"sd":"` + values[5] + `"}}`,
 	}
 	p := Build(old, new, nil, nil, Options{})
 	var text, color, js bytes.Buffer
@@ -144,5 +182,29 @@ func TestPlanNeverWritesSecretValues(t *testing.T) {
 	}
 	if len(doc.Changes) != 1 || !slices.Contains(doc.Changes[0].Fields, FieldChange{Path: "data.password", Sensitive: SensitiveChanged}) {
 		t.Errorf("JSON plan does not say data.password changed:\n%s", js.String())
+	}
+}
+
+func TestSensitiveField(t *testing.T) {
+	for _, tc := range []struct {
+		kind, field string
+		want        bool
+	}{
+		{"Secret", "data", true},
+		{"Secret", "data.password", true},
+		{"Secret", `data["tls.crt"]`, true},
+		{"Secret", "stringData.token[0]", true},
+		{"Secret", "metadata.annotations." + LastAppliedAnnotation, true},
+		{"Secret", `metadata.annotations["` + LastAppliedAnnotation + `"]`, true},
+		{"Secret", "metadata.annotations.team", false},
+		{"Secret", "metadata.name", false},
+		{"Secret", "type", false},
+		{"Secret", "database", false},
+		{"ConfigMap", "data.password", false},
+		{"Deployment", "spec.template.spec.containers[0].env[0].value", false},
+	} {
+		if got := SensitiveField(tc.kind, tc.field); got != tc.want {
+			t.Errorf("SensitiveField(%q, %q) = %v, want %v", tc.kind, tc.field, got, tc.want)
+		}
 	}
 }

@@ -26,7 +26,9 @@ func redactFindings(fs []Finding) {
 		if !plan.SensitiveField(f.Kind, f.Field) {
 			continue
 		}
-		f.Field = valuePath(f.Field)
+		if !strings.HasPrefix(f.Field, "metadata.") {
+			f.Field = valuePath(f.Field)
+		}
 		f.Message = redactMessage(f.Message)
 	}
 }

@@ -30,7 +30,8 @@ metadata:
   name: whole
 data: c2VjcmV0LWRhdGE=
 `,
-		"s.json": `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "js"}, "stringData": {"k": 987654321}}`,
+		"ann.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: ann\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: 12345678\n",
+		"s.json":   `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "js"}, "stringData": {"k": 987654321}}`,
 		"cue/s.cue": `package s
 secret: {
 	apiVersion: "v1"
@@ -49,13 +50,14 @@ secret: {
 		`db.yaml:11:10: Secret/default/db: stringData.other: mismatched types struct and string; the value is not shown`,
 		`db.yaml:11:11: Secret/default/db: stringData.other: invalid value; the value is not shown`,
 		`db.yaml:17:7: Secret/default/whole: data: mismatched types struct and string; the value is not shown`,
+		`ann.yaml:6:55: Secret/default/ann: metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"]: mismatched types int and string; the value is not shown`,
 		`s.json:1:`,
 		`Secret/default/js: stringData.k: mismatched types int and string; the value is not shown`,
 		`Secret/default/cue: data.key: `,
 		`Secret/default/cue: stringData.k2: `,
 	)
 	out := findings(res)
-	for _, v := range append(values, "123456789") {
+	for _, v := range append(values, "123456789", "12345678") {
 		forms := []string{v, base64.StdEncoding.EncodeToString([]byte(v))}
 		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
 			forms = append(forms, string(b))

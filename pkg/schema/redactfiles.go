@@ -43,6 +43,9 @@ func RedactObjects(objs []runtime.Object) ([]byte, error) {
 			for k, v := range s.StringData {
 				s.StringData[k] = plan.Fingerprint(s.Namespace, s.Name, k, []byte(v))
 			}
+			if v, ok := s.Annotations[plan.LastAppliedAnnotation]; ok {
+				s.Annotations[plan.LastAppliedAnnotation] = plan.Fingerprint(s.Namespace, s.Name, plan.LastAppliedAnnotation, []byte(v))
+			}
 			o = s
 		}
 		b, err := json.Marshal(o)
@@ -67,7 +70,8 @@ func RedactObjects(objs []runtime.Object) ([]byte, error) {
 }
 
 // RedactSecrets rewrites the manifest file name (data) so that every
-// Secret in it carries, in place of each data and stringData value, its
+// Secret in it carries, in place of each data and stringData value (and of
+// kubectl's last-applied copy, plan.LastAppliedAnnotation), its
 // plan.Fingerprint: what a node serves of its revision's files, so that a
 // plan can tell which values changed without any of them leaving the
 // node. A file without a plain Secret comes back as it is, and changed
@@ -151,6 +155,15 @@ func redactYAMLSecret(m *yaml.Node) bool {
 		name = n.Value
 	}
 	changed := false
+	if ann := yamlField(md, "annotations"); ann != nil && ann.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(ann.Content); i += 2 {
+			if ann.Content[i].Value == plan.LastAppliedAnnotation {
+				ann.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str",
+					Value: plan.Fingerprint(ns, name, plan.LastAppliedAnnotation, []byte(ann.Content[i+1].Value))}
+				changed = true
+			}
+		}
+	}
 	for _, field := range []string{"data", "stringData"} {
 		f := yamlField(m, field)
 		if f == nil {
@@ -219,14 +232,20 @@ func redactJSONSecret(m map[string]any) bool {
 	if m["kind"] != "Secret" || m["sops"] != nil {
 		return false
 	}
-	ns, name := "default", ""
+	ns, name, changed := "default", "", false
 	if md, ok := m["metadata"].(map[string]any); ok {
 		if s, ok := md["namespace"].(string); ok && s != "" {
 			ns = s
 		}
 		name, _ = md["name"].(string)
+		if ann, ok := md["annotations"].(map[string]any); ok {
+			if v, ok := ann[plan.LastAppliedAnnotation]; ok {
+				s, _ := v.(string)
+				ann[plan.LastAppliedAnnotation] = plan.Fingerprint(ns, name, plan.LastAppliedAnnotation, []byte(s))
+				changed = true
+			}
+		}
 	}
-	changed := false
 	for _, field := range []string{"data", "stringData"} {
 		f, ok := m[field]
 		if !ok {

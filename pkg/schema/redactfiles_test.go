@@ -17,7 +17,12 @@ data: {mode: plain-config-value}
 ---
 apiVersion: v1
 kind: Secret
-metadata: {name: db, namespace: prod}
+metadata:
+  name: db
+  namespace: prod
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: '{"data":{"password":"aHVudGVyMi1hbm5vdGF0aW9u"}}'
+    team: payments
 data:
   password: aHVudGVyMi15YW1s   # hunter2-yaml
   other: &o b3RoZXItdmFsdWU=
@@ -25,7 +30,7 @@ stringData:
   token: yaml-token-value
 `
 
-const redactJSONFile = `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "js"},
+const redactJSONFile = `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "js", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"stringData\":{\"token\":\"json-annotated-token\"}}"}},
  "data": {"password": "aHVudGVyMi1qc29u"}, "stringData": {"token": "json-token-value"}}
 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"n": "1"}}
 `
@@ -34,7 +39,7 @@ const redactJSONFile = `{"apiVersion": "v1", "kind": "Secret", "metadata": {"nam
 // of its Secrets, loads into the same objects but for the values, and a
 // plan finds no change between it and the file it came from.
 func TestRedactSecretsKeepsWhatAPlanCompares(t *testing.T) {
-	secrets := []string{"hunter2-yaml", "aHVudGVyMi15YW1s", "other-value", "b3RoZXItdmFsdWU=", "yaml-token-value", "hunter2-json", "aHVudGVyMi1qc29u", "json-token-value"}
+	secrets := []string{"hunter2-yaml", "aHVudGVyMi15YW1s", "other-value", "b3RoZXItdmFsdWU=", "yaml-token-value", "hunter2-json", "aHVudGVyMi1qc29u", "json-token-value", "aHVudGVyMi1hbm5vdGF0aW9u", "hunter2-annotation", "json-annotated-token"}
 	for name, src := range map[string]string{"db.yaml": redactYAMLFile, "db.json": redactJSONFile} {
 		t.Run(name, func(t *testing.T) {
 			out, changed, err := RedactSecrets(name, []byte(src))
