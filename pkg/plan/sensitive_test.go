@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -205,6 +206,27 @@ func TestSensitiveField(t *testing.T) {
 	} {
 		if got := SensitiveField(tc.kind, tc.field); got != tc.want {
 			t.Errorf("SensitiveField(%q, %q) = %v, want %v", tc.kind, tc.field, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkDiffSecrets1k: 1000 Secrets of 10 keys of 64 bytes, one key of
+// each changed; every value is fingerprinted on both sides.
+func BenchmarkDiffSecrets1k(b *testing.B) {
+	var old, new []runtime.Object
+	for i := range 1000 {
+		data := map[string]string{}
+		for k := range 10 {
+			data[fmt.Sprintf("key-%d", k)] = strings.Repeat(fmt.Sprintf("%d-%d.", i, k), 64)[:64]
+		}
+		old = append(old, secret(fmt.Sprintf("s%04d", i), data, nil))
+		data["key-0"] = "changed"
+		new = append(new, secret(fmt.Sprintf("s%04d", i), data, nil))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if d := Diff(old, new); len(d) != 1000 {
+			b.Fatalf("%d changes", len(d))
 		}
 	}
 }
