@@ -259,3 +259,30 @@ func TestReplicaResyncs(t *testing.T) {
 	eventually(t, "replica's messages after the new master", "new", get)
 	eventually(t, "replica with its new master", "ready", ready)
 }
+
+// TestServeEndsWhenAcceptFails: a listener closed under Serve makes it
+// return an error, closing the connections it had, not wait for them.
+func TestServeEndsWhenAcceptFails(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- NewServer(nil).Serve(context.Background(), l) }()
+	c := dial(t, l.Addr().String())
+	if _, err := c.Do(ctx(t), "PING"); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Serve returned nil after its listener failed")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its listener was closed")
+	}
+	if _, err := c.Do(ctx(t), "PING"); err == nil {
+		t.Error("a connection outlived Serve")
+	}
+}

@@ -42,13 +42,14 @@ func NewServer(log *slog.Logger) *Server {
 	return &Server{log: log, data: map[string]string{}, replicas: map[chan []string]struct{}{}}
 }
 
-// Serve accepts connections on l until ctx is done, and then closes l
-// and every connection.
+// Serve accepts connections on l until ctx is done or accepting fails,
+// and then closes l and every connection and waits for their goroutines.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	var wg sync.WaitGroup
 	conns := map[net.Conn]struct{}{}
 	var mu sync.Mutex
-	stop := context.AfterFunc(ctx, func() {
+	done, cancel := context.WithCancel(ctx)
+	context.AfterFunc(done, func() {
 		l.Close()
 		mu.Lock()
 		for c := range conns {
@@ -56,8 +57,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		}
 		mu.Unlock()
 	})
-	defer stop()
 	defer wg.Wait()
+	defer cancel()
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -69,10 +70,15 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		mu.Lock()
 		conns[c] = struct{}{}
 		mu.Unlock()
+		if done.Err() != nil {
+			// Accepted just as Serve stopped: the closing may have
+			// missed it.
+			c.Close()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.serveConn(ctx, c)
+			s.serveConn(done, c)
 			c.Close()
 			mu.Lock()
 			delete(conns, c)
