@@ -234,7 +234,7 @@ status_of 2
 # The guestbook, from outside: a host of the LAN that runs no gitorch
 # writes through node 1's NodePort and reads back through node 2's.
 # NodePort 30001 is the frontend Service's, in examples/repo/guestbook.
-entry="Hello from the gitorch demo, $(date +%T)"
+entry="Hello from the gitorch demo at $(date +%T)" # no comma: the page splits entries on commas
 echo
 echo "== write: curl http://$LAN_NET.1:30001/guestbook.php?cmd=set&key=messages&value=...   (from host $LAN_NET.$CLIENT, outside the cluster)"
 for i in $(seq 30); do
