@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 )
 
 // Client is one connection to a server, for one goroutine at a time.
@@ -38,10 +37,7 @@ func (e ServerError) Error() string { return string(e) }
 // Do sends one command and reads its reply, within ctx's deadline. An
 // error reply is returned as a ServerError.
 func (c *Client) Do(ctx context.Context, args ...string) (Reply, error) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Time{}
-	}
+	deadline, _ := ctx.Deadline() // none: the zero time, no deadline
 	c.c.SetDeadline(deadline)
 	if err := WriteCommand(c.w, args...); err != nil {
 		return Reply{}, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -186,7 +187,7 @@ func TestReplicaFollowsMaster(t *testing.T) {
 	}
 	eventually(t, "EXISTS before on the replica", "0", func() (string, error) {
 		rep, err := r.Do(cx, "EXISTS", "before")
-		return string(rune('0' + rep.Int)), err
+		return strconv.FormatInt(rep.Int, 10), err
 	})
 
 	// A replica refuses writes, as Redis's does.
