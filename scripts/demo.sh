@@ -5,7 +5,10 @@
 # (a "host" of a LAN made by scripts/lib/lan.sh), gossiping with an
 # encrypted key, all on one containerd of the demo's own (a containerd
 # namespace per node), all following examples/repo of this Git clone. It
-# asks every node for the cluster's status, kills one node (kill -9 and
+# waits until every pod is Running and ready, asks every node for the
+# cluster's status, writes a guestbook entry through node 1's NodePort and
+# reads it back through node 2's (from a fourth host of the LAN that runs
+# no gitorch: from outside the cluster), then kills one node (kill -9 and
 # its cable cut) and shows its pods running on the others.
 #
 #   scripts/demo.sh          run it (as root, on Debian 12); the cluster,
@@ -13,21 +16,31 @@
 #   scripts/demo.sh stop     stop the agents, their pods and the containerd,
 #                            and remove everything the demo made
 #
-# Nothing is pulled from the internet but the Go modules: the hello pods run
-# a busybox image built from Debian's busybox-static. The guestbook and
-# nginx pods need their public images; without registry access they stay in
-# ImagePullBackOff, which `gitorch status` shows.
+# GITORCH_DEMO=NAME (letters and digits; default demo) runs a demo of its own
+# beside others on the machine: directory /tmp/gitorch-NAME, network and
+# containerd namespaces gtNAME-*. Give it to stop as well.
+#
+# Nothing is pulled from the internet but the Go modules: the demo builds
+# every image its pods use and imports it into each node's containerd —
+# busybox from Debian's busybox-static for hello, and the guestbook's
+# frontend and key-value backend from examples/guestbook-app.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 . scripts/lib/lan.sh
 
-DEMO=/tmp/gitorch-demo
+name=${GITORCH_DEMO:-demo}
+if [[ ! $name =~ ^[A-Za-z0-9]+$ ]]; then
+	echo "GITORCH_DEMO=$name: use letters and digits" >&2
+	exit 2
+fi
+DEMO=/tmp/gitorch-$name
 SOCK=$DEMO/containerd/c.sock
-LAN=gtdemo # network namespaces gtdemo-br, gtdemo-1 ... gtdemo-3
+LAN=gt$name # network namespaces gtdemo-br, gtdemo-1 ... gtdemo-4
 export LAN_NET=10.77.0
 NODES=3
-NS=gtdemo # containerd namespaces gtdemo-n1 ... gtdemo-n3
+CLIENT=$((NODES + 1)) # a host of the LAN that runs no gitorch
+NS=gt$name # containerd namespaces gtdemo-n1 ... gtdemo-n3
 G=./bin/gitorch
 
 # on I CMD...: runs CMD in node I's network namespace.
@@ -110,8 +123,16 @@ $G validate examples/repo
 echo
 echo "== gitorch plan examples/repo --nodes examples/nodes.yaml"
 # plan exits 2 when there are changes, as terraform plan -detailed-exitcode.
-NO_COLOR=1 $G plan --nodes examples/nodes.yaml examples/repo | head -40 || true
-echo "   ... (the plan goes on)"
+NO_COLOR=1 $G plan --nodes examples/nodes.yaml examples/repo >$DEMO.plan || true
+head -40 $DEMO.plan
+if [ "$(wc -l <$DEMO.plan)" -gt 41 ]; then
+	echo "   ... (the plan goes on)"
+	tail -1 $DEMO.plan
+fi
+# Every pod the plan places must run: the count the cluster is waited for.
+PODS=$(sed -n 's/.* \([0-9][0-9]*\) pods placed.*/\1/p' $DEMO.plan)
+rm -f $DEMO.plan
+[ -n "$PODS" ] || { echo "cannot read the number of pods from the plan" >&2; exit 1; }
 
 echo
 echo "== a cluster of $NODES nodes syncing examples/repo from this Git repository"
@@ -131,15 +152,23 @@ containerd --config $DEMO/containerd/config.toml >$DEMO/containerd.log 2>&1 &
 echo $! >$DEMO/containerd.pid
 for _ in $(seq 100); do [ -S $SOCK ] && break; sleep 0.1; done
 
-go run ./scripts/busybox-image -o $DEMO/busybox.tar -ref gitorch.local/busybox:1
+# The images of every pod of examples/repo, into every node's containerd
+# namespace (each node is a machine of its own: it has only what it was
+# given).
+mkdir -p $DEMO/images
+go run ./scripts/busybox-image -o $DEMO/images/busybox.tar -ref gitorch.local/busybox:1
+go run ./scripts/guestbook-images -o $DEMO/images
 for i in $(seq $NODES); do
-	$G image import --containerd-address $SOCK --containerd-namespace $NS-n$i $DEMO/busybox.tar >/dev/null
+	for img in $DEMO/images/*.tar; do
+		$G image import --containerd-address $SOCK --containerd-namespace $NS-n$i "$img" >/dev/null
+	done
 done
+echo "imported $(ls $DEMO/images | tr '\n' ' ')into the containerd of each node"
 
 # One gossip key and one API token for the whole cluster.
 (umask 077 && $G gossip keygen >$DEMO/gossip.key && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >$DEMO/api.token)
 
-lan_up $LAN $NODES
+lan_up $LAN $CLIENT
 join=$(for i in $(seq $NODES); do printf '%s,' "$LAN_NET.$i"; done)
 join=${join%,}
 for i in $(seq $NODES); do
@@ -157,22 +186,77 @@ for i in $(seq $NODES); do
 	echo "node n$i: agent $(cat $DEMO/agent$i.pid) at $LAN_NET.$i (log: $DEMO/agent$i.log)"
 done
 
-# hello_ready I: how many hello pods node I sees Running and ready.
-# READY is 1/1 for the node's own pods, yes for other nodes' pods.
-hello_ready() { status_of "$1" 2>/dev/null | grep -Ec '^default +hello-[^ ]+ +(1/1|yes) +Running' || true; }
+# pods_ready I: how many pods node I sees Running and ready, and the names
+# of the others. READY is n/n for the node's own pods, yes for other
+# nodes' pods.
+pods_ready() {
+	{ status_of "$1" 2>/dev/null || true; } | awk '
+		/^NAMESPACE /   { table = 1; next }
+		table && NF == 0 { table = 0 }
+		table {
+			split($3, r, "/")
+			if ($4 == "Running" && ($3 == "yes" || (r[1] == r[2] && r[1] > 0))) ready++
+			else waiting = waiting " " $1 "/" $2 "(" $3 "," $4 ")"
+		}
+		END { printf "%d%s\n", ready, waiting }'
+}
 
-for i in $(seq 120); do
-	[ "$(hello_ready 1)" -ge 2 ] && [ "$(hello_ready 3)" -ge 2 ] && break
-	[ "$i" -eq 120 ] && { echo "hello pods not ready after 2 minutes"; tail -n 20 $DEMO/agent*.log; exit 1; }
+# Bounded: every pod of the repository Running and ready, as node 1 and
+# node 3 see them, within 3 minutes.
+echo
+echo "== waiting for the $PODS pods of examples/repo to be Running and ready"
+last=
+start=$SECONDS
+while :; do
+	r1=$(pods_ready 1)
+	r3=$(pods_ready 3)
+	[ "${r1%% *}" -ge "$PODS" ] && [ "${r3%% *}" -ge "$PODS" ] && break
+	if [ "${r1%% *}" != "$last" ]; then
+		echo "   $(date +%T) n1 sees ${r1%% *}/$PODS ready"
+		last=${r1%% *}
+	fi
+	if [ $((SECONDS - start)) -ge 180 ]; then
+		echo "FAILED: pods not Running and ready after 3 minutes:${r1#* }" >&2
+		status_of 1 >&2 || true
+		tail -n 20 $DEMO/agent*.log >&2
+		exit 1
+	fi
 	sleep 1
 done
-
+echo "   all $PODS pods Running and ready after $((SECONDS - start)) s"
 echo
 echo "== gitorch status nodes   (asked of n1)"
 status_of 1 nodes
 echo
 echo "== gitorch status   (asked of n2: every node answers for the whole cluster)"
 status_of 2
+
+# The guestbook, from outside: a host of the LAN that runs no gitorch
+# writes through node 1's NodePort and reads back through node 2's.
+# NodePort 30001 is the frontend Service's, in examples/repo/guestbook.
+entry="Hello from the gitorch demo at $(date +%T)" # no comma: the page splits entries on commas
+echo
+echo "== write: curl http://$LAN_NET.1:30001/guestbook.php?cmd=set&key=messages&value=...   (from host $LAN_NET.$CLIENT, outside the cluster)"
+for i in $(seq 30); do
+	out=$(on $CLIENT curl -sS --fail-with-body --max-time 5 -G "http://$LAN_NET.1:30001/guestbook.php" \
+		--data-urlencode cmd=set --data-urlencode key=messages --data-urlencode "value=$entry" 2>&1) && break
+	[ "$i" -eq 30 ] && { echo "FAILED: writing through node 1's NodePort 30001: $out" >&2; exit 1; }
+	sleep 1
+done
+echo "$out"
+echo
+echo "== read: curl http://$LAN_NET.2:30001/guestbook.php?cmd=get&key=messages   (from host $LAN_NET.$CLIENT)"
+# The frontend reads from a replica, which follows the master within
+# moments: poll, bounded.
+want=$(printf '{"data":"%s"}' "$entry")
+for i in $(seq 30); do
+	out=$(on $CLIENT curl -sS --fail-with-body --max-time 5 "http://$LAN_NET.2:30001/guestbook.php?cmd=get&key=messages" 2>&1) &&
+		[ "$out" = "$want" ] && break
+	[ "$i" -eq 30 ] && { echo "FAILED: reading back through node 2's NodePort 30001: got $out, want $want" >&2; exit 1; }
+	sleep 1
+done
+echo "$out"
+echo "the entry written through n1 was read back through n2"
 
 pod=$(status_of 3 | awk '$2 ~ /^hello-/ {print $2; exit}')
 ip=$(status_of 3 | awk '$2 ~ /^hello-/ {print $7; exit}')
