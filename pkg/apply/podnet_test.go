@@ -62,11 +62,10 @@ func (n *lanNode) member(name string) plan.NetMember {
 }
 
 // sync programs the node's pod network for the members, as the agent
-// does with what PodRoutes decides. The service CIDR is outside the
-// LAN's 10.100-199.x.0/24 (the default 10.96.0.0/12 is not).
+// does with what PodRoutes decides.
 func (n *lanNode) sync(t *testing.T, self string, members ...plan.NetMember) plan.PodNetwork {
 	t.Helper()
-	want := plan.PodRoutes(members, self, n.cidr, netip.MustParsePrefix("10.253.0.0/16"), 2*time.Second, time.Now())
+	want := plan.PodRoutes(members, self, n.cidr, plan.DefaultServiceCIDR, 2*time.Second, time.Now())
 	if err := n.podNet.Sync(context.Background(), want); err != nil {
 		t.Fatalf("sync %s: %v", self, err)
 	}
