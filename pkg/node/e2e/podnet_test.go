@@ -258,4 +258,34 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 		got := gitorchRoutes(t, n1)
 		return len(got) == 0, fmt.Sprintf("routes %v", got)
 	})
+
+	// Then n2 is wiped: reset, run on it once its agent stopped, removes
+	// its table, route, bridge, containers, snapshots and data; a second
+	// reset finds nothing.
+	if !n2.Wait(30 * time.Second) {
+		t.Fatal("n2's agent still runs 30s after it left")
+	}
+	reset := []string{"node", "reset", "--yes", "--data-dir", n2.DataDir, "--containerd-address", c.CD.Address,
+		"--containerd-namespace", n2.Namespace, "--snapshotter", c.CD.Snapshotter}
+	out, err := n2.CLI(reset...)
+	if err != nil {
+		t.Fatalf("node reset: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"removed nftables table inet " + apply.PodNetTable,
+		"removed route 10.88.1.0/24 via " + n1.Host.Addr.String(),
+		"removed link gitorch0 (bridge)",
+		"removed snapshot ",
+		"removed directory " + n2.DataDir,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("node reset printed\n%s\nwithout %q", out, want)
+		}
+	}
+	if out, err := n2.CLI(reset...); err != nil || out != "nothing of gitorch's on this node\n" {
+		t.Fatalf("second node reset: %v\n%s", err, out)
+	}
+	if got := gitorchRoutes(t, n2); len(got) != 0 {
+		t.Fatalf("routes on n2 after reset: %v", got)
+	}
 }
