@@ -270,11 +270,14 @@ func (p *PodNet) syncMasquerade(want plan.PodNetwork) error {
 }
 
 // ipMatch compares the IPv4 address at offset of the network header
-// (12: source, 16: destination) with prefix.
+// (12: source, 16: destination) with prefix. It checks the packet is IPv4
+// first, as nft does for `ip saddr` in an inet table (and so lists it).
 func ipMatch(offset uint32, prefix netip.Prefix, op expr.CmpOp) []expr.Any {
 	a := prefix.Masked().Addr().As4()
 	mask := net.CIDRMask(prefix.Bits(), 32)
 	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
 		&expr.Cmp{Op: op, Register: 1, Data: a[:]},

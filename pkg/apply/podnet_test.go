@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
@@ -142,6 +144,29 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 
 	if got, want := routesIn(t, a.podNet), []plan.Route{route(b.cidr, b.host.Addr)}; !slices.Equal(got, want) {
 		t.Fatalf("routes on a = %v, want %v", got, want)
+	}
+	// The table reads as docs/network.md shows it.
+	nftBin := testenv.RequireBinary(t, "nft")
+	out, err := a.host.Command(nftBin, "list", "table", "inet", apply.PodNetTable).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list table: %v\n%s", err, out)
+	}
+	var rules []string
+	for _, l := range strings.Split(string(out), "\n") {
+		rules = append(rules, strings.TrimSpace(l))
+	}
+	for _, want := range []string{
+		"type nat hook postrouting priority srcnat; policy accept;",
+		"meta nfproto != ipv4 return",
+		"ip saddr != " + a.cidr.String() + " return",
+		"ip daddr " + a.cidr.String() + " return",
+		"ip daddr " + b.cidr.String() + " return",
+		"ip daddr " + plan.DefaultServiceCIDR.String() + " return",
+		"masquerade",
+	} {
+		if !slices.Contains(rules, want) {
+			t.Errorf("table inet %s has no line %q:\n%s", apply.PodNetTable, want, out)
+		}
 	}
 
 	// Pod to pod across nodes: the receiver sees the sender's pod IP.
