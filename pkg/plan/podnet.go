@@ -112,7 +112,14 @@ func PodRoutes(members []NetMember, self string, podCIDR, serviceCIDR netip.Pref
 		cands = append(cands, candidate{m: m, cidr: cidr, live: live})
 	}
 	// Best claim first; a candidate overlapping one already taken loses.
-	slices.SortFunc(cands, func(a, b candidate) int {
+	// (Indices are sorted, not the candidates: moving structs that hold
+	// pointers costs write barriers.)
+	order := make([]int32, len(cands))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &cands[i], &cands[j]
 		switch {
 		case a.live != b.live:
 			if a.live {
@@ -128,9 +135,19 @@ func PodRoutes(members []NetMember, self string, podCIDR, serviceCIDR netip.Pref
 		}
 		return 0
 	})
-	for _, c := range cands {
-		if slices.ContainsFunc(out.Routes, func(r Route) bool { return r.Dst.Overlaps(c.cidr) }) {
+	// taken are the CIDRs routed so far; under, every prefix that holds
+	// one of them. A CIDR overlaps a taken one if it holds one, or one of
+	// its own prefixes is taken: a few map lookups per member.
+	taken, under := map[netip.Prefix]bool{}, map[netip.Prefix]bool{}
+	for _, k := range order {
+		c := &cands[k]
+		if under[c.cidr] || holdsAny(taken, c.cidr) {
 			continue
+		}
+		taken[c.cidr] = true
+		for b := c.cidr.Bits(); b >= 0; b-- {
+			p, _ := c.cidr.Addr().Prefix(b)
+			under[p] = true
 		}
 		out.Routes = append(out.Routes, Route{Dst: c.cidr, Via: c.m.Address, Node: c.m.Name})
 		out.Cluster = append(out.Cluster, c.cidr)
@@ -139,6 +156,16 @@ func PodRoutes(members []NetMember, self string, podCIDR, serviceCIDR netip.Pref
 	slices.SortFunc(out.Cluster, comparePrefix)
 	out.Cluster = slices.Compact(out.Cluster)
 	return out
+}
+
+// holdsAny reports whether p or a shorter prefix holding it is in set.
+func holdsAny(set map[netip.Prefix]bool, p netip.Prefix) bool {
+	for b := p.Bits(); b >= 0; b-- {
+		if q, _ := p.Addr().Prefix(b); set[q] {
+			return true
+		}
+	}
+	return false
 }
 
 func comparePrefix(a, b netip.Prefix) int {

@@ -170,3 +170,25 @@ func TestPodRoutesPermutation(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPodRoutes: the routes of a node in a cluster of 1,000 members.
+func BenchmarkPodRoutes(b *testing.B) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var members []NetMember
+	for i := 0; i < 1000; i++ {
+		members = append(members, NetMember{
+			Name:    "n" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676)),
+			Address: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}),
+			PodCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 88 + byte(i>>8), byte(i), 0}), 24),
+			State:   MemberAlive,
+			Since:   now,
+		})
+	}
+	own := members[0].PodCIDR
+	b.ReportAllocs()
+	for b.Loop() {
+		if got := PodRoutes(members, members[0].Name, own, DefaultServiceCIDR, 2*time.Second, now); len(got.Routes) != 999 {
+			b.Fatalf("%d routes", len(got.Routes))
+		}
+	}
+}
