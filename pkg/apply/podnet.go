@@ -226,15 +226,22 @@ func routeKey(r netlink.Route) (netip.Prefix, netip.Addr) {
 // ever sees half of it:
 //
 //	table inet gitorch-net {
+//		set cluster4 {
+//			type ipv4_addr
+//			flags interval
+//			elements = { <this node's pod CIDR>, <each peer's>, <the service CIDR> }
+//		}
 //		chain postrouting {
 //			type nat hook postrouting priority srcnat; policy accept;
 //			meta nfproto != ipv4 return
 //			ip saddr != <pod CIDR> return
-//			ip daddr <cluster CIDR> return   # one per CIDR
+//			ip daddr @cluster4 return
 //			masquerade
 //		}
 //	}
 //
+// The cluster's CIDRs are a set, not a rule each: the rules of a cluster
+// of hundreds of nodes, each acknowledged, overflow the netlink socket.
 // Without a pod CIDR the table is removed.
 func (p *PodNet) syncMasquerade(want plan.PodNetwork) error {
 	c, err := nftConn(p.cfg.HostNetNS)
@@ -247,6 +254,10 @@ func (p *PodNet) syncMasquerade(want plan.PodNetwork) error {
 	c.DelTable(t)
 	if cidr := want.PodCIDR; cidr.IsValid() && cidr.Addr().Is4() {
 		c.AddTable(t)
+		set := &nftables.Set{Table: t, Name: "cluster4", KeyType: nftables.TypeIPAddr, Interval: true}
+		if err := c.AddSet(set, intervalElements(want.Cluster)); err != nil {
+			return err
+		}
 		ch := c.AddChain(&nftables.Chain{
 			Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
 			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
@@ -256,17 +267,49 @@ func (p *PodNet) syncMasquerade(want plan.PodNetwork) error {
 		add(&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}}, ret)
 		add(append(ipMatch(12, cidr, expr.CmpOpNeq), ret)...)
-		for _, dst := range want.Cluster {
-			if dst.Addr().Is4() {
-				add(append(ipMatch(16, dst, expr.CmpOpEq), ret)...)
-			}
-		}
+		add(&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+			ret)
 		add(&expr.Masq{})
 	}
-	if err := c.Flush(); err != nil {
-		return err
+	return c.Flush()
+}
+
+// intervalElements are the elements of an interval set of the IPv4
+// prefixes: a start and an end (the address after the last, flagged) per
+// range, prefixes held by another left out, as the kernel wants them
+// disjoint.
+func intervalElements(prefixes []netip.Prefix) []nftables.SetElement {
+	var v4 []netip.Prefix
+	for _, p := range prefixes {
+		if p.Addr().Is4() {
+			v4 = append(v4, p.Masked())
+		}
 	}
-	return nil
+	slices.SortFunc(v4, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits() // the shorter, holding the longer, first
+	})
+	var out []nftables.SetElement
+	var last netip.Prefix
+	for _, p := range v4 {
+		if last.IsValid() && last.Contains(p.Addr()) {
+			continue
+		}
+		last = p
+		start := p.Addr().As4()
+		out = append(out, nftables.SetElement{Key: start[:]})
+		end := lastAddr(p).Next()
+		if end.IsValid() { // else the range runs to 255.255.255.255
+			e := end.As4()
+			out = append(out, nftables.SetElement{Key: e[:], IntervalEnd: true})
+		}
+	}
+	return out
 }
 
 // ipMatch compares the IPv4 address at offset of the network header

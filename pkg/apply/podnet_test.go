@@ -159,14 +159,17 @@ func TestPodNetworkAcrossNodes(t *testing.T) {
 		"type nat hook postrouting priority srcnat; policy accept;",
 		"meta nfproto != ipv4 return",
 		"ip saddr != " + a.cidr.String() + " return",
-		"ip daddr " + a.cidr.String() + " return",
-		"ip daddr " + b.cidr.String() + " return",
-		"ip daddr " + plan.DefaultServiceCIDR.String() + " return",
+		"ip daddr @cluster4 return",
 		"masquerade",
+		"flags interval",
 	} {
 		if !slices.Contains(rules, want) {
 			t.Errorf("table inet %s has no line %q:\n%s", apply.PodNetTable, want, out)
 		}
+	}
+	elements := "elements = { " + plan.DefaultServiceCIDR.String() + ", " + a.cidr.String() + ", " + b.cidr.String() + " }"
+	if !strings.Contains(strings.Join(strings.Fields(string(out)), " "), elements) {
+		t.Errorf("set cluster4 of table inet %s is not %q:\n%s", apply.PodNetTable, elements, out)
 	}
 
 	// Pod to pod across nodes: the receiver sees the sender's pod IP.
