@@ -299,12 +299,12 @@ func TestResetRemovesTheNetwork(t *testing.T) {
 	})
 	dnsKind := "dummy"
 	inNS(t, a.host.NetNS, func(h *netlink.Handle) {
-		err := h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: apply.DNSLink}})
+		err := h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: dnsLink}})
 		if errors.Is(err, unix.EOPNOTSUPP) {
 			// A kernel without dummy interfaces: the DNS address is
 			// then on a link of another kind, removed by its name.
 			dnsKind = "bridge"
-			err = h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: apply.DNSLink}})
+			err = h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: dnsLink}})
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -331,7 +331,7 @@ func TestResetRemovesTheNetwork(t *testing.T) {
 		fmt.Sprintf("route %s via %s", b.cidr, b.host.Addr),
 		"link " + apply.HostVeth(plan.Key{Namespace: "default", Name: "pod"}) + " (veth)",
 		"link gtest0 (bridge)",
-		"link " + apply.DNSLink + " (" + dnsKind + ")",
+		"link " + dnsLink + " (" + dnsKind + ")",
 		"directory " + dataDir,
 	}
 	slices.Sort(got)
@@ -358,12 +358,15 @@ func TestResetRemovesTheNetwork(t *testing.T) {
 	if _, err := apply.Reset(ctx, cfg, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"gtest0", apply.DNSLink} {
+	for _, name := range []string{"gtest0", dnsLink} {
 		if linkExists(t, a.host.NetNS, name) {
 			t.Errorf("link %s still there", name)
 		}
 	}
 }
+
+// dnsLink is the cluster DNS's interface, which Reset removes.
+const dnsLink = "gitorch-dns"
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}

@@ -19,9 +19,9 @@ import (
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
 )
 
-// DNSLink is the dummy interface that holds the cluster DNS address on a
-// node.
-const DNSLink = "gitorch-dns"
+// resetDNSLink is the interface that holds the cluster DNS address on a
+// node (a dummy where the kernel has them).
+const resetDNSLink = "gitorch-dns"
 
 // ProxyTable is the nftables table (family inet) of the Service proxy.
 const ProxyTable = "gitorch"
@@ -169,7 +169,7 @@ func resetLinks(cfg ResetConfig, remove bool) ([]ResetItem, error) {
 		switch {
 		case strings.HasPrefix(name, "gv") && kind == "veth":
 		case name == cfg.Bridge && kind == "bridge":
-		case name == DNSLink: // a dummy where the kernel has them
+		case name == resetDNSLink:
 		default:
 			continue
 		}
