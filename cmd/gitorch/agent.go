@@ -243,9 +243,11 @@ func (a *app) runAgent(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	unlock, err := node.LockDataDir(dataDir)
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	regs := apply.Registries{PlainHTTP: c.GetStringSlice("plain-http-registry")}
 	regFile := c.GetString("registry-config")
 	if regFile == "" {
@@ -315,6 +317,7 @@ func (a *app) runAgent(ctx context.Context) error {
 		Membership: plan.MembershipPolicy{DeadGrace: c.GetDuration("node-dead-grace"), RejoinSettle: c.GetDuration("rejoin-settle")},
 		Handoff:    plan.HandoffPolicy{Fence: c.GetDuration("fence-timeout")},
 		Meta:       meta,
+		PodNet:     apply.NewPodNet(apply.PodNetConfig{}),
 		Logger:     log,
 	}
 	if g != nil {

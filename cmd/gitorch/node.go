@@ -10,7 +10,7 @@ import (
 func (a *app) nodeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Act on this node's membership of the cluster",
+		Short: "Act on this node: leave the cluster, or remove what gitorch made on it",
 		Args:  noArgs,
 	}
 	leave := &cobra.Command{
@@ -47,6 +47,6 @@ restart the agent to make it schedulable again.`,
 	}
 	leave.Flags().Duration("timeout", 5*time.Minute, "how long to wait for the node's pods to move")
 	addAPIFlags(leave)
-	cmd.AddCommand(leave)
+	cmd.AddCommand(leave, a.nodeResetCommand())
 	return cmd
 }

@@ -81,6 +81,10 @@ type Config struct {
 	Cluster     Cluster
 	ClusterName string
 	Meta        gossip.Meta
+	// PodNet, when set, is given the routes to the peers' pod CIDRs
+	// (Meta.PodCIDR is this node's) and the egress masquerade whenever
+	// the membership changes.
+	PodNet PodNetwork
 	// Membership says how placement follows membership (defaults
 	// DefaultNodeDeadGrace, DefaultRejoinSettle); Handoff how StatefulSet
 	// pods change nodes (default DefaultFence).
@@ -155,6 +159,8 @@ type Agent struct {
 	// the node's metadata is to be announced again.
 	podsChanged chan struct{}
 	metaDirty   chan struct{}
+	// netDirty asks podNetLoop to look at the membership again.
+	netDirty chan struct{}
 	// revChanged is closed, and replaced, when the revision running or
 	// refused changes.
 	revChanged chan struct{}
@@ -232,6 +238,7 @@ func New(cfg Config) (*Agent, error) {
 		firstSeen:   map[string]time.Time{},
 		podsChanged: make(chan struct{}, 1),
 		metaDirty:   make(chan struct{}, 1),
+		netDirty:    make(chan struct{}, 1),
 		revChanged:  make(chan struct{}),
 	}
 	a.obs = newObserver(a)
@@ -266,6 +273,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.sourceLoop(ctx) })
 	wg.Go(func() { a.housekeeping(ctx) })
 	wg.Go(func() { a.metaLoop(ctx) })
+	wg.Go(func() { a.podNetLoop(ctx) })
 	a.reconcileLoop(ctx)
 	wg.Wait()
 	a.mu.Lock()

@@ -58,6 +58,7 @@ func (a *Agent) ClusterChanged() {
 		a.obs.membersChanged(a.cfg.Cluster.Members)
 	}
 	a.nudge()
+	a.podNetChanged()
 	a.heardRevisions()
 	a.heardSyncRequests()
 }

@@ -150,8 +150,9 @@ func newFakeCluster(t *testing.T, names ...string) *fakeCluster {
 	return c
 }
 
-// start starts (or restarts) the agent of name on its runtime and data.
-func (c *fakeCluster) start(name string) *clusterNode {
+// start starts (or restarts) the agent of name on its runtime and data,
+// with mod applied to its configuration.
+func (c *fakeCluster) start(name string, mod ...func(*node.Config)) *clusterNode {
 	n := c.nodes[name]
 	cfg := node.Config{
 		Node:         plan.Node{Name: name, Allocatable: plan.Resources{MilliCPU: 4000, Memory: 8 << 30, Pods: 110}},
@@ -168,6 +169,9 @@ func (c *fakeCluster) start(name string) *clusterNode {
 		// defaults.
 		Membership: plan.MembershipPolicy{DeadGrace: 3 * time.Second, RejoinSettle: 30 * time.Second},
 		Handoff:    plan.HandoffPolicy{Fence: 15 * time.Second},
+	}
+	for _, m := range mod {
+		m(&cfg)
 	}
 	ag, err := node.New(cfg)
 	if err != nil {

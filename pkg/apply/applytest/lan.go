@@ -26,7 +26,9 @@ type LAN struct {
 	// Name is unique to the LAN; its namespaces are Name-br (the bridge)
 	// and Name-1 ... Name-N (the hosts).
 	Name string
-	// Prefix is the hosts' subnet, a /24 in 10.0.0.0/8.
+	// Prefix is the hosts' subnet, a /24 in 10.112.0.0-10.199.255.255:
+	// outside gitorch's default service CIDR (10.96.0.0/12), so that a
+	// host's address is never taken for a ClusterIP.
 	Prefix netip.Prefix
 	// Bridge is the path of the bridge's network namespace.
 	Bridge string
@@ -61,7 +63,7 @@ func NewLAN(t testing.TB, n int) *LAN {
 	}
 	l := &LAN{
 		Name:   "gt-" + RandomHex(3),
-		Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 100 + r[0]%100, r[1], 0}), 24),
+		Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 112 + r[0]%88, r[1], 0}), 24),
 	}
 	if n < 1 || n > 250 {
 		t.Fatalf("NewLAN: %d hosts, want 1 to 250", n)
