@@ -285,8 +285,18 @@ func (v *validator) run(fsys fs.FS, j job) (res jobResult) {
 		if isNull(expr) {
 			continue
 		}
+		sealed, unreadable, sfs := sopsDocument(name, data, expr)
+		res.findings = append(res.findings, sfs...)
+		if unreadable {
+			continue
+		}
 		val := v.ctx.BuildExpr(expr)
 		objs, fs := v.check(val, expr)
+		if sealed && len(sfs) == 0 {
+			for i := range objs {
+				objs[i].Encrypted = data
+			}
+		}
 		res.objects = append(res.objects, objs...)
 		res.findings = append(res.findings, fs...)
 	}
