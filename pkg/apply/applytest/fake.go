@@ -238,7 +238,19 @@ func (f *FakeRuntime) SyncVolumes(_ context.Context, pod apply.PodSpec) error {
 	}
 	f.record("volumes %s", k)
 	p.volumes = pod.Revision
+	p.spec = pod
 	return nil
+}
+
+// Spec is the pod's spec as its sandbox was last made or its volumes last
+// synced: what the containers would see (environment, volume files).
+func (f *FakeRuntime) Spec(namespace, name string) (apply.PodSpec, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.pods[plan.Key{Namespace: namespace, Name: name}]; p != nil {
+		return p.spec, true
+	}
+	return apply.PodSpec{}, false
 }
 
 // VolumesRevision is the revision whose volume files the pod has.
