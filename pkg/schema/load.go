@@ -28,6 +28,11 @@ import (
 // tree that are not manifests.
 const IgnoreFile = ".gitorchignore"
 
+// SopsConfigFile is the sops tool's configuration (its creation rules),
+// kept in repositories with encrypted Secrets: not a manifest, and
+// skipped when a directory is walked.
+const SopsConfigFile = ".sops.yaml"
+
 // Options tune Load.
 type Options struct {
 	// Paths restricts loading to these files and directories of the tree
@@ -168,7 +173,7 @@ func collect(fsys fs.FS, roots []string) ([]job, []Finding, error) {
 				}
 				return ign.load(fsys, p)
 			}
-			if fileKind(p) == "" || ign.match(p, false) || seen[p] {
+			if fileKind(p) == "" || d.Name() == SopsConfigFile || ign.match(p, false) || seen[p] {
 				return nil
 			}
 			if d.Type()&fs.ModeSymlink != 0 {

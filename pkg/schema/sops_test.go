@@ -156,3 +156,11 @@ func TestEncryptedSecretBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestSopsConfigIsNotAManifest(t *testing.T) {
+	res := load(t, map[string]string{".sops.yaml": "creation_rules:\n  - age: age1x\n", "sub/.sops.yaml": "creation_rules: []\n"})
+	expect(t, res)
+	if len(res.Objects) != 0 {
+		t.Errorf("objects %v", res.Objects)
+	}
+}
