@@ -29,8 +29,8 @@ import (
 const IgnoreFile = ".gitorchignore"
 
 // SopsConfigFile is the sops tool's configuration (its creation rules),
-// kept in repositories with encrypted Secrets: not a manifest, and
-// skipped when a directory is walked.
+// kept in repositories with encrypted Secrets: never a manifest, even
+// when named.
 const SopsConfigFile = ".sops.yaml"
 
 // Options tune Load.
@@ -148,6 +148,9 @@ func collect(fsys fs.FS, roots []string) ([]job, []Finding, error) {
 			return nil, nil, err
 		}
 		if !info.IsDir() {
+			if path.Base(root) == SopsConfigFile {
+				continue
+			}
 			if !seen[root] {
 				seen[root] = true
 				files = append(files, root)
