@@ -2,6 +2,7 @@ package schema
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -182,7 +183,8 @@ func secretData(doc *yaml.Node) (map[string][]byte, error) {
 		StringData map[string]yaml.Node `yaml:"stringData"`
 	}
 	if err := doc.Decode(&raw); err != nil {
-		return nil, err
+		// The decoder's message may quote a value.
+		return nil, errors.New("data and stringData must map keys to strings")
 	}
 	out := make(map[string][]byte, len(raw.Data)+len(raw.StringData))
 	keys := make([]string, 0, len(raw.Data))

@@ -93,12 +93,6 @@ type leaf struct {
 	path []string
 }
 
-// Has reports whether data holds a top-level sops key: whether it is
-// meant to be a SOPS file. It reads no further than it needs.
-func Has(data []byte) bool {
-	return bytes.Contains(data, []byte(MetadataKey)) && bytes.Contains(data, []byte(encPrefix))
-}
-
 // Parse reads a SOPS document. It checks the structure and the metadata;
 // it needs no key.
 func Parse(data []byte) (*File, error) {
@@ -427,7 +421,7 @@ func (f *File) render(plain []yaml.Node) *yaml.Node {
 }
 
 // setPlain writes the decrypted bytes into n as a scalar of the type sops
-// recorded.
+// recorded. Its errors never quote the value.
 func setPlain(n *yaml.Node, b []byte, typ string) error {
 	s := string(b)
 	n.Style = 0
@@ -436,18 +430,18 @@ func setPlain(n *yaml.Node, b []byte, typ string) error {
 		n.Tag = "!!str"
 	case "int":
 		if _, err := strconv.Atoi(s); err != nil {
-			return fmt.Errorf("%w: type int, but %v", ErrValue, err)
+			return fmt.Errorf("%w: type int, but the value is not one", ErrValue)
 		}
 		n.Tag = "!!int"
 	case "float":
 		if _, err := strconv.ParseFloat(s, 64); err != nil {
-			return fmt.Errorf("%w: type float, but %v", ErrValue, err)
+			return fmt.Errorf("%w: type float, but the value is not one", ErrValue)
 		}
 		n.Tag = "!!float"
 	case "bool":
 		v, err := strconv.ParseBool(s)
 		if err != nil {
-			return fmt.Errorf("%w: type bool, but %v", ErrValue, err)
+			return fmt.Errorf("%w: type bool, but the value is not one", ErrValue)
 		}
 		n.Tag, s = "!!bool", strconv.FormatBool(v)
 	default:
