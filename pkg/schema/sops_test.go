@@ -1,12 +1,14 @@
 package schema
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"filippo.io/age"
+	"go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/gitorch/gitorch/pkg/secrets"
@@ -163,4 +165,45 @@ func TestSopsConfigIsNotAManifest(t *testing.T) {
 	if len(res.Objects) != 0 {
 		t.Errorf("objects %v", res.Objects)
 	}
+}
+
+// A SOPS file in JSON, as sops writes for a .json manifest.
+func TestEncryptedSecretInJSON(t *testing.T) {
+	data, err := os.ReadFile("../secrets/testdata/flux/algorithms-age.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	js, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := load(t, map[string]string{"age.json": string(js)})
+	expect(t, res)
+	if len(res.Objects) != 1 || res.Objects[0].Encrypted == nil {
+		t.Fatalf("objects %+v", res.Objects)
+	}
+	ids := readIdentities(t, "../secrets/testdata/flux/keys-age.txt")
+	if fs := Decrypt(res, ids); len(fs) != 0 {
+		t.Fatal(fs)
+	}
+	if got := string(res.Objects[0].Obj.(*corev1.Secret).Data["key"]); got != "value" {
+		t.Errorf("key = %q", got)
+	}
+}
+
+func readIdentities(t *testing.T, path string) []age.Identity {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := age.ParseIdentities(strings.NewReader(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
