@@ -2,10 +2,13 @@ package node_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,7 +89,11 @@ func TestFakeAgentDecryptsSecrets(t *testing.T) {
 	n := newFakeNode(t)
 	enc := sealFor(t, dbSecret, id)
 	good := n.src.commit(map[string]string{"db-secret.yaml": enc, "pod.yaml": dbPod})
-	ag, _ := n.start(t, func(c *node.Config) { c.Identities = []age.Identity{id} })
+	logs := &lockedBuffer{}
+	ag, _ := n.start(t, func(c *node.Config) {
+		c.Identities = []age.Identity{id}
+		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
 	waitFor(t, "the pod running", func() bool { return countPhase(ag, plan.PhaseRunning) == 1 })
 
 	spec, ok := n.rt.Spec("default", "client")
@@ -148,6 +155,22 @@ func TestFakeAgentDecryptsSecrets(t *testing.T) {
 		t.Fatalf("a refused revision stopped something: %v", n.rt.Ops())
 	}
 	valueNotIn(t, n.dataDir, "correct-horse-battery")
+	evs, _ := ag.Events(0)
+	if logs.contains("correct-horse-battery") {
+		t.Error("the agent's log holds the secret value")
+	}
+	if !logs.contains("revision refused") {
+		t.Error("the log capture saw nothing of the refusals")
+	}
+	for what, v := range map[string]any{"status": ag.Status(), "events": evs} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte("correct-horse-battery")) {
+			t.Errorf("the %s hold the secret value", what)
+		}
+	}
 }
 
 func newAgeIdentity(t *testing.T) *age.X25519Identity {
@@ -167,4 +190,21 @@ func flipData(v string) string {
 		c = 'B'
 	}
 	return v[:i] + string(c) + v[i+1:]
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Contains(l.b.Bytes(), []byte(s))
 }
