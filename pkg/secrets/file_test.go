@@ -196,6 +196,46 @@ func TestEncryptDecryptRoundTrip(t *testing.T) {
 	}
 }
 
+// Values in flow style, a list, and a multi-line string keep their
+// structure through encryption.
+func TestEncryptKeepsStyles(t *testing.T) {
+	id := newIdentity(t)
+	plain := "kind: Secret\nstringData: {a: \"x, y\", b: [1, two]}\ndata:\n  pem: |\n    line one\n    line two\n"
+	enc, err := secrets.Encrypt([]byte(plain), []string{id.Recipient().String()}, secrets.SecretRules, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decryptString(t, enc, []age.Identity{id}, "data", "pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "line one\nline two\n" {
+		t.Errorf("pem = %q", got)
+	}
+	f, err := secrets.Parse(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := f.Decrypt(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := secrets.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	if err := yaml.Unmarshal(out, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(plain), &b); err != nil {
+		t.Fatal(err)
+	}
+	if mustYAML(t, a) != mustYAML(t, b) {
+		t.Errorf("decrypted:\n%s\nwant:\n%s", out, plain)
+	}
+}
+
 func mustYAML(t *testing.T, v any) string {
 	b, err := yaml.Marshal(v)
 	if err != nil {
