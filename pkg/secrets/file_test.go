@@ -13,6 +13,7 @@ import (
 	"filippo.io/age"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/secrets"
 )
 
@@ -335,15 +336,11 @@ func TestRefused(t *testing.T) {
 // The age CLI of Debian: a data key it encrypted opens, and one this
 // package encrypted opens with it.
 func TestAgeCLIInterop(t *testing.T) {
-	if _, err := exec.LookPath("age"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("age is not installed (apt-get install age)")
-		}
-		t.Skip("age is not installed: apt-get install age to run this test")
-	}
+	ageCLI := testenv.RequireBinary(t, "age")
+	keygen := testenv.RequireBinary(t, "age-keygen")
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "key.txt")
-	if out, err := exec.Command("age-keygen", "-o", keyFile).CombinedOutput(); err != nil {
+	if out, err := exec.Command(keygen, "-o", keyFile).CombinedOutput(); err != nil {
 		t.Fatalf("age-keygen: %v: %s", err, out)
 	}
 	ids, err := secrets.ReadIdentityFile(keyFile)
@@ -363,7 +360,7 @@ func TestAgeCLIInterop(t *testing.T) {
 	if err := yaml.Unmarshal(enc, &doc); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("age", "-d", "-i", keyFile)
+	cmd := exec.Command(ageCLI, "-d", "-i", keyFile)
 	cmd.Stdin = strings.NewReader(doc.Sops.Age[0].Enc)
 	dataKey, err := cmd.Output()
 	if err != nil || len(dataKey) != 32 {
@@ -372,7 +369,7 @@ func TestAgeCLIInterop(t *testing.T) {
 
 	// The CLI encrypts that data key again, for the same recipient: the
 	// file with that envelope instead decrypts.
-	cmd = exec.Command("age", "-e", "-a", "-r", pub)
+	cmd = exec.Command(ageCLI, "-e", "-a", "-r", pub)
 	cmd.Stdin = bytes.NewReader(dataKey)
 	armored, err := cmd.Output()
 	if err != nil {
