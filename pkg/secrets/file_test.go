@@ -89,6 +89,43 @@ func TestDecryptSopsToolFiles(t *testing.T) {
 	}
 }
 
+// Files sops 3.13.3 wrote: every value encrypted (ints, floats, bools,
+// lists, a multi-line string), the MAC over the encrypted values only, and
+// encrypted comments.
+func TestDecryptSops313Files(t *testing.T) {
+	ids := readIDs(t, "testdata/flux/keys-age.txt")
+	var want any
+	if err := yaml.Unmarshal(mustRead(t, "testdata/sops-3.13.3/plain.yaml"), &want); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"everything.yaml", "mac-only-encrypted.yaml"} {
+		t.Run(name, func(t *testing.T) {
+			f, err := secrets.Parse(mustRead(t, "testdata/sops-3.13.3/"+name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc, err := f.Decrypt(ids...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got any
+			if err := doc.Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			if g, w := mustYAML(t, got), mustYAML(t, want); g != w {
+				t.Errorf("decrypted:\n%s\nwant:\n%s", g, w)
+			}
+		})
+	}
+	data := mustRead(t, "testdata/sops-3.13.3/comments.yaml")
+	for path, want := range map[string]string{"stringData.password": "hunter2", "stringData.note_unencrypted": "left as it is", "metadata.name": "commented"} {
+		got, err := decryptString(t, data, ids, strings.Split(path, ".")...)
+		if err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", path, got, err, want)
+		}
+	}
+}
+
 func TestSopsIdentityOpensItsDataKey(t *testing.T) {
 	// The sops project's test identity and a value it encrypted: the age
 	// layer opens it, and the file is refused because a data key is 32
