@@ -396,7 +396,80 @@ func (f *File) Decrypt(ids ...age.Identity) (*yaml.Node, error) {
 	if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 		return nil, fmt.Errorf("%w: the values were changed since they were encrypted", ErrMAC)
 	}
-	return f.render(plain), nil
+	out := f.render(plain)
+	f.decryptComments(out, key)
+	return out, nil
+}
+
+// walkComments calls fn for each node of n whose comments are at path:
+// the path of the mapping or list they are comments of, as sops gives
+// them (a mapping or list value's own comments are inside it).
+func walkComments(n *yaml.Node, path []string, fn func(n *yaml.Node, path []string)) {
+	fn(n, path)
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			walkComments(c, path, fn)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			fn(k, path)
+			if v.Kind == yaml.ScalarNode {
+				fn(v, path)
+				continue
+			}
+			walkComments(v, append(path[:len(path):len(path)], k.Value), fn)
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			// An item's own comments are its list's.
+			fn(c, path)
+			if c.Kind != yaml.ScalarNode {
+				walkComments(c, path, fn)
+			}
+		}
+	}
+}
+
+// commentLines applies fn to each comment line of n (without its #),
+// in place.
+func commentLines(n *yaml.Node, fn func(string) string) {
+	for _, c := range []*string{&n.HeadComment, &n.LineComment, &n.FootComment} {
+		if *c == "" {
+			continue
+		}
+		lines := strings.Split(*c, "\n")
+		for i, l := range lines {
+			if body, ok := strings.CutPrefix(l, "#"); ok {
+				lines[i] = "#" + fn(body)
+			}
+		}
+		*c = strings.Join(lines, "\n")
+	}
+}
+
+// decryptComments decrypts the comments sops encrypted
+// (#ENC[...,type:comment]) in the rendered copy n. A comment that does
+// not decrypt stays as it is, as with sops: comments are not in the MAC.
+func (f *File) decryptComments(n *yaml.Node, key []byte) {
+	walkComments(n, nil, func(n *yaml.Node, path []string) {
+		if !f.rules.encrypted(path) {
+			return
+		}
+		aad := strings.Join(path, ":") + ":"
+		commentLines(n, func(body string) string {
+			v, err := ParseValue(body)
+			if err != nil || v.Type != "comment" {
+				return body
+			}
+			b, err := v.open(key, aad)
+			if err != nil {
+				return body
+			}
+			return string(b)
+		})
+	})
 }
 
 // render copies the document with the leaves replaced by plain.
@@ -597,6 +670,29 @@ func Encrypt(plain []byte, recipients []string, r Rules, now time.Time, rnd io.R
 			return nil, err
 		}
 		l.node.Value, l.node.Tag, l.node.Style = v.String(), "!!str", 0
+	}
+	// Comments where values are encrypted are encrypted too, as sops
+	// does: they are not in the MAC.
+	var cerr error
+	walkComments(&doc, nil, func(n *yaml.Node, path []string) {
+		if !rl.encrypted(path) {
+			return
+		}
+		aad := strings.Join(path, ":") + ":"
+		commentLines(n, func(body string) string {
+			if body == "" || IsEncrypted(body) {
+				return body
+			}
+			v, err := seal(key, []byte(body), "comment", aad, rnd)
+			if err != nil {
+				cerr = err
+				return body
+			}
+			return v.String()
+		})
+	})
+	if cerr != nil {
+		return nil, cerr
 	}
 	stamp := now.UTC().Truncate(time.Second).Format(time.RFC3339)
 	mac, err := seal(key, []byte(fmt.Sprintf("%X", h.Sum(nil))), "str", stamp, rnd)

@@ -126,6 +126,58 @@ func TestDecryptSops313Files(t *testing.T) {
 	}
 }
 
+// Comments where values are encrypted are encrypted, as sops does, and
+// decrypt; the others stay as they are.
+func TestComments(t *testing.T) {
+	id := newIdentity(t)
+	plain := "# top of the file\nkind: Secret\nstringData:\n  # the admin's password\n  password: hunter2 # rotated monthly\n"
+	enc, err := secrets.Encrypt([]byte(plain), []string{id.Recipient().String()}, secrets.SecretRules, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"admin's", "monthly"} {
+		if bytes.Contains(enc, []byte(s)) {
+			t.Errorf("the encrypted file holds the comment %q:\n%s", s, enc)
+		}
+	}
+	if !bytes.Contains(enc, []byte("# top of the file")) || !bytes.Contains(enc, []byte("type:comment]")) {
+		t.Errorf("comments:\n%s", enc)
+	}
+	f, err := secrets.Parse(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := f.Decrypt(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := secrets.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"# top of the file", "# the admin's password", "password: hunter2 # rotated monthly"} {
+		if !bytes.Contains(out, []byte(s)) {
+			t.Errorf("decrypted without %q:\n%s", s, out)
+		}
+	}
+	// The comments of sops's file decrypt too.
+	f, err = secrets.Parse(mustRead(t, "testdata/sops-3.13.3/comments.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc, err = f.Decrypt(readIDs(t, "testdata/flux/keys-age.txt")...); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = secrets.Marshal(doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"# a comment at the top", "# the password", "password: hunter2 # inline"} {
+		if !bytes.Contains(out, []byte(s)) {
+			t.Errorf("sops's file decrypted without %q:\n%s", s, out)
+		}
+	}
+}
+
 func TestSopsIdentityOpensItsDataKey(t *testing.T) {
 	// The sops project's test identity and a value it encrypted: the age
 	// layer opens it, and the file is refused because a data key is 32
