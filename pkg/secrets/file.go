@@ -662,9 +662,8 @@ func Encrypt(plain []byte, recipients []string, r Rules, now time.Time, rnd io.R
 		if typ == "" {
 			return nil, fmt.Errorf("line %d: %s: %w: a value tagged %s", l.node.Line, strings.Join(l.path, "."), ErrUnsupported, l.node.ShortTag())
 		}
-		if typ == "float" {
-			b = []byte(strconv.FormatFloat(mustFloat(b), 'f', -1, 64))
-		}
+		// b is what sops encrypts too: ints and floats formatted, bools
+		// as True or False.
 		v, err := seal(key, b, typ, strings.Join(l.path, ":")+":", rnd)
 		if err != nil {
 			return nil, err
@@ -706,9 +705,4 @@ func Encrypt(plain []byte, recipients []string, r Rules, now time.Time, rnd io.R
 	}
 	root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: MetadataKey}, &mn)
 	return Marshal(&doc)
-}
-
-func mustFloat(b []byte) float64 {
-	f, _ := strconv.ParseFloat(string(b), 64)
-	return f
 }
