@@ -589,9 +589,14 @@ func Encrypt(plain []byte, recipients []string, r Rules, now time.Time, rnd io.R
 	if len(recipients) == 0 {
 		return nil, errors.New("no recipient")
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(plain, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(plain))
+	var doc, more yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
+	}
+	if err := dec.Decode(&more); err != io.EOF {
+		// Encrypting in place must not drop the other documents.
+		return nil, errors.New("several YAML documents: keep one Secret per file to encrypt it")
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, errors.New("want one YAML document, a mapping")

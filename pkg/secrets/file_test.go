@@ -499,6 +499,15 @@ func TestAgeCLIInterop(t *testing.T) {
 	}
 }
 
+func TestEncryptRefusesSeveralDocuments(t *testing.T) {
+	id := newIdentity(t)
+	for _, plain := range []string{plainSecret + "---\n" + plainSecret, plainSecret + "---\nkind: ConfigMap\n", "---\n" + plainSecret + "---\n# only a comment\n"} {
+		if _, err := secrets.Encrypt([]byte(plain), []string{id.Recipient().String()}, secrets.SecretRules, time.Now(), nil); err == nil || !strings.Contains(err.Error(), "several YAML documents") {
+			t.Errorf("err = %v, want several documents refused", err)
+		}
+	}
+}
+
 func TestIdentityFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "age.key")
