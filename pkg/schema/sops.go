@@ -95,11 +95,10 @@ func sopsDocument(name string, data []byte, expr ast.Expr) (sealed, unreadable b
 		}, nil)
 	}
 	if metaAt < 0 {
-		if len(encAt) == 0 && !unreadable {
+		// Without a sops block, only a Secret's data that looks
+		// encrypted is a finding: other text may quote the format.
+		if doc.kind != "Secret" || len(encAt) == 0 {
 			return false, false, nil
-		}
-		if unreadable {
-			return true, true, outside
 		}
 		return true, false, []Finding{doc.finding(SeverityError, at(encAt[0].lit), "",
 			"encrypted values but no sops metadata (the sops: block was removed or never written); encrypt the file again")}

@@ -207,3 +207,21 @@ func readIdentities(t *testing.T, path string) []age.Identity {
 	}
 	return ids
 }
+
+// Text that quotes the format is not an encrypted value outside a SOPS
+// Secret.
+func TestEncryptedLookingTextElsewhere(t *testing.T) {
+	res := load(t, map[string]string{"cm.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: docs
+  annotations:
+    example: "ENC[AES256_GCM,data:AAAA,iv:AAAA,tag:AAAA,type:str]"
+data:
+  example: "ENC[AES256_GCM,data:AAAA,iv:AAAA,tag:AAAA,type:str]"
+`})
+	expect(t, res)
+	if len(res.Objects) != 1 || res.Objects[0].Encrypted != nil {
+		t.Fatalf("objects %+v", res.Objects)
+	}
+}
