@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the integration tests drive for real.
-packages=(git gnupg openssh-client openssh-server iproute2 containerd runc nftables busybox-static docker-registry)
+packages=(git gnupg openssh-client openssh-server iproute2 containerd runc nftables busybox-static docker-registry age)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 	missing=()

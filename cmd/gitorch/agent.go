@@ -107,6 +107,11 @@ and without a key, the node is a cluster of one that does not gossip.`,
       --api-address 0.0.0.0:7480 --api-token-file /etc/gitorch/api.token \
       --node-labels zone=a,disk=ssd --reserved cpu=500m,memory=1Gi
 
+  # Decrypt the repository's SOPS-encrypted Secrets with this node's age
+  # identity ('gitorch secret keygen'; docs/secrets.md)
+  gitorch agent --repo https://git.example.com/ops/deploy.git \
+      --age-key-file /var/lib/gitorch/age.key
+
   # Tell a Slack channel of refused revisions and unhealthy workloads
   gitorch agent --repo https://git.example.com/ops/deploy.git \
       --notify-url https://hooks.slack.com/services/T000/B000/XXXX --notify-format slack
@@ -149,6 +154,7 @@ and without a key, the node is a cluster of one that does not gossip.`,
 	f.Int("gossip-port", gossip.DefaultPort, "gossip port, TCP and UDP")
 	f.StringSlice("join", nil, "peers to join, HOST[:PORT],...; may name this node itself; retried until one answers")
 	f.String("cluster-name", gossip.DefaultClusterName, "the cluster's name: nodes of another cluster are never members")
+	f.String("age-key-file", "", "age identity that decrypts the repository's encrypted Secrets; refused when its group or others can read it (default: "+ageKeyFileName+" in the data dir, when it exists; 'gitorch secret keygen')")
 	f.String("gossip-key-file", "", "file of base64 gossip keys, one per line: the first encrypts, all decrypt ('gitorch gossip keygen')")
 	f.Bool("gossip-insecure", false, "gossip without encryption (anyone reaching the port can forge membership)")
 	f.String("gossip-profile", "lan", "gossip timing: lan (memberlist's LAN profile) or local (fast, for nodes on one machine)")
@@ -248,6 +254,13 @@ func (a *app) runAgent(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	ids, idPath, err := agentIdentities(c.GetString("age-key-file"), dataDir)
+	if err != nil {
+		return usageError(err)
+	}
+	if len(ids) == 0 {
+		log.Info("no age identity: a revision with an encrypted Secret will be refused", "age-key-file", idPath)
+	}
 	regs := apply.Registries{PlainHTTP: c.GetStringSlice("plain-http-registry")}
 	regFile := c.GetString("registry-config")
 	if regFile == "" {
@@ -306,6 +319,7 @@ func (a *app) runAgent(ctx context.Context) error {
 		Path:         srcCfg.Path,
 		Runtime:      rt,
 		DataDir:      dataDir,
+		Identities:   ids,
 		PollInterval: poll,
 		FetchTimeout: c.GetDuration("fetch-timeout"),
 		ServiceCIDR:  serviceCIDR,

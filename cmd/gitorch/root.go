@@ -116,6 +116,7 @@ environment and data-dir in the config file.`,
 		a.logsCommand(),
 		a.eventsCommand(),
 		a.gossipCommand(),
+		a.secretCommand(),
 		a.nodeCommand(),
 		a.syncCommand(),
 	)

@@ -464,7 +464,7 @@ func volumeFor(v corev1.Volume, in PodInputs) (Volume, error) {
 		for k, val := range cm.BinaryData {
 			data[k] = val
 		}
-		files, err := projectFiles(data, src.Items, src.DefaultMode, src.Optional)
+		files, err := projectFiles(data, src.Items, src.DefaultMode, 0o644, src.Optional)
 		if err != nil {
 			return Volume{}, fmt.Errorf("configMap %q: %w", src.Name, err)
 		}
@@ -483,7 +483,7 @@ func volumeFor(v corev1.Volume, in PodInputs) (Volume, error) {
 		for k, val := range secretData(s) {
 			data[k] = []byte(val)
 		}
-		files, err := projectFiles(data, src.Items, src.DefaultMode, src.Optional)
+		files, err := projectFiles(data, src.Items, src.DefaultMode, 0o400, src.Optional)
 		if err != nil {
 			return Volume{}, fmt.Errorf("secret %q: %w", src.SecretName, err)
 		}
@@ -495,9 +495,10 @@ func volumeFor(v corev1.Volume, in PodInputs) (Volume, error) {
 }
 
 // projectFiles lays out keys as files: every key under its own name, or,
-// with items, the listed keys under their paths.
-func projectFiles(data map[string][]byte, items []corev1.KeyToPath, defaultMode *int32, optional *bool) ([]VolumeFile, error) {
-	mode := os.FileMode(0o644)
+// with items, the listed keys under their paths. Files are mode
+// defaultMode, or perm when it is nil.
+func projectFiles(data map[string][]byte, items []corev1.KeyToPath, defaultMode *int32, perm os.FileMode, optional *bool) ([]VolumeFile, error) {
+	mode := perm
 	if defaultMode != nil {
 		mode = os.FileMode(*defaultMode) & os.ModePerm
 	}

@@ -187,7 +187,7 @@ func TestPodSpecFor(t *testing.T) {
 		Volumes: []Volume{
 			{Name: "config", Files: []VolumeFile{{Path: "conf/mode.txt", Data: []byte("fast"), Mode: 0o600}}},
 			{Name: "scratch", EmptyDir: true, Memory: true},
-			{Name: "creds", Memory: true, Files: []VolumeFile{{Path: "password", Data: []byte("s3cret"), Mode: 0o644}}},
+			{Name: "creds", Memory: true, Files: []VolumeFile{{Path: "password", Data: []byte("s3cret"), Mode: 0o400}}},
 			{Name: "logs", HostPath: "/var/log/app", HostPathType: "DirectoryOrCreate"},
 		},
 		Containers: []ContainerSpec{{

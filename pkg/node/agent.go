@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"filippo.io/age"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -49,6 +50,10 @@ type Config struct {
 	Runtime apply.Runtime
 	// DataDir holds the agent's state (the revision it runs).
 	DataDir string
+	// Identities decrypt the repository's encrypted Secrets (SOPS with
+	// age recipients). A revision with a Secret none of them opens is
+	// refused; decrypted values stay in memory.
+	Identities []age.Identity
 	// PollInterval is how often the repository is fetched (default 1m).
 	PollInterval time.Duration
 	// FetchBackoff spaces out fetches after failures (default 1 s doubling
@@ -491,6 +496,11 @@ func (a *Agent) load(ctx context.Context, commit string, restored bool) error {
 			rev.Errors = append(rev.Errors, f.String())
 		} else {
 			rev.Warnings = append(rev.Warnings, f.String())
+		}
+	}
+	if len(rev.Errors) == 0 {
+		for _, f := range schema.Decrypt(res, a.cfg.Identities) {
+			rev.Errors = append(rev.Errors, f.String())
 		}
 	}
 	if len(rev.Errors) > 0 {

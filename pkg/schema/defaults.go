@@ -188,8 +188,10 @@ func defaultPodSpec(s *corev1.PodSpec) {
 		if v.ConfigMap != nil && v.ConfigMap.DefaultMode == nil {
 			v.ConfigMap.DefaultMode = ptr(int32(0o644))
 		}
+		// A secret's files are readable by their owner only, where
+		// Kubernetes makes them 0644.
 		if v.Secret != nil && v.Secret.DefaultMode == nil {
-			v.Secret.DefaultMode = ptr(int32(0o644))
+			v.Secret.DefaultMode = ptr(int32(SecretDefaultMode))
 		}
 	}
 }
@@ -269,3 +271,7 @@ func setNamespace(obj runtime.Object, d *docInfo) {
 		m.SetNamespace(d.namespace)
 	}
 }
+
+// SecretDefaultMode is the mode of a secret volume's files when the
+// volume sets no defaultMode.
+const SecretDefaultMode = 0o400

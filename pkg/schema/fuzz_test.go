@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -20,6 +21,12 @@ func FuzzLoad(f *testing.F) {
 		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: &a x}\nspec: *a\n",
 	} {
 		f.Add([]byte(seed))
+	}
+	// A Secret the sops tool encrypted.
+	if b, err := os.ReadFile("../secrets/testdata/flux/global-secret.yaml"); err == nil {
+		f.Add(b)
+	} else {
+		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, name := range []string{"m.yaml", "m.json", "m.cue"} {

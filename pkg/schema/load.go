@@ -28,6 +28,11 @@ import (
 // tree that are not manifests.
 const IgnoreFile = ".gitorchignore"
 
+// SopsConfigFile is the sops tool's configuration (its creation rules),
+// kept in repositories with encrypted Secrets: never a manifest, even
+// when named.
+const SopsConfigFile = ".sops.yaml"
+
 // Options tune Load.
 type Options struct {
 	// Paths restricts loading to these files and directories of the tree
@@ -144,6 +149,9 @@ func collect(fsys fs.FS, roots []string) ([]job, []Finding, error) {
 			return nil, nil, err
 		}
 		if !info.IsDir() {
+			if path.Base(root) == SopsConfigFile {
+				continue
+			}
 			if !seen[root] {
 				seen[root] = true
 				files = append(files, root)
@@ -169,7 +177,7 @@ func collect(fsys fs.FS, roots []string) ([]job, []Finding, error) {
 				}
 				return ign.load(fsys, p)
 			}
-			if fileKind(p) == "" || ign.match(p, false) || seen[p] {
+			if fileKind(p) == "" || d.Name() == SopsConfigFile || ign.match(p, false) || seen[p] {
 				return nil
 			}
 			if d.Type()&fs.ModeSymlink != 0 {
@@ -286,8 +294,18 @@ func (v *validator) run(fsys fs.FS, j job) (res jobResult) {
 		if isNull(expr) {
 			continue
 		}
+		sealed, unreadable, sfs := sopsDocument(name, data, expr)
+		res.findings = append(res.findings, sfs...)
+		if unreadable {
+			continue
+		}
 		val := v.ctx.BuildExpr(expr)
 		objs, fs := v.check(val, expr)
+		if sealed && len(sfs) == 0 {
+			for i := range objs {
+				objs[i].Encrypted = data
+			}
+		}
 		res.objects = append(res.objects, objs...)
 		res.findings = append(res.findings, fs...)
 	}

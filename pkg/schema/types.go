@@ -84,6 +84,10 @@ type Object struct {
 	// Obj is a pointer to a k8s.io/api type: *corev1.Pod, *appsv1.Deployment,
 	// *batchv1.Job, ... with defaults applied.
 	Obj runtime.Object
+	// Encrypted is the SOPS file the object was read from, when it is an
+	// encrypted Secret: Obj then has its keys with the ciphertexts as values until
+	// Decrypt gives them theirs.
+	Encrypted []byte
 
 	// src is the document as read, kept to find where a field is.
 	src docSource
