@@ -261,6 +261,15 @@ containers:
 		{"toleration effect value", "Pod", pod("tolerations: [{key: k, operator: Exists, effect: NoRun}]\ncontainers: [{name: c, image: i}]\n"), "effect"},
 		{"nodeSelector values are label values", "Pod", pod("nodeSelector: {disk: fast ssd}\ncontainers: [{name: c, image: i}]\n"), "nodeSelector.disk"},
 		{"hostNetwork is left out", "Pod", pod("hostNetwork: true\ncontainers: [{name: c, image: i}]\n"), "hostNetwork: field not allowed"},
+
+		// DNS.
+		{"dnsPolicy ClusterFirst with dnsConfig", "Pod", pod("dnsPolicy: ClusterFirst\ndnsConfig: {nameservers: [192.0.2.53], searches: [corp.example.com], options: [{name: ndots, value: \"2\"}, {name: edns0}]}\ncontainers: [{name: c, image: i}]\n"), ""},
+		{"dnsPolicy None with nameservers", "Pod", pod("dnsPolicy: None\ndnsConfig: {nameservers: [\"fd00::53\"]}\ncontainers: [{name: c, image: i}]\n"), ""},
+		{"dnsPolicy None needs nameservers", "Pod", pod("dnsPolicy: None\ncontainers: [{name: c, image: i}]\n"), "dnsConfig"},
+		{"dnsPolicy value", "Pod", pod("dnsPolicy: ClusterOnly\ncontainers: [{name: c, image: i}]\n"), "dnsPolicy"},
+		{"dnsConfig nameservers are addresses", "Pod", pod("dnsConfig: {nameservers: [dns.example.com]}\ncontainers: [{name: c, image: i}]\n"), "nameservers.0"},
+		{"dnsConfig at most 3 nameservers", "Pod", pod("dnsConfig: {nameservers: [192.0.2.1, 192.0.2.2, 192.0.2.3, 192.0.2.4]}\ncontainers: [{name: c, image: i}]\n"), "nameservers"},
+		{"dnsConfig option needs a name", "Pod", pod("dnsConfig: {options: [{value: \"1\"}]}\ncontainers: [{name: c, image: i}]\n"), "name"},
 	})
 }
 

@@ -302,3 +302,23 @@ func containerPort(cs []corev1.Container, name string) (int32, bool) {
 	}
 	return 0, false
 }
+
+// PodDNS is what a node makes its pods' resolv.conf from.
+type PodDNS struct {
+	// ClusterDNS is the cluster DNS address (ClusterDNSAddr); the zero
+	// Addr leaves pods with their image's resolv.conf.
+	ClusterDNS netip.Addr
+	// Domain is the cluster domain (DefaultClusterDomain when empty).
+	Domain string
+	// Host is the node's own resolver configuration (its resolv.conf),
+	// for dnsPolicy Default and the search domains pods inherit.
+	Host ResolvConf
+}
+
+// ResolvConf is the content of a resolv.conf file.
+type ResolvConf struct {
+	Nameservers []string
+	Searches    []string
+	// Options are "name" or "name:value" (ndots:5).
+	Options []string
+}
