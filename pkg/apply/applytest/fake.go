@@ -157,6 +157,17 @@ func (f *FakeRuntime) CreateSandbox(_ context.Context, pod apply.PodSpec) (netip
 	return p.ip, nil
 }
 
+// Spec is the PodSpec the pod's sandbox was last made or checked with.
+func (f *FakeRuntime) Spec(namespace, name string) (apply.PodSpec, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.pods[plan.Key{Namespace: namespace, Name: name}]
+	if p == nil {
+		return apply.PodSpec{}, false
+	}
+	return p.spec, true
+}
+
 // StartContainer implements apply.Runtime.
 func (f *FakeRuntime) StartContainer(_ context.Context, pod apply.PodSpec, container string) (apply.ContainerStatus, error) {
 	f.mu.Lock()
