@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
@@ -112,12 +114,25 @@ func (a *Agent) dnsChanged() {
 // dnsLoop keeps the DNS server's records in step with the revision, the
 // members and the pods' statuses cluster-wide: every change asks for a
 // new zone, computed whole (changes that come meanwhile make one more).
+// Most changes (a pod's restart count, a pod no headless Service selects)
+// change no record: the zone is made again only when the revision or the
+// headless Services' endpoints changed.
 func (a *Agent) dnsLoop(ctx context.Context) {
 	if a.cfg.DNS == nil {
 		return
 	}
+	var last dnsInputs
 	for {
-		a.cfg.DNS.SetZone(a.dnsZone())
+		in := a.dnsInputs()
+		if !last.same(in) {
+			if last.sameObjects(in) {
+				in.ips = last.ips
+			} else {
+				in.ips = plan.AllocateClusterIPs(in.services, a.cfg.ServiceCIDR)
+			}
+			a.cfg.DNS.SetZone(plan.ClusterDNS(in.services, in.ips, in.endpoints, a.cfg.ClusterDomain))
+			last = in
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -126,10 +141,28 @@ func (a *Agent) dnsLoop(ctx context.Context) {
 	}
 }
 
-// dnsZone gathers the inputs of plan.ClusterDNS: the Services of the
+// dnsInputs are what the zone is made from.
+type dnsInputs struct {
+	objects   []runtime.Object
+	services  []*corev1.Service
+	ips       []plan.ServiceIP // set by dnsLoop
+	endpoints map[plan.Key][]plan.DNSEndpoint
+}
+
+// sameObjects says both come from the same revision (the agent replaces
+// its objects whole).
+func (d dnsInputs) sameObjects(o dnsInputs) bool {
+	return len(d.objects) > 0 && len(d.objects) == len(o.objects) && &d.objects[0] == &o.objects[0]
+}
+
+func (d dnsInputs) same(o dnsInputs) bool {
+	return d.sameObjects(o) && reflect.DeepEqual(d.endpoints, o.endpoints)
+}
+
+// dnsInputs gathers the inputs of plan.ClusterDNS: the Services of the
 // running revision, and for headless ones the Ready pods of the cluster,
 // this node's from the agent and the others' from gossip.
-func (a *Agent) dnsZone() plan.DNSZone {
+func (a *Agent) dnsInputs() dnsInputs {
 	a.mu.Lock()
 	objects := a.objects
 	nodes := a.membership.Nodes
@@ -138,20 +171,18 @@ func (a *Agent) dnsZone() plan.DNSZone {
 		local[k] = p
 	}
 	a.mu.Unlock()
-	var services []*corev1.Service
+	in := dnsInputs{objects: objects}
 	headless := false
 	for _, o := range objects {
 		if s, ok := o.(*corev1.Service); ok {
-			services = append(services, s)
+			in.services = append(in.services, s)
 			headless = headless || s.Spec.ClusterIP == corev1.ClusterIPNone
 		}
 	}
-	ips := plan.AllocateClusterIPs(services, a.cfg.ServiceCIDR)
-	var eps map[plan.Key][]plan.DNSEndpoint
 	if headless {
-		eps = plan.HeadlessDNSEndpoints(objects, plan.Schedule(objects, nodes), a.clusterPodStatuses(local, nodes))
+		in.endpoints = plan.HeadlessDNSEndpoints(objects, plan.Schedule(objects, nodes), a.clusterPodStatuses(local, nodes))
 	}
-	return plan.ClusterDNS(services, ips, eps, a.cfg.ClusterDomain)
+	return in
 }
 
 // clusterPodStatuses are the pods' readiness and IPs: the pods of the
@@ -178,6 +209,3 @@ func (a *Agent) clusterPodStatuses(local map[plan.Key]plan.PodStatus, nodes []pl
 	}
 	return out
 }
-
-// DNSZone is the zone the agent computes now (for tests and tools).
-func (a *Agent) DNSZone() plan.DNSZone { return a.dnsZone() }

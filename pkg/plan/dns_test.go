@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -194,3 +195,29 @@ func TestHeadlessDNSEndpoints(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
 }
+
+// BenchmarkClusterDNS is the zone of 10,000 Services, a tenth of them
+// headless with 5 pods each.
+func BenchmarkClusterDNS(b *testing.B) {
+	var svcs []*corev1.Service
+	eps := map[Key][]DNSEndpoint{}
+	for i := range 10000 {
+		s := svcWith("default", "svc-"+itoa(i), func(s *corev1.ServiceSpec) {
+			s.Ports = []corev1.ServicePort{{Name: "http", Port: 80}}
+		})
+		if i%10 == 0 {
+			s.Spec.ClusterIP = corev1.ClusterIPNone
+			for j := range 5 {
+				eps[Key{"default", s.Name}] = append(eps[Key{"default", s.Name}], DNSEndpoint{IP: netip.AddrFrom4([4]byte{10, 244, byte(i >> 8), byte(i + j)}), Hostname: s.Name + "-" + itoa(j)})
+			}
+		}
+		svcs = append(svcs, s)
+	}
+	ips := AllocateClusterIPs(svcs, DefaultServiceCIDR)
+	b.ReportAllocs()
+	for b.Loop() {
+		ClusterDNS(svcs, ips, eps, DefaultClusterDomain)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
