@@ -154,7 +154,7 @@ func (s *Server) build(z plan.DNSZone, serial uint32) *zone {
 			for off, end := 0, false; !end; {
 				off, end = mdns.NextLabel(name, off)
 				parent := name[off:]
-				if end || len(parent) < len(s.origin) || !mdns.IsSubDomain(s.origin, parent) {
+				if end || !s.inZone(parent) {
 					break
 				}
 				if out.names[parent] != nil {
@@ -172,7 +172,7 @@ func (s *Server) build(z plan.DNSZone, serial uint32) *zone {
 	}
 	for _, n := range z.Names {
 		name := mdns.CanonicalName(n.Name)
-		if !mdns.IsSubDomain(s.origin, name) {
+		if !s.inZone(name) {
 			continue
 		}
 		set := exist(name)
@@ -190,6 +190,12 @@ func (s *Server) build(z plan.DNSZone, serial uint32) *zone {
 		}
 	}
 	return out
+}
+
+// inZone says whether name (canonical: lower case, fully qualified) is
+// the cluster domain or below it.
+func (s *Server) inZone(name string) bool {
+	return name == s.origin || strings.HasSuffix(name, "."+s.origin) && len(name) > len(s.origin)+1
 }
 
 func (set *rrset) add(hdr func(string, uint16) mdns.RR_Header, name string, a netip.Addr) {
@@ -247,7 +253,7 @@ func (s *Server) Answer(ctx context.Context, req *mdns.Msg, tcp bool) *mdns.Msg 
 	if q.Qclass != mdns.ClassINET && q.Qclass != mdns.ClassANY {
 		return resp.SetRcode(req, mdns.RcodeRefused)
 	}
-	if !mdns.IsSubDomain(s.origin, name) {
+	if !s.inZone(name) {
 		return s.forward(ctx, req, tcp)
 	}
 	resp.SetReply(req)
@@ -279,7 +285,7 @@ func (s *Server) Answer(ctx context.Context, req *mdns.Msg, tcp bool) *mdns.Msg 
 			if hops >= 8 {
 				return resp
 			}
-			if mdns.IsSubDomain(s.origin, target) {
+			if s.inZone(target) {
 				name = target
 				continue
 			}
@@ -375,17 +381,27 @@ func (s *Server) forward(ctx context.Context, req *mdns.Msg, tcp bool) *mdns.Msg
 }
 
 // Listen opens the UDP and TCP sockets of addr ("host:port") for Serve.
+// With port 0 both get the same free port (tried up to 10 times, since
+// a port free for UDP may be taken for TCP).
 func Listen(addr string) (net.PacketConn, net.Listener, error) {
-	pc, err := net.ListenPacket("udp", addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, l, nil
+		}
 		pc.Close()
-		return nil, nil, err
+		if port != "0" || attempt == 9 {
+			return nil, nil, err
+		}
 	}
-	return pc, l, nil
 }
 
 // Serve answers on pc (UDP) and l (TCP) until ctx ends, then closes them.
