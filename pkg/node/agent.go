@@ -649,8 +649,8 @@ func (a *Agent) pass(ctx context.Context) {
 
 func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
 	a.obs.pod(key, st)
-	a.dnsChanged()
 	defer func() {
+		a.dnsChanged() // once a.pods holds st
 		select {
 		case a.podsChanged <- struct{}{}:
 		default:

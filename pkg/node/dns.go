@@ -209,3 +209,17 @@ func (a *Agent) clusterPodStatuses(local map[plan.Key]plan.PodStatus, nodes []pl
 	}
 	return out
 }
+
+// sameNodeNames says whether two lists of nodes, sorted by name, name the
+// same nodes.
+func sameNodeNames(a, b []plan.Node) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name {
+			return false
+		}
+	}
+	return true
+}
