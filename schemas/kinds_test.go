@@ -261,6 +261,15 @@ containers:
 		{"toleration effect value", "Pod", pod("tolerations: [{key: k, operator: Exists, effect: NoRun}]\ncontainers: [{name: c, image: i}]\n"), "effect"},
 		{"nodeSelector values are label values", "Pod", pod("nodeSelector: {disk: fast ssd}\ncontainers: [{name: c, image: i}]\n"), "nodeSelector.disk"},
 		{"hostNetwork is left out", "Pod", pod("hostNetwork: true\ncontainers: [{name: c, image: i}]\n"), "hostNetwork: field not allowed"},
+
+		// DNS.
+		{"dnsPolicy ClusterFirst with dnsConfig", "Pod", pod("dnsPolicy: ClusterFirst\ndnsConfig: {nameservers: [192.0.2.53], searches: [corp.example.com], options: [{name: ndots, value: \"2\"}, {name: edns0}]}\ncontainers: [{name: c, image: i}]\n"), ""},
+		{"dnsPolicy None with nameservers", "Pod", pod("dnsPolicy: None\ndnsConfig: {nameservers: [\"fd00::53\"]}\ncontainers: [{name: c, image: i}]\n"), ""},
+		{"dnsPolicy None needs nameservers", "Pod", pod("dnsPolicy: None\ncontainers: [{name: c, image: i}]\n"), "dnsConfig"},
+		{"dnsPolicy value", "Pod", pod("dnsPolicy: ClusterOnly\ncontainers: [{name: c, image: i}]\n"), "dnsPolicy"},
+		{"dnsConfig nameservers are addresses", "Pod", pod("dnsConfig: {nameservers: [dns.example.com]}\ncontainers: [{name: c, image: i}]\n"), "nameservers.0"},
+		{"dnsConfig at most 3 nameservers", "Pod", pod("dnsConfig: {nameservers: [192.0.2.1, 192.0.2.2, 192.0.2.3, 192.0.2.4]}\ncontainers: [{name: c, image: i}]\n"), "nameservers"},
+		{"dnsConfig option needs a name", "Pod", pod("dnsConfig: {options: [{value: \"1\"}]}\ncontainers: [{name: c, image: i}]\n"), "name"},
 	})
 }
 
@@ -349,7 +358,12 @@ func TestService(t *testing.T) {
 		{"spec is required", "Service", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n", "spec: field is required"},
 		{"ports are required unless headless", "Service", service("selector: {app: web}\n"), "spec.ports: field is required"},
 		{"ports may not be empty", "Service", service("ports: []\n"), "spec.ports"},
-		{"ExternalName is not supported", "Service", service("type: ExternalName\nports: [{port: 80}]\n"), "spec.type"},
+		{"ExternalName", "Service", service("type: ExternalName\nexternalName: db.example.com\n"), ""},
+		{"ExternalName with ports", "Service", service("type: ExternalName\nexternalName: db.example.com.\nports: [{port: 5432}]\n"), ""},
+		{"ExternalName needs externalName", "Service", service("type: ExternalName\n"), "externalName"},
+		{"ExternalName is a DNS name", "Service", service("type: ExternalName\nexternalName: \"db example\"\n"), "externalName"},
+		{"ExternalName has no clusterIP", "Service", service("type: ExternalName\nexternalName: db.example.com\nclusterIP: 10.96.0.5\n"), "clusterIP may not be set"},
+		{"externalName without the type", "Service", service("externalName: db.example.com\nports: [{port: 80}]\n"), "externalName may only be set"},
 		{"name is a DNS-1035 label", "Service", "apiVersion: v1\nkind: Service\nmetadata: {name: 1web}\nspec: {ports: [{port: 80}]}\n", "metadata.name"},
 		{"name without dots", "Service", "apiVersion: v1\nkind: Service\nmetadata: {name: web.shop}\nspec: {ports: [{port: 80}]}\n", "metadata.name"},
 		{"port 0", "Service", service("ports: [{port: 0}]\n"), "port: invalid value 0"},

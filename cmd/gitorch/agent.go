@@ -123,6 +123,11 @@ and without a key, the node is a cluster of one that does not gossip.`,
       --webhook-secret-file /etc/gitorch/webhook.secret --webhook-address :8443 \
       --tls-cert-file /etc/gitorch/tls.crt --tls-key-file /etc/gitorch/tls.key
 
+  # Pods resolve <service>.<namespace>.svc.k8s.example through the node's
+  # DNS on 10.96.0.10; other names go to the resolvers given
+  gitorch agent --repo https://git.example.com/ops/deploy.git \
+      --cluster-domain k8s.example --dns-upstream 192.0.2.53,192.0.2.54:5353
+
   # The same, from a config file (/etc/gitorch/gitorch.yaml):
   #   repo: https://git.example.com/ops/deploy.git
   #   pod-cidr: 10.88.0.0/24
@@ -142,6 +147,9 @@ and without a key, the node is a cluster of one that does not gossip.`,
 	f.String("pod-cidr", "10.88.0.0/16", "addresses for this node's pods; the bridge takes the first")
 	f.String("bridge", "gitorch0", "name of the pods' bridge")
 	f.String("service-cidr", plan.DefaultServiceCIDR.String(), "range ClusterIPs are allocated from (for the <SERVICE>_SERVICE_HOST variables)")
+	f.Bool("cluster-dns", true, "serve the cluster DNS on the 10th address of --service-cidr (10.96.0.10), on the gitorch-dns link, and point pods' resolv.conf at it")
+	f.String("cluster-domain", plan.DefaultClusterDomain, "the cluster's DNS domain: <service>.<namespace>.svc.<domain>")
+	f.StringSlice("dns-upstream", nil, "resolvers (IP[:PORT],...) the cluster DNS forwards other names to (default: the nameservers of /etc/resolv.conf)")
 	f.String("registry-config", "", "docker config.json holding registry credentials (default: /root/.docker/config.json when it exists)")
 	f.StringSlice("plain-http-registry", nil, "registries (host or host:port) reached over plain HTTP instead of HTTPS")
 	f.String("api-address", defaultAPIAddress, "address of the status and logs API")
@@ -187,6 +195,21 @@ func (a *app) runAgent(ctx context.Context) error {
 	serviceCIDR, err := netip.ParsePrefix(c.GetString("service-cidr"))
 	if err != nil {
 		return usageError(fmt.Errorf("--service-cidr: %w", err))
+	}
+	domain := strings.TrimSuffix(c.GetString("cluster-domain"), ".")
+	if errs := validation.IsDNS1123Subdomain(domain); len(errs) > 0 {
+		return usageError(fmt.Errorf("--cluster-domain %q: %s", c.GetString("cluster-domain"), errs[0]))
+	}
+	dnsAddr := plan.ClusterDNSAddr(serviceCIDR)
+	if c.GetBool("cluster-dns") && !dnsAddr.IsValid() {
+		return usageError(fmt.Errorf("--service-cidr %s has no 10th address for the cluster DNS: give a larger range or --cluster-dns=false", serviceCIDR))
+	}
+	for _, u := range c.GetStringSlice("dns-upstream") {
+		if _, err := netip.ParseAddr(u); err != nil {
+			if _, err := netip.ParseAddrPort(u); err != nil {
+				return usageError(fmt.Errorf("--dns-upstream %q: want IP or IP:PORT", u))
+			}
+		}
 	}
 	poll := c.GetDuration("poll-interval")
 	if poll <= 0 {
@@ -336,6 +359,23 @@ func (a *app) runAgent(ctx context.Context) error {
 	}
 	if g != nil {
 		cfg.Cluster, cfg.ClusterName = g, c.GetString("cluster-name")
+	}
+	cfg.ClusterDomain = domain
+	if c.GetBool("cluster-dns") {
+		dnsCtx, stopDNS := context.WithCancel(ctx)
+		nd, err := node.StartDNS(dnsCtx, node.DNSOptions{Addr: dnsAddr, Domain: domain, Upstreams: c.GetStringSlice("dns-upstream"), Logger: log})
+		if err != nil {
+			stopDNS()
+			return err
+		}
+		defer func() {
+			stopDNS()
+			if err := <-nd.Done; err != nil {
+				log.Warn("cluster DNS", "err", err)
+			}
+		}()
+		cfg.DNS, cfg.HostResolv = nd.Server, nd.Host
+		log.Info("cluster DNS", "address", dnsAddr, "domain", domain, "upstreams", nd.Server.Upstreams())
 	}
 	notifier, err := a.notifier(log)
 	if err != nil {

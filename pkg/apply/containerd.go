@@ -184,6 +184,11 @@ func (r *Containerd) ensureSandbox(ctx context.Context, pod PodSpec) (podRecord,
 	dir := r.podDir(key)
 	nsDir := filepath.Join(dir, "ns")
 	if rec, err := r.readRecord(key); err == nil && nsfile.IsNamespace(nsfile.Path(nsDir, nsfile.Net)) {
+		// A pod made before its node had a cluster DNS gets its
+		// resolv.conf now; one it has is kept.
+		if err := writeResolvConf(dir, pod, false); err != nil {
+			return podRecord{}, err
+		}
 		return rec, nil
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
@@ -217,6 +222,9 @@ func (r *Containerd) ensureSandbox(ctx context.Context, pod PodSpec) (podRecord,
 	if err := writeFileSync(filepath.Join(dir, "hostname"), []byte(pod.hostname()+"\n"), 0o644); err != nil {
 		return podRecord{}, err
 	}
+	if err := writeResolvConf(dir, pod, true); err != nil {
+		return podRecord{}, err
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return podRecord{}, err
@@ -227,6 +235,19 @@ func (r *Containerd) ensureSandbox(ctx context.Context, pod PodSpec) (podRecord,
 	}
 	r.log.Info("pod sandbox ready", "pod", key, "ip", rec.IP)
 	return rec, nil
+}
+
+// writeResolvConf writes the pod's resolv.conf in its directory dir, if
+// it has one, unless the file exists and replace is false.
+func writeResolvConf(dir string, pod PodSpec, replace bool) error {
+	if pod.ResolvConf == nil {
+		return nil
+	}
+	path := filepath.Join(dir, "resolv.conf")
+	if _, err := os.Stat(path); err == nil && !replace {
+		return nil
+	}
+	return writeFileSync(path, pod.ResolvConf, 0o644)
 }
 
 func loopbackUp(nsPath string) error {
@@ -315,6 +336,9 @@ func (r *Containerd) startContainer(ctx context.Context, pod PodSpec, c Containe
 		{Destination: "/dev/shm", Type: "bind", Source: filepath.Join(dir, "shm"), Options: []string{"rbind", "rw"}},
 		{Destination: "/etc/hosts", Type: "bind", Source: filepath.Join(dir, "hosts"), Options: []string{"rbind", "rw"}},
 		{Destination: "/etc/hostname", Type: "bind", Source: filepath.Join(dir, "hostname"), Options: []string{"rbind", "rw"}},
+	}
+	if _, err := os.Stat(filepath.Join(dir, "resolv.conf")); err == nil {
+		mounts = append(mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: filepath.Join(dir, "resolv.conf"), Options: []string{"rbind", "rw"}})
 	}
 	for _, m := range c.Mounts {
 		src, err := r.mountSource(pod, m)

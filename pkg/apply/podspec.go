@@ -31,6 +31,9 @@ func PodSpecFor(pod *corev1.Pod, in PodInputs) (PodSpec, error) {
 		TemplateHash: in.TemplateHash,
 		Hostname:     pod.Spec.Hostname,
 	}
+	if rc, ok := PodResolvConf(pod, in.DNS); ok {
+		out.ResolvConf = FormatResolvConf(rc)
+	}
 	for _, v := range pod.Spec.Volumes {
 		vol, err := volumeFor(v, in)
 		if err != nil {

@@ -79,7 +79,10 @@ type PodSpec struct {
 	TemplateHash string
 	// Hostname defaults to Name (cut to 63 bytes).
 	Hostname string
-	Volumes  []Volume
+	// ResolvConf is the pod's /etc/resolv.conf, written with its sandbox
+	// and kept for its life; nil leaves the image's.
+	ResolvConf []byte
+	Volumes    []Volume
 	// InitContainers are not started by RunPod: the caller runs them to
 	// completion, in order, with StartContainer, before RunPod.
 	InitContainers []ContainerSpec

@@ -100,6 +100,15 @@ type Config struct {
 	// workload health.
 	Events   int
 	Notifier Notifier
+	// DNS, when set, is the node's cluster DNS server: the agent gives it
+	// the records of ClusterDomain (default plan.DefaultClusterDomain)
+	// whenever the revision, the members or a pod's status changes, and
+	// pods' resolv.conf point at the cluster DNS address of ServiceCIDR.
+	// HostResolv is the node's own resolver configuration, for pods with
+	// dnsPolicy Default.
+	DNS           DNSRecords
+	ClusterDomain string
+	HostResolv    plan.ResolvConf
 	// Clock is the time source of the agent, its pod workers, prober and
 	// API (default the real clock).
 	Clock  clock.Clock
@@ -166,6 +175,8 @@ type Agent struct {
 	metaDirty   chan struct{}
 	// netDirty asks podNetLoop to look at the membership again.
 	netDirty chan struct{}
+	// dnsDirty asks for the DNS records to be computed again (dns.go).
+	dnsDirty chan struct{}
 	// revChanged is closed, and replaced, when the revision running or
 	// refused changes.
 	revChanged chan struct{}
@@ -225,6 +236,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = plan.DefaultClusterDomain
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "agent"), 0o700); err != nil {
 		return nil, err
 	}
@@ -244,6 +258,7 @@ func New(cfg Config) (*Agent, error) {
 		podsChanged: make(chan struct{}, 1),
 		metaDirty:   make(chan struct{}, 1),
 		netDirty:    make(chan struct{}, 1),
+		dnsDirty:    make(chan struct{}, 1),
 		revChanged:  make(chan struct{}),
 	}
 	a.obs = newObserver(a)
@@ -279,6 +294,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.housekeeping(ctx) })
 	wg.Go(func() { a.metaLoop(ctx) })
 	wg.Go(func() { a.podNetLoop(ctx) })
+	wg.Go(func() { a.dnsLoop(ctx) })
 	a.reconcileLoop(ctx)
 	wg.Wait()
 	a.mu.Lock()
@@ -523,6 +539,7 @@ func (a *Agent) load(ctx context.Context, commit string, restored bool) error {
 	}
 	a.log.Info("running revision", "commit", gitrev.Short(snap.Revision), "subject", snap.Subject, "pods", pods, "unplaceable", unplaceable)
 	a.obs.applied(rev, restored)
+	a.dnsChanged()
 	a.publishMeta()
 	a.publish()
 	a.nudge()
@@ -651,6 +668,7 @@ func (a *Agent) pass(ctx context.Context) {
 func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
 	a.obs.pod(key, st)
 	defer func() {
+		a.dnsChanged() // once a.pods holds st
 		select {
 		case a.podsChanged <- struct{}{}:
 		default:

@@ -59,6 +59,7 @@ func (a *Agent) ClusterChanged() {
 	}
 	a.nudge()
 	a.podNetChanged()
+	a.dnsChanged()
 	a.heardRevisions()
 	a.heardSyncRequests()
 }
@@ -157,6 +158,9 @@ func (a *Agent) place(running map[plan.Key]bool) {
 		a.quorumLost, a.quorumRegained = false, now
 	}
 	h := plan.HandOff(share, a.peers(members), quorum, a.quorumRegained, a.cfg.Handoff, now)
+	if !sameNodeNames(a.membership.Nodes, m.Nodes) {
+		a.dnsChanged() // whose pods count for DNS
+	}
 	a.desired, a.membership, a.quorum = &h.Share, m, quorum
 	wake := m.Wake
 	if !h.Wake.IsZero() && (wake.IsZero() || h.Wake.Before(wake)) {

@@ -200,6 +200,7 @@ func startFailureReason(err error) string {
 // the pod's references do not resolve.
 func (w *podWorker) podSpec(ctx context.Context, desired *plan.DesiredPod, obs *apply.PodStatus) (apply.PodSpec, string, error) {
 	in := desired.Inputs
+	in.DNS = w.a.podDNS()
 	if obs != nil && obs.IP.IsValid() {
 		in.PodIP = obs.IP
 	}

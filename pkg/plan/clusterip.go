@@ -47,6 +47,9 @@ func FindServiceIP(ips []ServiceIP, k Key) (ServiceIP, bool) {
 //     (wrapping), skipping the network and broadcast addresses of an IPv4
 //     range.
 //
+// The cluster DNS address (ClusterDNSAddr) is never handed out: a Service
+// that names it gets an error.
+//
 // So a Service keeps its address across revisions unless a Service before
 // it in that order comes to take it: removing a Service never moves one
 // that sits at its home address (the one its hash points to), and adding
@@ -61,6 +64,7 @@ func AllocateClusterIPs(services []*corev1.Service, cidr netip.Prefix) []Service
 	})
 	out := make([]ServiceIP, len(svcs))
 	used := map[netip.Addr]string{}
+	dnsAddr := ClusterDNSAddr(cidr)
 	var auto []int
 	for i, s := range svcs {
 		out[i] = ServiceIP{Namespace: s.Namespace, Name: s.Name}
@@ -77,6 +81,8 @@ func AllocateClusterIPs(services []*corev1.Service, cidr netip.Prefix) []Service
 				out[i].Error = fmt.Sprintf("clusterIP %q is not an IP address", ip)
 			case !cidr.Contains(a):
 				out[i].Error = fmt.Sprintf("clusterIP %s is outside the service range %s", a, cidr)
+			case a == dnsAddr:
+				out[i].Error = fmt.Sprintf("clusterIP %s is the cluster DNS address", a)
 			case used[a] != "":
 				out[i].Error = fmt.Sprintf("clusterIP %s is already taken by Service %s", a, used[a])
 			default:
@@ -102,6 +108,9 @@ func AllocateClusterIPs(services []*corev1.Service, cidr netip.Prefix) []Service
 		b := v.FillBytes(make([]byte, len(cidr.Addr().AsSlice())))
 		a, _ := netip.AddrFromSlice(b)
 		return a
+	}
+	if dnsAddr.IsValid() {
+		used[dnsAddr] = "the cluster DNS"
 	}
 	for _, i := range auto {
 		key := out[i].Namespace + "/" + out[i].Name

@@ -23,6 +23,9 @@ type PodInputs struct {
 	// they become <NAME>_SERVICE_HOST and the other service link
 	// variables unless the pod sets enableServiceLinks: false.
 	Services []*corev1.Service
+	// DNS is what the pod's resolv.conf is made from; unset in what
+	// NodePods returns (the node adds it).
+	DNS PodDNS
 }
 
 // DesiredPod is one pod a node should run, with everything its containers
