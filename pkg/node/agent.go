@@ -134,6 +134,13 @@ type Agent struct {
 	pods     map[plan.Key]plan.PodStatus
 	workers  map[plan.Key]*podWorker
 
+	// Rollouts: the last desired pod of every pod the node runs (so that
+	// an old pod keeps running while a rollout replaces it), when the node
+	// learnt each pod of the cluster was ready, and the workloads' health.
+	retained  map[plan.Key]*plan.DesiredPod
+	readySeen map[plan.Key]time.Time
+	workloads []plan.WorkloadStatus
+
 	// The cluster: when the agent started, what it remembers of the
 	// members (kept on disk), the last membership decision, whether it
 	// has quorum, the revisions peers were heard to run, and when each
@@ -225,6 +232,8 @@ func New(cfg Config) (*Agent, error) {
 		fetch:       make(chan struct{}, 1),
 		pods:        map[plan.Key]plan.PodStatus{},
 		workers:     map[plan.Key]*podWorker{},
+		retained:    map[plan.Key]*plan.DesiredPod{},
+		readySeen:   map[plan.Key]time.Time{},
 		started:     cfg.Clock.Now(),
 		hist:        plan.MemberHistory{},
 		quorum:      true,
@@ -702,6 +711,7 @@ func (a *Agent) Status() status.Node {
 	if a.desired != nil {
 		st.Unplaceable = slices.Clone(a.desired.Unplaceable)
 	}
+	st.Workloads = slices.Clone(a.workloads)
 	for _, p := range a.pods {
 		st.Pods = append(st.Pods, p)
 	}

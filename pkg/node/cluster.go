@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitorch/gitorch/internal/gitrev"
 	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/status"
@@ -151,12 +152,97 @@ func (a *Agent) place(running map[plan.Key]bool) {
 		a.quorumLost, a.quorumRegained = false, now
 	}
 	h := plan.HandOff(share, a.peers(members), quorum, a.quorumRegained, a.cfg.Handoff, now)
-	a.desired, a.membership, a.quorum = &h.Share, m, quorum
+	r := plan.Rollouts(a.objects, h.Share, a.retained, a.cfg.Node.Name, a.rolloutView(members, now), now)
+	a.desired, a.membership, a.quorum, a.workloads = &r.Share, m, quorum, r.Workloads
+	a.retain(running)
 	wake := m.Wake
-	if !h.Wake.IsZero() && (wake.IsZero() || h.Wake.Before(wake)) {
-		wake = h.Wake
+	for _, t := range []time.Time{h.Wake, r.Wake} {
+		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+			wake = t
+		}
 	}
 	a.wakePlacement(wake)
+}
+
+// retain remembers the desired pod of every pod the node is to run, and
+// forgets those of pods that neither run nor are wanted (a.mu held): a
+// pod's template may leave the manifests while a rollout still keeps the
+// pod running.
+func (a *Agent) retain(running map[plan.Key]bool) {
+	for k := range a.retained {
+		if _, wanted := a.desired.Pods[k]; !wanted && !running[k] {
+			delete(a.retained, k)
+		}
+	}
+	for k, d := range a.desired.Pods {
+		a.retained[k] = d
+	}
+}
+
+// rolloutView is what the node knows of the cluster's pods for Rollouts
+// (a.mu held): its own pods, the pods its peers report, and why it may not
+// count them yet (a peer it has no news of, or one that runs another
+// revision). A pod on a suspect node, or on a dead one whose grace has
+// not ended, counts as existing and not ready; a lost node's pods do not
+// count once placement gave them to others.
+func (a *Agent) rolloutView(members []plan.Member, now time.Time) plan.RolloutView {
+	v := plan.RolloutView{Started: a.running.LoadedAt}
+	seen := map[plan.Key]bool{}
+	add := func(node, ns, name, workload, hash, phase string, ready, unknown bool) {
+		k := plan.Key{Namespace: ns, Name: name}
+		ready = ready && !unknown && phase != plan.PhaseTerminating
+		since, ok := a.readySeen[k]
+		switch {
+		case ready && !ok:
+			since = now
+			a.readySeen[k] = now
+		case !ready:
+			// Ready again later, it starts its minReadySeconds again.
+			delete(a.readySeen, k)
+		}
+		seen[k] = true
+		v.Pods = append(v.Pods, plan.ClusterPod{Namespace: ns, Workload: workload, RolloutPod: plan.RolloutPod{
+			Name: name, Node: node, TemplateHash: hash, Ready: ready, ReadySince: since, Unknown: unknown, Phase: phase}})
+	}
+	for _, p := range a.pods {
+		add(a.cfg.Node.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, p.Ready, false)
+	}
+	if a.cfg.Cluster != nil {
+		states := a.cfg.Cluster.States()
+		for _, m := range members {
+			if m.Name == a.cfg.Node.Name {
+				continue
+			}
+			unknown := false
+			st, ok := states[m.Name]
+			switch m.State {
+			case plan.MemberAlive, plan.MemberSuspect:
+				unknown = m.State == plan.MemberSuspect
+				switch {
+				case !ok:
+					v.Waiting = "no news yet of the pods of " + m.Name
+				case st.Revision != a.running.Commit && v.Waiting == "":
+					v.Waiting = m.Name + " runs revision " + gitrev.Short(st.Revision)
+				}
+			case plan.MemberDead:
+				if !now.Before(m.Since.Add(a.cfg.Membership.DeadGrace)) {
+					continue
+				}
+				unknown = true
+			default:
+				continue
+			}
+			for _, p := range st.Pods {
+				add(m.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, p.Ready, unknown)
+			}
+		}
+	}
+	for k := range a.readySeen {
+		if !seen[k] {
+			delete(a.readySeen, k)
+		}
+	}
+	return v
 }
 
 // rejoining is plan.Rejoining for this agent: zero without gossip.
@@ -310,7 +396,7 @@ func (a *Agent) Cluster() status.Cluster {
 	c := status.Cluster{
 		Node: local.Node, ClusterName: a.cfg.ClusterName, Repo: local.Repo, Ref: local.Ref, Path: local.Path,
 		Running: local.Running, Refused: local.Refused, Source: local.Source, Unplaceable: local.Unplaceable,
-		Pods: local.Pods,
+		Pods: local.Pods, Workloads: local.Workloads,
 	}
 	members, gm := a.members()
 	states := map[string]gossip.NodeState{}
