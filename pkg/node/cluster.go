@@ -188,7 +188,11 @@ func (a *Agent) retain(running map[plan.Key]bool) {
 func (a *Agent) rolloutView(members []plan.Member, now time.Time) plan.RolloutView {
 	v := plan.RolloutView{Started: a.running.LoadedAt}
 	seen := map[plan.Key]bool{}
-	add := func(node, ns, name, workload, hash, phase string, ready, unknown bool) {
+	add := func(node, ns, name, workload, hash, phase, reason string, ready, unknown bool) {
+		if reason == plan.ReasonHeld {
+			// Held: reported, but nothing of it exists.
+			return
+		}
 		k := plan.Key{Namespace: ns, Name: name}
 		ready = ready && !unknown && phase != plan.PhaseTerminating
 		since, ok := a.readySeen[k]
@@ -205,7 +209,7 @@ func (a *Agent) rolloutView(members []plan.Member, now time.Time) plan.RolloutVi
 			Name: name, Node: node, TemplateHash: hash, Ready: ready, ReadySince: since, Unknown: unknown, Phase: phase}})
 	}
 	for _, p := range a.pods {
-		add(a.cfg.Node.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, p.Ready, false)
+		add(a.cfg.Node.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, p.Reason, p.Ready, false)
 	}
 	if a.cfg.Cluster != nil {
 		states := a.cfg.Cluster.States()
@@ -233,7 +237,7 @@ func (a *Agent) rolloutView(members []plan.Member, now time.Time) plan.RolloutVi
 				continue
 			}
 			for _, p := range st.Pods {
-				add(m.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, p.Ready, unknown)
+				add(m.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, p.Reason, p.Ready, unknown)
 			}
 		}
 	}
