@@ -86,9 +86,9 @@ func TestDecideRollout(t *testing.T) {
 			wantStart: []string{"web-new-0"}, health: HealthProgressing,
 		},
 		{
-			name:      "surge 0, unavailable 1: the highest old ordinal stops first, no new pod yet",
-			in:        base(Strategy{MaxUnavailable: 1}, pods("web-old", "old", true, 0, 1, 2)),
-			wantSt:    []string{"web-old-2"}, health: HealthProgressing,
+			name:   "surge 0, unavailable 1: the highest old ordinal stops first, no new pod yet",
+			in:     base(Strategy{MaxUnavailable: 1}, pods("web-old", "old", true, 0, 1, 2)),
+			wantSt: []string{"web-old-2"}, health: HealthProgressing,
 		},
 		{
 			name:      "surge 0, unavailable 1, one old gone: its new pod may start, the others stay",
@@ -109,9 +109,9 @@ func TestDecideRollout(t *testing.T) {
 			wantStart: []string{"web-new-0"}, health: HealthProgressing,
 		},
 		{
-			name:      "recreate: every old pod stops, no new one starts",
-			in:        base(Strategy{Recreate: true}, pods("web-old", "old", true, 0, 1, 2)),
-			wantSt:    []string{"web-old-0", "web-old-1", "web-old-2"}, health: HealthProgressing,
+			name:   "recreate: every old pod stops, no new one starts",
+			in:     base(Strategy{Recreate: true}, pods("web-old", "old", true, 0, 1, 2)),
+			wantSt: []string{"web-old-0", "web-old-1", "web-old-2"}, health: HealthProgressing,
 		},
 		{
 			name:      "recreate: once the old pods are gone, the new ones start",
