@@ -68,6 +68,10 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 				ru.MaxSurge = ptr(def)
 			}
 		}
+		if o.Spec.ProgressDeadlineSeconds == nil && apiVersion != "extensions/v1beta1" {
+			// extensions/v1beta1 had no deadline.
+			o.Spec.ProgressDeadlineSeconds = ptr(int32(600))
+		}
 	case *appsv1.DaemonSet:
 		if o.Spec.UpdateStrategy.Type == "" {
 			// extensions/v1beta1 DaemonSets were updated only when their pods
