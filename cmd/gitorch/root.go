@@ -118,6 +118,7 @@ environment and data-dir in the config file.`,
 		a.gossipCommand(),
 		a.nodeCommand(),
 		a.syncCommand(),
+		a.rolloutCommand(),
 	)
 	// An unknown command is a usage error, not a reason to print help and
 	// succeed.

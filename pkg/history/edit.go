@@ -164,14 +164,3 @@ func writeFile(name string, data []byte) error {
 	}
 	return os.WriteFile(name, data, fi.Mode().Perm())
 }
-
-func readFile(name string) ([]byte, error) {
-	fi, err := os.Stat(name)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > maxFileSize {
-		return nil, nil
-	}
-	return os.ReadFile(name)
-}

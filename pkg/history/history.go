@@ -121,18 +121,29 @@ type found struct {
 
 // at loads the manifests of commit c and finds ref among them; a nil
 // found when the commit does not have it.
-func (r *Repo) at(c *object.Commit, ref Ref) (*found, plumbing.Hash, error) {
+func (r *Repo) at(c *object.Commit, ref Ref) (*found, error) {
+	fsys, err := r.files(c)
+	if err != nil || fsys == nil {
+		return nil, err
+	}
+	return find(fsys, ref)
+}
+
+// files are the files of the manifest directory at commit c, nil if it
+// has none (regular files only: symbolic links and submodules are left
+// out, as the agent leaves them out).
+func (r *Repo) files(c *object.Commit) (fstest.MapFS, error) {
 	tree, err := c.Tree()
 	if err != nil {
-		return nil, plumbing.ZeroHash, err
+		return nil, err
 	}
 	if r.dir != "" {
 		tree, err = tree.Tree(r.dir)
 		if errors.Is(err, object.ErrDirectoryNotFound) {
-			return nil, plumbing.ZeroHash, nil
+			return nil, nil
 		}
 		if err != nil {
-			return nil, plumbing.ZeroHash, err
+			return nil, err
 		}
 	}
 	fsys := fstest.MapFS{}
@@ -147,11 +158,7 @@ func (r *Repo) at(c *object.Commit, ref Ref) (*found, plumbing.Hash, error) {
 		fsys[f.Name] = &fstest.MapFile{Data: []byte(b), Mode: 0o644}
 		return nil
 	})
-	if err != nil {
-		return nil, tree.Hash, err
-	}
-	f, err := find(fsys, ref)
-	return f, tree.Hash, err
+	return fsys, err
 }
 
 // find loads fsys and returns ref's template in it, or nil.
@@ -231,7 +238,7 @@ func (r *Repo) Log(ctx context.Context, ref Ref, maxCommits int) ([]Change, erro
 		}
 		f := last
 		if n == 0 || dirHash != lastTree {
-			if f, _, err = r.at(c, ref); err != nil {
+			if f, err = r.at(c, ref); err != nil {
 				return nil, fmt.Errorf("commit %s: %w", c.Hash.String()[:12], err)
 			}
 		}
@@ -306,8 +313,10 @@ func (r *Repo) Undo(ctx context.Context, ref Ref, to string, maxCommits int) (*U
 	if err != nil {
 		return nil, err
 	}
-	if !st.IsClean() {
-		return nil, errors.New("the working tree has changes; commit or stash them first, so that the undo commit holds only the undo")
+	for name, fst := range st {
+		if fst.Worktree != git.Untracked && (fst.Worktree != git.Unmodified || fst.Staging != git.Unmodified) {
+			return nil, fmt.Errorf("the working tree has changes (%s); commit or stash them first, so that the undo commit holds only the undo", name)
+		}
 	}
 	head, err := r.repo.Head()
 	if err != nil {
@@ -317,7 +326,7 @@ func (r *Repo) Undo(ctx context.Context, ref Ref, to string, maxCommits int) (*U
 	if err != nil {
 		return nil, err
 	}
-	cur, _, err := r.at(headCommit, ref)
+	cur, err := r.at(headCommit, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +351,7 @@ func (r *Repo) Undo(ctx context.Context, ref Ref, to string, maxCommits int) (*U
 	if src, err = r.repo.CommitObject(*h); err != nil {
 		return nil, err
 	}
-	old, _, err := r.at(src, ref)
+	old, err := r.at(src, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -370,12 +379,14 @@ func (r *Repo) Undo(ctx context.Context, ref Ref, to string, maxCommits int) (*U
 		return nil, err
 	}
 	undo := func() { _ = writeFile(disk, curText) }
-	// The result must load, and give the workload the old template.
-	fsys := fstest.MapFS{}
-	if err := collect(r.root, r.dir, fsys); err != nil {
+	// HEAD with the file rewritten must load, and give the workload the
+	// old template.
+	fsys, err := r.files(headCommit)
+	if err != nil {
 		undo()
 		return nil, err
 	}
+	fsys[cur.file] = &fstest.MapFile{Data: newText, Mode: 0o644}
 	got, err := find(fsys, ref)
 	if err != nil || got == nil || got.hash != old.hash {
 		undo()
@@ -416,31 +427,4 @@ func fileAt(c *object.Commit, name string) ([]byte, error) {
 	}
 	s, err := f.Contents()
 	return []byte(s), err
-}
-
-// collect reads the working tree's manifest directory into fsys, as a
-// commit would hold it (.git left out, symbolic links not followed).
-func collect(root, dir string, fsys fstest.MapFS) error {
-	base := filepath.Join(root, filepath.FromSlash(dir))
-	return filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && d.Name() == ".git" {
-			return filepath.SkipDir
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(base, p)
-		if err != nil {
-			return err
-		}
-		b, err := readFile(p)
-		if err != nil {
-			return err
-		}
-		fsys[filepath.ToSlash(rel)] = &fstest.MapFile{Data: b, Mode: 0o644}
-		return nil
-	})
 }
