@@ -49,10 +49,13 @@ type Summary struct {
 // Plan is what taking a cluster from one revision and membership to
 // another does.
 type Plan struct {
-	Changes  []Change    `json:"changes"`
-	Pods     []PodChange `json:"pods"`
-	Services []ServiceIP `json:"services"`
-	Summary  Summary     `json:"summary"`
+	Changes []Change    `json:"changes"`
+	Pods    []PodChange `json:"pods"`
+	// Rollouts are the workloads whose pods are replaced gradually, with
+	// their bounds.
+	Rollouts []RolloutStep `json:"rollouts,omitempty"`
+	Services []ServiceIP   `json:"services"`
+	Summary  Summary       `json:"summary"`
 }
 
 // HasChanges reports whether the plan changes any object or pod.
@@ -135,6 +138,15 @@ func Build(old, new []runtime.Object, oldNodes, newNodes []Node, opts Options) P
 	}
 	slices.SortFunc(p.Pods, func(a, b PodChange) int {
 		return Key{a.Namespace, a.Name}.Compare(Key{b.Namespace, b.Name})
+	})
+	p.Rollouts = RolloutSteps(old, new, func(ns, name string) int {
+		n := 0
+		for _, q := range after.Pods {
+			if q.Namespace == ns && q.Workload == (WorkloadRef{"DaemonSet", name}) && q.Node != "" {
+				n++
+			}
+		}
+		return n
 	})
 	var svcs []*corev1.Service
 	for _, o := range new {

@@ -85,8 +85,17 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 			fmt.Fprintf(bw, "%s pod %s: unplaceable: %s\n", sign[c.Action], name, c.Reason)
 		}
 	}
-	if len(p.Services) > 0 {
+	if len(p.Rollouts) > 0 {
 		if len(p.Changes)+len(p.Pods) > 0 {
+			fmt.Fprintln(bw)
+		}
+		fmt.Fprintln(bw, "Rollouts:")
+		for _, r := range p.Rollouts {
+			fmt.Fprintf(bw, "  %s %s: %s\n", r.Kind, qualified(r.Namespace, r.Name), r)
+		}
+	}
+	if len(p.Services) > 0 {
+		if len(p.Changes)+len(p.Pods)+len(p.Rollouts) > 0 {
 			fmt.Fprintln(bw)
 		}
 		fmt.Fprintln(bw, "Services:")
