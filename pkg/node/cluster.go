@@ -152,9 +152,8 @@ func (a *Agent) place(running map[plan.Key]bool) {
 		a.quorumLost, a.quorumRegained = false, now
 	}
 	h := plan.HandOff(share, a.peers(members), quorum, a.quorumRegained, a.cfg.Handoff, now)
-	r := plan.Rollouts(a.objects, h.Share, a.retained, a.cfg.Node.Name, a.rolloutView(members, now), now)
+	r := plan.Rollouts(a.objects, h.Share, a.retained, a.cfg.Node.Name, a.rolloutView(members, running, now), now)
 	a.desired, a.membership, a.quorum, a.workloads = &r.Share, m, quorum, r.Workloads
-	a.retain(running)
 	wake := m.Wake
 	for _, t := range []time.Time{h.Wake, r.Wake} {
 		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
@@ -167,8 +166,11 @@ func (a *Agent) place(running map[plan.Key]bool) {
 // retain remembers the desired pod of every pod the node is to run, and
 // forgets those of pods that neither run nor are wanted (a.mu held): a
 // pod's template may leave the manifests while a rollout still keeps the
-// pod running.
+// pod running. running are the pods the runtime has.
 func (a *Agent) retain(running map[plan.Key]bool) {
+	if a.desired == nil {
+		return
+	}
 	for k := range a.retained {
 		if _, wanted := a.desired.Pods[k]; !wanted && !running[k] {
 			delete(a.retained, k)
@@ -176,6 +178,17 @@ func (a *Agent) retain(running map[plan.Key]bool) {
 	}
 	for k, d := range a.desired.Pods {
 		a.retained[k] = d
+	}
+	var revs []string
+	for _, d := range a.retained {
+		if d.Revision != a.running.Commit && !slices.Contains(revs, d.Revision) {
+			revs = append(revs, d.Revision)
+		}
+	}
+	slices.Sort(revs)
+	if !slices.Equal(revs, a.retainedRevs) {
+		a.retainedRevs = revs
+		a.histDirty = true // saved with the member history
 	}
 }
 
@@ -185,7 +198,7 @@ func (a *Agent) retain(running map[plan.Key]bool) {
 // revision). A pod on a suspect node, or on a dead one whose grace has
 // not ended, counts as existing and not ready; a lost node's pods do not
 // count once placement gave them to others.
-func (a *Agent) rolloutView(members []plan.Member, now time.Time) plan.RolloutView {
+func (a *Agent) rolloutView(members []plan.Member, running map[plan.Key]bool, now time.Time) plan.RolloutView {
 	v := plan.RolloutView{Started: a.running.LoadedAt}
 	seen := map[plan.Key]bool{}
 	add := func(node, ns, name, workload, hash, phase, reason string, ready, unknown bool) {
@@ -210,6 +223,16 @@ func (a *Agent) rolloutView(members []plan.Member, now time.Time) plan.RolloutVi
 	}
 	for _, p := range a.pods {
 		add(a.cfg.Node.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, p.Reason, p.Ready, false)
+	}
+	// Pods the runtime has that no worker reported yet (just after a
+	// restart) exist, readiness unknown.
+	for k := range running {
+		if _, ok := a.pods[k]; ok {
+			continue
+		}
+		if d := a.retained[k]; d != nil {
+			add(a.cfg.Node.Name, k.Namespace, k.Name, d.Workload, d.TemplateHash, plan.PhasePending, "", false, false)
+		}
 	}
 	if a.cfg.Cluster != nil {
 		states := a.cfg.Cluster.States()

@@ -197,3 +197,73 @@ func TestFakeClusterBrokenImageStopsAtTheDeadline(t *testing.T) {
 		t.Fatalf("status %+v, want Degraded with the old pods", st)
 	}
 }
+
+// An agent restarted in the middle of a rollout keeps the old pods the
+// rollout was keeping: it knows their templates again from the revision
+// they came from.
+func TestFakeClusterRestartMidRolloutKeepsOldPods(t *testing.T) {
+	c, r := startRollingCluster(t, 600)
+	commit := c.src.commit(map[string]string{"web.yaml": fmt.Sprintf(rollingWeb, 600, "busybox:slow")})
+	for _, n := range c.nodes {
+		n.ag.Sync()
+	}
+	for _, n := range c.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := n.ag.WaitRevision(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	hash := c.hashOf("n1")
+	r.mu.Lock()
+	r.broken = hash // the new pods never become ready: the rollout stays where it is
+	r.mu.Unlock()
+	oldOn := func(name string) int {
+		pods, _ := c.nodes[name].rt.ListPods(context.Background())
+		n := 0
+		for _, p := range pods {
+			if !strings.Contains(p.Name, "-"+hash+"-") {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "the rollout stuck with 5 old pods", func() bool {
+		c.clk.Advance(time.Second)
+		return oldOn("n1")+oldOn("n2")+oldOn("n3") == 5
+	})
+	// The node with the most old pods restarts.
+	name := "n1"
+	for _, n := range []string{"n2", "n3"} {
+		if oldOn(n) > oldOn(name) {
+			name = n
+		}
+	}
+	before := oldOn(name)
+	if before == 0 {
+		t.Fatal("no old pod on any node")
+	}
+	c.nodes[name].stop()
+	c.start(name)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.nodes[name].ag.WaitRevision(ctx, commit); err != nil {
+		t.Fatal(err)
+	}
+	// Its probes find the old pods ready again; none of them stopped.
+	waitFor(t, "5 pods ready again", func() bool {
+		c.clk.Advance(time.Second)
+		if got := oldOn(name); got != before {
+			t.Fatalf("%s ran %d old pods before its restart, %d after", name, before, got)
+		}
+		_, ready, _ := c.sample(r, hash)
+		return ready == 5
+	})
+	for range 10 {
+		c.clk.Advance(time.Second)
+		time.Sleep(5 * time.Millisecond)
+		if got := oldOn(name); got != before {
+			t.Fatalf("%s ran %d old pods before its restart, %d after", name, before, got)
+		}
+	}
+}
