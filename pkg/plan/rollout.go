@@ -175,7 +175,7 @@ func (s WorkloadStatus) Ref() string { return strings.ToLower(s.Kind) + "/" + s.
 //     stopping only while at most maxUnavailable nodes up to and
 //     including it lack an available new pod.
 func DecideRollout(in *RolloutInput, now time.Time) RolloutDecision {
-	d := RolloutDecision{Start: map[string]bool{}, Stop: map[string]bool{}}
+	d := RolloutDecision{Start: make(map[string]bool, len(in.Targets)), Stop: map[string]bool{}}
 	st := &d.Status
 	*st = WorkloadStatus{Kind: in.Kind, Namespace: in.Namespace, Name: in.Name, Replicas: len(in.Targets), TemplateHash: in.Hash}
 	wake := func(t time.Time) {
@@ -200,12 +200,12 @@ func DecideRollout(in *RolloutInput, now time.Time) RolloutDecision {
 		}
 		return true
 	}
-	isTarget := map[string]bool{}
+	isTarget := make(map[string]bool, len(in.Targets))
 	for _, t := range in.Targets {
 		isTarget[t.Name] = true
 	}
 	var old []*RolloutPod
-	newPods := map[string]*RolloutPod{}
+	newPods := make(map[string]*RolloutPod, len(in.Targets))
 	progress := in.Started
 	for i := range in.Pods {
 		p := &in.Pods[i]
@@ -347,9 +347,20 @@ func decideDaemon(in *RolloutInput, old []*RolloutPod, newPods map[string]*Rollo
 // first, then by name. The order depends on nothing that changes while
 // the rollout runs, so every node agrees on it.
 func sortStopOrder(old []*RolloutPod) {
-	slices.SortFunc(old, func(a, b *RolloutPod) int {
-		return cmp.Or(cmp.Compare(ordinalOf(b.Name), ordinalOf(a.Name)), strings.Compare(a.Name, b.Name))
+	type keyed struct {
+		ord int
+		p   *RolloutPod
+	}
+	ks := make([]keyed, len(old))
+	for i, p := range old {
+		ks[i] = keyed{ordinalOf(p.Name), p}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		return cmp.Or(cmp.Compare(b.ord, a.ord), strings.Compare(a.p.Name, b.p.Name))
 	})
+	for i := range ks {
+		old[i] = ks[i].p
+	}
 }
 
 // ordinalOf is the number after a pod name's last dash, or -1.
