@@ -64,3 +64,31 @@ func TestDeploymentGetsItsProgressDeadline(t *testing.T) {
 		t.Error("spec.paused was dropped")
 	}
 }
+
+func TestCronJobAndPodDisruptionBudgetAreValidatedWithANote(t *testing.T) {
+	res := load(t, map[string]string{"c.yaml": `apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: c, image: busybox}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: web}}
+`})
+	expect(t, res,
+		"CronJob/default/nightly: spec: warning: gitorch validates CronJobs but does not run them yet",
+		"PodDisruptionBudget/default/web: spec: warning: gitorch validates PodDisruptionBudgets but does not honour them yet")
+	if len(res.Objects) != 2 {
+		t.Fatalf("%d objects, want 2", len(res.Objects))
+	}
+}
