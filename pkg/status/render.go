@@ -420,17 +420,14 @@ func Age(t, now time.Time) string {
 	return fmt.Sprintf("%dy", int(d.Hours())/24/365)
 }
 
-// WriteWorkloads prints workloads with their health: a table of WORKLOAD,
-// HEALTH, READY (available of replicas), UP-TO-DATE, OLD and MESSAGE.
+// WriteWorkloads prints workloads with their health: a table of
+// NAMESPACE, WORKLOAD (kubectl's kind/name), HEALTH, READY (available of
+// replicas), UP-TO-DATE, OLD and MESSAGE.
 func WriteWorkloads(w io.Writer, ws []plan.WorkloadStatus) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "WORKLOAD\tHEALTH\tREADY\tUP-TO-DATE\tOLD\tMESSAGE")
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tWORKLOAD\tHEALTH\tREADY\tUP-TO-DATE\tOLD\tMESSAGE")
 	for _, s := range ws {
-		ref := s.Ref()
-		if s.Namespace != "" && s.Namespace != "default" {
-			ref = s.Namespace + "/" + ref
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s\n", ref, s.Health, s.Available, s.Replicas, s.Updated, s.Old, s.Message)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%s\n", s.Namespace, s.Ref(), s.Health, s.Available, s.Replicas, s.Updated, s.Old, s.Message)
 	}
 	return tw.Flush()
 }
