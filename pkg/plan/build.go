@@ -18,6 +18,10 @@ type Options struct {
 	// on the old nodes would place them, and pods that run but are not
 	// placed any more are destroyed.
 	Actual map[Key]string
+	// Health, when set, is each workload's health in the live cluster:
+	// the plan shows it with the rollouts and lists the workloads that
+	// are not Healthy.
+	Health []WorkloadStatus
 }
 
 // PodChange is what happens to one pod.
@@ -54,8 +58,11 @@ type Plan struct {
 	// Rollouts are the workloads whose pods are replaced gradually, with
 	// their bounds.
 	Rollouts []RolloutStep `json:"rollouts,omitempty"`
-	Services []ServiceIP   `json:"services"`
-	Summary  Summary       `json:"summary"`
+	// Unhealthy are the workloads of the live cluster that are not
+	// Healthy now (with Options.Health).
+	Unhealthy []WorkloadStatus `json:"unhealthy,omitempty"`
+	Services  []ServiceIP      `json:"services"`
+	Summary   Summary          `json:"summary"`
 }
 
 // HasChanges reports whether the plan changes any object or pod.
@@ -148,6 +155,19 @@ func Build(old, new []runtime.Object, oldNodes, newNodes []Node, opts Options) P
 		}
 		return n
 	})
+	for i := range p.Rollouts {
+		r := &p.Rollouts[i]
+		for _, h := range opts.Health {
+			if h.Kind == r.Kind && h.Namespace == r.Namespace && h.Name == r.Name {
+				r.Now = h.Health
+			}
+		}
+	}
+	for _, h := range opts.Health {
+		if h.Health != HealthHealthy {
+			p.Unhealthy = append(p.Unhealthy, h)
+		}
+	}
 	var svcs []*corev1.Service
 	for _, o := range new {
 		if s, ok := o.(*corev1.Service); ok {

@@ -305,6 +305,9 @@ type RolloutStep struct {
 	MaxUnavailable int  `json:"maxUnavailable"`
 	MaxSurge       int  `json:"maxSurge"`
 	Paused         bool `json:"paused,omitempty"`
+	// Now is the workload's health in the live cluster, when the plan was
+	// made against it.
+	Now Health `json:"now,omitempty"`
 }
 
 // String is the step as plan prints it: "3 pods replaced, at most 1
@@ -323,6 +326,9 @@ func (s RolloutStep) String() string {
 		b.WriteString(", all stopped before the new ones start (Recreate)")
 	default:
 		fmt.Fprintf(&b, ", at most %d unavailable, at most %d extra", s.MaxUnavailable, s.MaxSurge)
+	}
+	if s.Now != "" {
+		fmt.Fprintf(&b, " (now %s)", s.Now)
 	}
 	return b.String()
 }
