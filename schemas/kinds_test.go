@@ -294,7 +294,9 @@ func TestWorkloads(t *testing.T) {
 		{"Deployment maxSurge and maxUnavailable both 0", "Deployment", workload("apps/v1", "Deployment", selector+"\nstrategy: {rollingUpdate: {maxSurge: 0%, maxUnavailable: 0}}\n"), "maxUnavailable and maxSurge may not both be 0"},
 		{"Deployment maxSurge percent without %", "Deployment", workload("apps/v1", "Deployment", selector+"\nstrategy: {rollingUpdate: {maxSurge: \"25\"}}\n"), "maxSurge"},
 		{"Deployment selector In without values", "Deployment", workload("apps/v1", "Deployment", "selector: {matchExpressions: [{key: app, operator: In}]}\n"), "values: field is required"},
-		{"Deployment paused is left out", "Deployment", workload("apps/v1", "Deployment", selector+"\npaused: true\n"), "spec.paused: field not allowed"},
+		{"Deployment paused", "Deployment", workload("apps/v1", "Deployment", selector+"\npaused: true\n"), ""},
+		{"DaemonSet rollingUpdate maxUnavailable", "DaemonSet", workload("apps/v1", "DaemonSet", selector+"\nupdateStrategy: {rollingUpdate: {maxUnavailable: \"25%\"}}\n"), ""},
+		{"DaemonSet maxUnavailable 0", "DaemonSet", workload("apps/v1", "DaemonSet", selector+"\nupdateStrategy: {rollingUpdate: {maxUnavailable: 0}}\n"), "maxUnavailable may not be 0"},
 		{"Deployment template name is left out", "Deployment", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  " + selector + "\n  template:\n    metadata: {name: x, labels: {app: w}}\n    spec: {containers: [{name: c, image: i}]}\n", "template.metadata.name: field not allowed"},
 		{"Deployment template pod spec is checked", "Deployment", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  " + selector + "\n  template:\n    spec: {containers: [{name: c}]}\n", "template.spec.containers.0.image: field is required"},
 
@@ -328,6 +330,13 @@ func TestWorkloads(t *testing.T) {
 		{"StatefulSet podManagementPolicy value", "StatefulSet", workload("apps/v1", "StatefulSet", selector+"\npodManagementPolicy: AllAtOnce\n"), "podManagementPolicy"},
 		{"StatefulSet volumeClaimTemplates are left out", "StatefulSet", workload("apps/v1", "StatefulSet", selector+"\nvolumeClaimTemplates: [{metadata: {name: data}}]\n"), "volumeClaimTemplates: field not allowed"},
 
+		// CronJob and PodDisruptionBudget.
+		{"CronJob", "CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: \"*/5 * * * *\"\n  timeZone: Europe/Paris\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          containers: [{name: c, image: busybox}]\n", ""},
+		{"CronJob @hourly", "CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: \"@hourly\"\n  jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: c, image: i}]}}}}\n", ""},
+		{"CronJob schedule of four fields", "CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: \"* * * *\"\n  jobTemplate: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: c, image: i}]}}}}\n", "schedule"},
+		{"CronJob's Job needs its restartPolicy", "CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: \"@daily\"\n  jobTemplate: {spec: {template: {spec: {containers: [{name: c, image: i}]}}}}\n", "restartPolicy: field is required"},
+		{"PodDisruptionBudget", "PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: p}\nspec:\n  minAvailable: \"50%\"\n  selector: {matchLabels: {app: web}}\n", ""},
+		{"PodDisruptionBudget with both bounds", "PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: p}\nspec:\n  minAvailable: 1\n  maxUnavailable: 1\n", "minAvailable and maxUnavailable exclude each other"},
 		// Job.
 		{"Job", "Job", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  completions: 3\n  parallelism: 2\n  backoffLimit: 4\n  activeDeadlineSeconds: 100\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: pi, image: perl, command: [perl, -e, print 1]}]\n", ""},
 		{"Job restartPolicy OnFailure", "Job", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  template:\n    spec:\n      restartPolicy: OnFailure\n      containers: [{name: pi, image: perl}]\n", ""},

@@ -231,7 +231,7 @@ func (a *app) runPlan(cmd *cobra.Command, args []string) (bool, error) {
 		live, err := a.liveCluster(ctx, cmd, base)
 		switch {
 		case err == nil:
-			nodes, oldNodes, opts.Actual = live.nodes, live.nodes, live.actual
+			nodes, oldNodes, opts.Actual, opts.Health = live.nodes, live.nodes, live.actual, live.health
 			if base {
 				old = live.objects
 			}
@@ -358,6 +358,8 @@ type liveCluster struct {
 	actual map[plan.Key]string
 	// objects of the revision the agent runs, when asked for.
 	objects []runtime.Object
+	// health of the workloads, as the agent sees them.
+	health []plan.WorkloadStatus
 }
 
 // maxRevisionArchive bounds the running revision's files read from an
@@ -373,7 +375,7 @@ func (a *app) liveCluster(ctx context.Context, cmd *cobra.Command, withObjects b
 	if err := c.getJSON(ctx, "/v1/cluster", &cl); err != nil {
 		return nil, fmt.Errorf("no --nodes given, so plan asks the cluster: %w\n(give --nodes FILE for a plan on nodes of your own, see docs/placement.md)", err)
 	}
-	live := &liveCluster{actual: map[plan.Key]string{}}
+	live := &liveCluster{actual: map[plan.Key]string{}, health: cl.Workloads}
 	for _, m := range cl.Members {
 		if m.Schedulable {
 			live.nodes = append(live.nodes, plan.Node{Name: m.Name, Labels: m.Labels, Allocatable: m.Capacity})

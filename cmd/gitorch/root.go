@@ -119,6 +119,7 @@ environment and data-dir in the config file.`,
 		a.secretCommand(),
 		a.nodeCommand(),
 		a.syncCommand(),
+		a.rolloutCommand(),
 	)
 	// An unknown command is a usage error, not a reason to print help and
 	// succeed.

@@ -152,6 +152,16 @@ type Agent struct {
 	pods     map[plan.Key]plan.PodStatus
 	workers  map[plan.Key]*podWorker
 
+	// Rollouts: the last desired pod of every pod the node runs (so that
+	// an old pod keeps running while a rollout replaces it), when the node
+	// learnt each pod of the cluster was ready, and the workloads' health.
+	retained  map[plan.Key]*plan.DesiredPod
+	readySeen map[plan.Key]time.Time
+	workloads []plan.WorkloadStatus
+	// retainedRevs are the earlier revisions whose pods still run here
+	// (kept on disk, so that a restarted agent keeps them too).
+	retainedRevs []string
+
 	// The cluster: when the agent started, what it remembers of the
 	// members (kept on disk), the last membership decision, whether it
 	// has quorum, the revisions peers were heard to run, and when each
@@ -250,6 +260,8 @@ func New(cfg Config) (*Agent, error) {
 		fetch:       make(chan struct{}, 1),
 		pods:        map[plan.Key]plan.PodStatus{},
 		workers:     map[plan.Key]*podWorker{},
+		retained:    map[plan.Key]*plan.DesiredPod{},
+		readySeen:   map[plan.Key]time.Time{},
 		started:     cfg.Clock.Now(),
 		hist:        plan.MemberHistory{},
 		quorum:      true,
@@ -382,6 +394,9 @@ type agentState struct {
 	// Members is what the node remembers of the cluster's members, so
 	// that a restarted node still counts the members it knew for quorum.
 	Members plan.MemberHistory `json:"members,omitempty"`
+	// Retained are the earlier revisions whose pods a rollout keeps
+	// running here for now.
+	Retained []string `json:"retained,omitempty"`
 }
 
 func (a *Agent) statePath() string { return filepath.Join(a.cfg.DataDir, "agent", "state.json") }
@@ -411,12 +426,61 @@ func (a *Agent) restore(ctx context.Context) error {
 	if st.Running == "" {
 		return nil
 	}
+	if err := a.restoreRetained(ctx, st.Retained); err != nil {
+		a.log.Warn("the pods of earlier revisions a rollout kept could not be loaded; they stop", "err", err)
+	}
 	return a.load(ctx, st.Running, true)
+}
+
+// restoreRetained gives the pods of earlier revisions that run here, which
+// a rollout was keeping when the agent stopped, their desired pods again,
+// so that a restart does not stop them at once.
+func (a *Agent) restoreRetained(ctx context.Context, revs []string) error {
+	if len(revs) == 0 {
+		return nil
+	}
+	observed, err := a.cfg.Runtime.ListPods(ctx)
+	if err != nil {
+		return err
+	}
+	running := map[plan.Key]bool{}
+	for _, p := range observed {
+		running[p.Key()] = true
+	}
+	// Every pod of the revision on this node alone, with room for all:
+	// only the names and templates of those running here matter.
+	self := a.cfg.Node
+	self.Allocatable = plan.Resources{MilliCPU: 1 << 40, Memory: 1 << 60, Pods: 1 << 30}
+	self.Unschedulable = false
+	var errs []error
+	for _, rev := range revs {
+		snap, err := a.cfg.Source.Snapshot(ctx, rev)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res, err := schema.Load(snap.FS, schema.Options{})
+		snap.Close()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		share := plan.NodePods(res.RuntimeObjects(), []plan.Node{self}, self.Name, rev, a.cfg.ServiceCIDR, nil)
+		a.mu.Lock()
+		for k, d := range share.Pods {
+			if running[k] && a.retained[k] == nil {
+				a.retained[k] = d
+			}
+		}
+		a.retainedRevs = append(a.retainedRevs, rev)
+		a.mu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // saveState writes what the agent keeps across restarts (a.mu held).
 func (a *Agent) saveState() error {
-	st := agentState{Members: a.hist}
+	st := agentState{Members: a.hist, Retained: a.retainedRevs}
 	if a.running != nil {
 		st.Running = a.running.Commit
 	}
@@ -631,6 +695,7 @@ func (a *Agent) pass(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.place(running)
+	a.retain(running)
 	if a.histDirty {
 		a.histDirty = false
 		if err := a.saveState(); err != nil {
@@ -738,6 +803,7 @@ func (a *Agent) Status() status.Node {
 	if a.desired != nil {
 		st.Unplaceable = slices.Clone(a.desired.Unplaceable)
 	}
+	st.Workloads = slices.Clone(a.workloads)
 	for _, p := range a.pods {
 		st.Pods = append(st.Pods, p)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/gitorch/gitorch/internal/gitrev"
 	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/plan"
 	"github.com/gitorch/gitorch/pkg/schema"
@@ -161,12 +162,124 @@ func (a *Agent) place(running map[plan.Key]bool) {
 	if !sameNodeNames(a.membership.Nodes, m.Nodes) {
 		a.dnsChanged() // whose pods count for DNS
 	}
-	a.desired, a.membership, a.quorum = &h.Share, m, quorum
+	r := plan.Rollouts(a.objects, h.Share, a.retained, a.cfg.Node.Name, a.rolloutView(members, running, now), now)
+	a.desired, a.membership, a.quorum, a.workloads = &r.Share, m, quorum, r.Workloads
 	wake := m.Wake
-	if !h.Wake.IsZero() && (wake.IsZero() || h.Wake.Before(wake)) {
-		wake = h.Wake
+	for _, t := range []time.Time{h.Wake, r.Wake} {
+		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+			wake = t
+		}
 	}
 	a.wakePlacement(wake)
+}
+
+// retain remembers the desired pod of every pod the node is to run, and
+// forgets those of pods that neither run nor are wanted (a.mu held): a
+// pod's template may leave the manifests while a rollout still keeps the
+// pod running. running are the pods the runtime has.
+func (a *Agent) retain(running map[plan.Key]bool) {
+	if a.desired == nil {
+		return
+	}
+	for k := range a.retained {
+		if _, wanted := a.desired.Pods[k]; !wanted && !running[k] {
+			delete(a.retained, k)
+		}
+	}
+	for k, d := range a.desired.Pods {
+		a.retained[k] = d
+	}
+	var revs []string
+	for _, d := range a.retained {
+		if d.Revision != a.running.Commit && !slices.Contains(revs, d.Revision) {
+			revs = append(revs, d.Revision)
+		}
+	}
+	slices.Sort(revs)
+	if !slices.Equal(revs, a.retainedRevs) {
+		a.retainedRevs = revs
+		a.histDirty = true // saved with the member history
+	}
+}
+
+// rolloutView is what the node knows of the cluster's pods for Rollouts
+// (a.mu held): its own pods, the pods its peers report, and why it may not
+// count them yet (a peer it has no news of, or one that runs another
+// revision). A pod on a suspect node, or on a dead one whose grace has
+// not ended, counts as existing and not ready; a lost node's pods do not
+// count once placement gave them to others.
+func (a *Agent) rolloutView(members []plan.Member, running map[plan.Key]bool, now time.Time) plan.RolloutView {
+	v := plan.RolloutView{Started: a.running.LoadedAt}
+	seen := map[plan.Key]bool{}
+	add := func(node, ns, name, workload, hash, phase, reason string, ready, unknown bool) {
+		if reason == plan.ReasonHeld {
+			// Held: reported, but nothing of it exists.
+			return
+		}
+		k := plan.Key{Namespace: ns, Name: name}
+		ready = ready && !unknown && phase != plan.PhaseTerminating
+		since, ok := a.readySeen[k]
+		switch {
+		case ready && !ok:
+			since = now
+			a.readySeen[k] = now
+		case !ready:
+			// Ready again later, it starts its minReadySeconds again.
+			delete(a.readySeen, k)
+		}
+		seen[k] = true
+		v.Pods = append(v.Pods, plan.ClusterPod{Namespace: ns, Workload: workload, RolloutPod: plan.RolloutPod{
+			Name: name, Node: node, TemplateHash: hash, Ready: ready, ReadySince: since, Unknown: unknown, Phase: phase}})
+	}
+	for _, p := range a.pods {
+		add(a.cfg.Node.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, p.Reason, p.Ready, false)
+	}
+	// Pods the runtime has that no worker reported yet (just after a
+	// restart) exist, readiness unknown.
+	for k := range running {
+		if _, ok := a.pods[k]; ok {
+			continue
+		}
+		if d := a.retained[k]; d != nil {
+			add(a.cfg.Node.Name, k.Namespace, k.Name, d.Workload, d.TemplateHash, plan.PhasePending, "", false, false)
+		}
+	}
+	if a.cfg.Cluster != nil {
+		states := a.cfg.Cluster.States()
+		for _, m := range members {
+			if m.Name == a.cfg.Node.Name {
+				continue
+			}
+			unknown := false
+			st, ok := states[m.Name]
+			switch m.State {
+			case plan.MemberAlive, plan.MemberSuspect:
+				unknown = m.State == plan.MemberSuspect
+				switch {
+				case !ok:
+					v.Waiting = "no news yet of the pods of " + m.Name
+				case st.Revision != a.running.Commit && v.Waiting == "":
+					v.Waiting = m.Name + " runs revision " + gitrev.Short(st.Revision)
+				}
+			case plan.MemberDead:
+				if !now.Before(m.Since.Add(a.cfg.Membership.DeadGrace)) {
+					continue
+				}
+				unknown = true
+			default:
+				continue
+			}
+			for _, p := range st.Pods {
+				add(m.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, p.Reason, p.Ready, unknown)
+			}
+		}
+	}
+	for k := range a.readySeen {
+		if !seen[k] {
+			delete(a.readySeen, k)
+		}
+	}
+	return v
 }
 
 // rejoining is plan.Rejoining for this agent: zero without gossip.
@@ -320,7 +433,7 @@ func (a *Agent) Cluster() status.Cluster {
 	c := status.Cluster{
 		Node: local.Node, ClusterName: a.cfg.ClusterName, Repo: local.Repo, Ref: local.Ref, Path: local.Path,
 		Running: local.Running, Refused: local.Refused, Source: local.Source, Unplaceable: local.Unplaceable,
-		Pods: local.Pods,
+		Pods: local.Pods, Workloads: local.Workloads,
 	}
 	members, gm := a.members()
 	states := map[string]gossip.NodeState{}

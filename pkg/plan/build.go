@@ -18,6 +18,10 @@ type Options struct {
 	// on the old nodes would place them, and pods that run but are not
 	// placed any more are destroyed.
 	Actual map[Key]string
+	// Health, when set, is each workload's health in the live cluster:
+	// the plan shows it with the rollouts and lists the workloads that
+	// are not Healthy.
+	Health []WorkloadStatus
 }
 
 // PodChange is what happens to one pod.
@@ -49,10 +53,16 @@ type Summary struct {
 // Plan is what taking a cluster from one revision and membership to
 // another does.
 type Plan struct {
-	Changes  []Change    `json:"changes"`
-	Pods     []PodChange `json:"pods"`
-	Services []ServiceIP `json:"services"`
-	Summary  Summary     `json:"summary"`
+	Changes []Change    `json:"changes"`
+	Pods    []PodChange `json:"pods"`
+	// Rollouts are the workloads whose pods are replaced gradually, with
+	// their bounds.
+	Rollouts []RolloutStep `json:"rollouts,omitempty"`
+	// Unhealthy are the workloads of the live cluster that are not
+	// Healthy now (with Options.Health).
+	Unhealthy []WorkloadStatus `json:"unhealthy,omitempty"`
+	Services  []ServiceIP      `json:"services"`
+	Summary   Summary          `json:"summary"`
 }
 
 // HasChanges reports whether the plan changes any object or pod.
@@ -136,6 +146,28 @@ func Build(old, new []runtime.Object, oldNodes, newNodes []Node, opts Options) P
 	slices.SortFunc(p.Pods, func(a, b PodChange) int {
 		return Key{a.Namespace, a.Name}.Compare(Key{b.Namespace, b.Name})
 	})
+	p.Rollouts = RolloutSteps(old, new, func(ns, name string) int {
+		n := 0
+		for _, q := range after.Pods {
+			if q.Namespace == ns && q.Workload == (WorkloadRef{"DaemonSet", name}) && q.Node != "" {
+				n++
+			}
+		}
+		return n
+	})
+	for i := range p.Rollouts {
+		r := &p.Rollouts[i]
+		for _, h := range opts.Health {
+			if h.Kind == r.Kind && h.Namespace == r.Namespace && h.Name == r.Name {
+				r.Now = h.Health
+			}
+		}
+	}
+	for _, h := range opts.Health {
+		if h.Health != HealthHealthy {
+			p.Unhealthy = append(p.Unhealthy, h)
+		}
+	}
 	var svcs []*corev1.Service
 	for _, o := range new {
 		if s, ok := o.(*corev1.Service); ok {

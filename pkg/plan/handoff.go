@@ -64,7 +64,7 @@ type Handoff struct {
 //     it), the node holds its StatefulSet pods: what it knows of the
 //     others may be from before the partition.
 func HandOff(share NodeShare, peers []Peer, quorum bool, regained time.Time, p HandoffPolicy, now time.Time) Handoff {
-	out := Handoff{Share: NodeShare{Revision: share.Revision, Unplaceable: share.Unplaceable, Pods: map[Key]*DesiredPod{}}}
+	out := Handoff{Share: NodeShare{Revision: share.Revision, Unplaceable: share.Unplaceable, Placement: share.Placement, Pods: map[Key]*DesiredPod{}}}
 	wake := func(t time.Time) {
 		if out.Wake.IsZero() || t.Before(out.Wake) {
 			out.Wake = t

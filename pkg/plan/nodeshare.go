@@ -62,6 +62,9 @@ type NodeShare struct {
 	Leaving map[Key]*DesiredPod
 	// Unplaceable are the pods of the whole cluster that fit nowhere.
 	Unplaceable []UnplaceablePod
+	// Placement is every pod of the cluster and where it runs (Rollouts
+	// counts a workload's pods from it).
+	Placement []Pod
 }
 
 // NodePods places the pods objects ask for on nodes (Schedule) and returns
@@ -102,7 +105,7 @@ func NodePods(objects []runtime.Object, nodes []Node, self, revision string, ser
 	}
 
 	placement := Schedule(objects, nodes)
-	share := NodeShare{Revision: revision, Pods: map[Key]*DesiredPod{}, Leaving: map[Key]*DesiredPod{}}
+	share := NodeShare{Revision: revision, Pods: map[Key]*DesiredPod{}, Leaving: map[Key]*DesiredPod{}, Placement: placement.Pods}
 	for i := range placement.Pods {
 		p := &placement.Pods[i]
 		if p.Node == "" {

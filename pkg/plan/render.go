@@ -89,8 +89,30 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 			fmt.Fprintf(bw, "%s pod %s: unplaceable: %s\n", sign[c.Action], name, c.Reason)
 		}
 	}
-	if len(p.Services) > 0 {
+	if len(p.Rollouts) > 0 {
 		if len(p.Changes)+len(p.Pods) > 0 {
+			fmt.Fprintln(bw)
+		}
+		fmt.Fprintln(bw, "Rollouts:")
+		for _, r := range p.Rollouts {
+			fmt.Fprintf(bw, "  %s %s: %s\n", r.Kind, qualified(r.Namespace, r.Name), r)
+		}
+	}
+	if len(p.Unhealthy) > 0 {
+		if len(p.Changes)+len(p.Pods)+len(p.Rollouts) > 0 {
+			fmt.Fprintln(bw)
+		}
+		fmt.Fprintln(bw, "Not healthy now:")
+		for _, h := range p.Unhealthy {
+			msg := ""
+			if h.Message != "" {
+				msg = ": " + h.Message
+			}
+			fmt.Fprintf(bw, "  %s %s %s%s\n", h.Kind, qualified(h.Namespace, h.Name), paint(yellow, string(h.Health)), msg)
+		}
+	}
+	if len(p.Services) > 0 {
+		if len(p.Changes)+len(p.Pods)+len(p.Rollouts)+len(p.Unhealthy) > 0 {
 			fmt.Fprintln(bw)
 		}
 		fmt.Fprintln(bw, "Services:")

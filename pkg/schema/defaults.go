@@ -6,6 +6,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -68,6 +69,10 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 				ru.MaxSurge = ptr(def)
 			}
 		}
+		if o.Spec.ProgressDeadlineSeconds == nil && apiVersion != "extensions/v1beta1" {
+			// extensions/v1beta1 had no deadline.
+			o.Spec.ProgressDeadlineSeconds = ptr(int32(600))
+		}
 	case *appsv1.DaemonSet:
 		if o.Spec.UpdateStrategy.Type == "" {
 			// extensions/v1beta1 DaemonSets were updated only when their pods
@@ -109,6 +114,14 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 		if o.Spec.BackoffLimit == nil {
 			o.Spec.BackoffLimit = ptr(int32(6))
 		}
+	case *batchv1.CronJob:
+		defaultPodSpec(&o.Spec.JobTemplate.Spec.Template.Spec)
+		if o.Spec.ConcurrencyPolicy == "" {
+			o.Spec.ConcurrencyPolicy = batchv1.AllowConcurrent
+		}
+		notes = append(notes, defaultNote{"spec", "gitorch validates CronJobs but does not run them yet: no Job is made from it"})
+	case *policyv1.PodDisruptionBudget:
+		notes = append(notes, defaultNote{"spec", "gitorch validates PodDisruptionBudgets but does not honour them yet: rollouts keep their own maxUnavailable, node leave moves pods make-before-break"})
 	case *corev1.Service:
 		if o.Spec.Type == "" {
 			o.Spec.Type = corev1.ServiceTypeClusterIP

@@ -43,6 +43,7 @@ func SingleNode(n Node) Cluster {
 		Members:     []Member{self},
 		Pods:        n.Pods,
 		Unplaceable: n.Unplaceable,
+		Workloads:   n.Workloads,
 	}
 }
 
@@ -95,6 +96,12 @@ func WriteCluster(w io.Writer, c Cluster, wide bool, now time.Time) error {
 		}
 	}
 	fmt.Fprintln(w)
+	if len(c.Workloads) > 0 {
+		if err := WriteWorkloads(w, c.Workloads); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
 	if len(c.Pods) == 0 {
 		fmt.Fprintln(w, "No pods in the cluster.")
 	} else if err := writePods(w, c.Pods, wide, now); err != nil {
@@ -411,4 +418,16 @@ func Age(t, now time.Time) string {
 		return fmt.Sprintf("%dy%dd", days/365, days%365)
 	}
 	return fmt.Sprintf("%dy", int(d.Hours())/24/365)
+}
+
+// WriteWorkloads prints workloads with their health: a table of
+// NAMESPACE, WORKLOAD (kubectl's kind/name), HEALTH, READY (available of
+// replicas), UP-TO-DATE, OLD and MESSAGE.
+func WriteWorkloads(w io.Writer, ws []plan.WorkloadStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tWORKLOAD\tHEALTH\tREADY\tUP-TO-DATE\tOLD\tMESSAGE")
+	for _, s := range ws {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%d\t%s\n", s.Namespace, s.Ref(), s.Health, s.Available, s.Replicas, s.Updated, s.Old, s.Message)
+	}
+	return tw.Flush()
 }

@@ -288,3 +288,21 @@ func TestGossipedPodWithSummary(t *testing.T) {
 		t.Fatalf("table:\n%s", b.String())
 	}
 }
+
+func TestWriteWorkloads(t *testing.T) {
+	var b strings.Builder
+	err := WriteWorkloads(&b, []plan.WorkloadStatus{
+		{Kind: "Deployment", Namespace: "default", Name: "web", Health: plan.HealthProgressing,
+			Message: "2 of 6 new pods available, 4 old", Replicas: 6, Updated: 3, Available: 2, Old: 4},
+		{Kind: "DaemonSet", Namespace: "ops", Name: "agent", Health: plan.HealthHealthy, Replicas: 3, Updated: 3, Available: 3},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if len(lines) != 3 || !regexp.MustCompile(`^NAMESPACE +WORKLOAD +HEALTH +READY +UP-TO-DATE +OLD +MESSAGE$`).MatchString(lines[0]) ||
+		!regexp.MustCompile(`^default +deployment/web +Progressing +2/6 +3 +4 +2 of 6 new pods available, 4 old$`).MatchString(lines[1]) ||
+		!regexp.MustCompile(`^ops +daemonset/agent +Healthy +3/3 +3 +0 *$`).MatchString(lines[2]) {
+		t.Errorf("got:\n%s", b.String())
+	}
+}

@@ -30,6 +30,9 @@ type Node struct {
 	Pods []plan.PodStatus `json:"pods"`
 	// Unplaceable pods: asked for by the manifests but fitting nowhere.
 	Unplaceable []plan.UnplaceablePod `json:"unplaceable,omitempty"`
+	// Workloads of the running revision with their health, as this node
+	// computes it from the pods of the whole cluster it hears of.
+	Workloads []plan.WorkloadStatus `json:"workloads,omitempty"`
 }
 
 // Revision is one commit the agent loaded.
@@ -81,6 +84,8 @@ type Cluster struct {
 	Pods []plan.PodStatus `json:"pods"`
 	// Unplaceable pods of the answering node's revision.
 	Unplaceable []plan.UnplaceablePod `json:"unplaceable,omitempty"`
+	// Workloads of the answering node's revision with their health.
+	Workloads []plan.WorkloadStatus `json:"workloads,omitempty"`
 }
 
 // Member is one node of the cluster as the answering node sees it.
