@@ -37,6 +37,9 @@ type Options struct {
 	// Workers is how many files are validated in parallel; 0 means one per
 	// CPU.
 	Workers int
+	// Cache, when set, supplies the results of files validated before with
+	// the same content, and keeps those of the others.
+	Cache *Cache
 }
 
 // Load reads every manifest in fsys: *.yaml and *.yml (several documents
@@ -51,12 +54,37 @@ func Load(fsys fs.FS, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	results := make([]jobResult, len(jobs))
+	keys := make([]string, len(jobs))
+	data := make([][][]byte, len(jobs))
+	res := &Result{Findings: findings}
+	todo := make([]int, 0, len(jobs))
+	if opts.Cache != nil {
+		version, err := schemaVersion()
+		if err != nil {
+			return nil, err
+		}
+		opts.Cache.use(version)
+	}
+	for i, j := range jobs {
+		res.Files += len(j.files)
+		if opts.Cache != nil {
+			if keys[i], data[i], err = jobKey(fsys, j); err != nil {
+				return nil, err
+			}
+			if r, ok := opts.Cache.get(keys[i]); ok {
+				results[i] = r
+				res.CachedFiles += len(j.files)
+				continue
+			}
+		}
+		todo = append(todo, i)
+	}
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	workers = min(workers, len(jobs))
-	results := make([]jobResult, len(jobs))
+	workers = min(workers, len(todo))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	errs := make(chan error, workers)
@@ -73,11 +101,12 @@ func Load(fsys fs.FS, opts Options) (*Result, error) {
 			}
 			defer validators.put(v)
 			for i := range next {
-				results[i] = v.run(fsys, jobs[i])
+				results[i] = v.run(fsys, jobs[i], data[i])
+				data[i] = nil
 			}
 		}()
 	}
-	for i := range jobs {
+	for _, i := range todo {
 		next <- i
 	}
 	close(next)
@@ -86,11 +115,22 @@ func Load(fsys fs.FS, opts Options) (*Result, error) {
 	if err := <-errs; err != nil {
 		return nil, err
 	}
-	res := &Result{Findings: findings}
 	for _, r := range results {
 		if r.err != nil {
 			return nil, r.err
 		}
+	}
+	if opts.Cache != nil {
+		for _, i := range todo {
+			opts.Cache.put(keys[i], results[i])
+		}
+	}
+	n := 0
+	for _, r := range results {
+		n += len(r.objects)
+	}
+	res.Objects = make([]Object, 0, n)
+	for _, r := range results {
 		res.Objects = append(res.Objects, r.objects...)
 		res.Findings = append(res.Findings, r.findings...)
 	}
@@ -254,7 +294,8 @@ func (g *ignorer) match(p string, isDir bool) bool {
 // bug of that parser, but the input is untrusted and the caller may be a
 // long-running daemon: the panic becomes a finding on the file, and the
 // validator, whose CUE context may be left inconsistent, is retired.
-func (v *validator) run(fsys fs.FS, j job) (res jobResult) {
+// data, when not nil, is the content of the job's files, already read.
+func (v *validator) run(fsys fs.FS, j job, data [][]byte) (res jobResult) {
 	defer func() {
 		if r := recover(); r != nil {
 			v.uses = validatorUses
@@ -264,15 +305,20 @@ func (v *validator) run(fsys fs.FS, j job) (res jobResult) {
 	}()
 	switch j.kind {
 	case "cue":
-		return v.runCUE(fsys, j.files)
+		return v.runCUE(fsys, j.files, data)
 	}
 	name := j.files[0]
-	data, err := fs.ReadFile(fsys, name)
-	if err != nil {
-		return jobResult{err: err}
+	var src []byte
+	if data != nil {
+		src = data[0]
+	} else {
+		var err error
+		if src, err = fs.ReadFile(fsys, name); err != nil {
+			return jobResult{err: err}
+		}
 	}
-	data = normalizeLineBreaks(data)
-	next := v.documents(name, data, j.kind)
+	src = normalizeLineBreaks(src)
+	next := v.documents(name, src, j.kind)
 	for {
 		expr, err := next()
 		if err == io.EOF {
@@ -370,13 +416,18 @@ func parseFinding(name string, err error) Finding {
 
 // runCUE builds the .cue files of one directory as a package and checks
 // every object in it.
-func (v *validator) runCUE(fsys fs.FS, files []string) jobResult {
+func (v *validator) runCUE(fsys fs.FS, files []string, data [][]byte) jobResult {
 	var res jobResult
 	inst := build.NewContext().NewInstance(path.Dir(files[0]), nil)
-	for _, name := range files {
-		src, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return jobResult{err: err}
+	for i, name := range files {
+		var src []byte
+		if data != nil {
+			src = data[i]
+		} else {
+			var err error
+			if src, err = fs.ReadFile(fsys, name); err != nil {
+				return jobResult{err: err}
+			}
 		}
 		if err := inst.AddFile(name, src); err != nil {
 			res.findings = append(res.findings, parseFinding(name, err))

@@ -27,9 +27,10 @@ const schemaFilePrefix = "$schemas/"
 // not safe for concurrent use (a cue.Context is single-threaded): every
 // worker has its own.
 type validator struct {
-	ctx  *cue.Context
-	defs map[string]cue.Value
-	uses int // documents checked
+	schemas fs.FS // what defs were compiled from
+	ctx     *cue.Context
+	defs    map[string]cue.Value
+	uses    int // documents checked
 }
 
 // newValidator compiles the .cue files at the top of schemaFS as one
@@ -57,7 +58,7 @@ func newValidator(schemaFS fs.FS) (*validator, error) {
 	if err := pkg.Err(); err != nil {
 		return nil, fmt.Errorf("compile schemas: %w", err)
 	}
-	v := &validator{ctx: ctx, defs: map[string]cue.Value{}}
+	v := &validator{schemas: schemaFS, ctx: ctx, defs: map[string]cue.Value{}}
 	for _, k := range kinds {
 		def := pkg.LookupPath(cue.ParsePath(k.def))
 		if !def.Exists() {

@@ -37,8 +37,9 @@ type Snapshot struct {
 	// set.
 	Signer string
 	// FS holds the files. It implements fs.ReadDirFS, fs.ReadFileFS and
-	// fs.StatFS, is safe for concurrent use, and never follows symbolic
-	// links or submodules.
+	// fs.StatFS, and BlobHash(name) (string, error), which returns the Git
+	// blob hash of a file without reading it; it is safe for concurrent use,
+	// and never follows symbolic links or submodules.
 	FS fs.FS
 	// Skipped lists the symbolic links and submodules under Path, which FS
 	// leaves out.
@@ -379,6 +380,22 @@ func (t *treeFS) ReadDir(name string) ([]fs.DirEntry, error) {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
 	}
 	return entries, nil
+}
+
+// BlobHash returns the Git blob hash of the regular file name, without
+// reading it: a cache of what a file's content gives (pkg/schema's) keys
+// on it.
+func (t *treeFS) BlobHash(name string) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n, err := t.lookup("hash", name)
+	if err != nil {
+		return "", err
+	}
+	if n.tree != nil {
+		return "", &fs.PathError{Op: "hash", Path: name, Err: errors.New("is a directory")}
+	}
+	return n.entry.Hash.String(), nil
 }
 
 // Stat implements fs.StatFS.

@@ -360,6 +360,21 @@ func TestSnapshotContent(t *testing.T) {
 	if err := fstest.TestFS(s.FS, "a.yaml", "dir/b.yaml", "run.sh"); err != nil {
 		t.Error(err)
 	}
+	hasher, ok := s.FS.(interface{ BlobHash(string) (string, error) })
+	if !ok {
+		t.Fatal("snapshot FS has no BlobHash")
+	}
+	for _, name := range []string{"a.yaml", "dir/b.yaml"} {
+		want := gitCmd(t, up.work, "rev-parse", c+":deploy/"+name)
+		if got, err := hasher.BlobHash(name); err != nil || got != want {
+			t.Errorf("BlobHash(%s) = %q, %v; want %q (git rev-parse)", name, got, err, want)
+		}
+	}
+	for _, name := range []string{"dir", "out.yaml", "missing.yaml"} {
+		if got, err := hasher.BlobHash(name); err == nil {
+			t.Errorf("BlobHash(%s) = %q, want an error: not a regular file", name, got)
+		}
+	}
 	for _, name := range []string{"../secret", "/etc/passwd", "dir/../a.yaml", ""} {
 		if _, err := s.FS.Open(name); !errors.Is(err, fs.ErrInvalid) {
 			t.Errorf("Open(%q): %v, want ErrInvalid", name, err)
