@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -123,7 +124,7 @@ func TestCacheRandomEdits(t *testing.T) {
 			fsys["pkg/a.cue"] = &fstest.MapFile{Data: []byte(cueVariants[0])}
 			fsys["pkg/b.cue"] = &fstest.MapFile{Data: []byte(cueVariants[2])}
 
-			big, small := NewCache(1000), NewCache(4)
+			big, small, saved := NewCache(1000), NewCache(4), NewCache(1000)
 			seen := map[string]bool{}
 			for step := 0; step < 25; step++ {
 				var tree fs.FS = fsys
@@ -134,7 +135,7 @@ func TestCacheRandomEdits(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				wantHits := 0
+				wantHits, wantSaved := 0, 0
 				var keys []string
 				for _, j := range jobs {
 					k, _, err := jobKey(tree, j)
@@ -143,6 +144,9 @@ func TestCacheRandomEdits(t *testing.T) {
 					}
 					if seen[k] {
 						wantHits += len(j.files)
+						if j.kind != "cue" {
+							wantSaved += len(j.files)
+						}
 					}
 					keys = append(keys, k)
 				}
@@ -158,7 +162,26 @@ func TestCacheRandomEdits(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				// A cache saved by another process, restored.
+				var buf bytes.Buffer
+				if err := saved.Save(&buf); err != nil {
+					t.Fatal(err)
+				}
+				saved = NewCache(1000)
+				if err := saved.Restore(&buf); err != nil {
+					t.Fatal(err)
+				}
+				restored, err := Load(tree, Options{Cache: saved})
+				if err != nil {
+					t.Fatal(err)
+				}
 				desc := fmt.Sprintf("step %d (%s)", step, strings.Join(sortedNames(fsys), " "))
+				sameResult(t, desc+" restored cache", restored, cold)
+				// The YAML files hit; a CUE package only when it has no
+				// object (objects of CUE are not saved).
+				if restored.CachedFiles < wantSaved || restored.CachedFiles > wantHits {
+					t.Fatalf("%s: %d files from the restored cache, want %d to %d", desc, restored.CachedFiles, wantSaved, wantHits)
+				}
 				sameResult(t, desc, warm, cold)
 				sameResult(t, desc+" small cache", bounded, cold)
 				if warm.CachedFiles != wantHits {
@@ -279,5 +302,40 @@ func TestGitBlobHash(t *testing.T) {
 		if got := gitBlobHash([]byte(data)); got != want {
 			t.Errorf("gitBlobHash(%q) = %s, want %s", data, got, want)
 		}
+	}
+}
+
+// TestPosTableAgreesWithTheSyntaxTree checks that a restored object finds
+// its fields where the document's syntax tree does, for every field and
+// for paths that go past what the document has.
+func TestPosTableAgreesWithTheSyntaxTree(t *testing.T) {
+	fsys := fstest.MapFS{}
+	for i, v := range append(editVariants("x"), editVariants("y")[2]) {
+		fsys[fmt.Sprintf("f%d.yaml", i)] = &fstest.MapFile{Data: []byte(v)}
+	}
+	res, err := Load(fsys, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, o := range res.Objects {
+		if o.src.expr == nil {
+			continue
+		}
+		table := tableOf(o.src.expr)
+		def := Pos{File: "default"}
+		for key := range table {
+			p := strings.Split(key, "\x00")[1:]
+			for _, q := range [][]string{p, append(slices.Clone(p), "absent"), append(slices.Clone(p), "0", "x")} {
+				want := o.src.fieldPos(q, def)
+				if got := table.fieldPos(q, def); got != want {
+					t.Errorf("%s: field %q at %v from the table, %v from the syntax tree", o.id(), q, got, want)
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 100 {
+		t.Fatalf("only %d paths checked", checked)
 	}
 }

@@ -394,11 +394,15 @@ func source(val cue.Value, expr ast.Expr) docSource {
 }
 
 type docSource struct {
-	expr ast.Expr
-	val  cue.Value
+	expr  ast.Expr
+	val   cue.Value
+	table posTable // instead of expr, for an object restored from a saved Cache
 }
 
 func (s docSource) fieldPos(p []string, def Pos) Pos {
+	if s.table != nil {
+		return s.table.fieldPos(p, def)
+	}
 	if s.expr == nil {
 		if !s.val.Exists() {
 			return def
