@@ -166,6 +166,10 @@ func (a *app) runPlan(cmd *cobra.Command, args []string) (bool, error) {
 		}
 	}
 
+	// The loads share one validation cache: with --against, the files
+	// the two trees have in common are validated once. With a repository,
+	// the cache is kept under the data directory.
+	defer a.saveValidation()
 	var objs, old []runtime.Object
 	if remote {
 		cfg, err := a.sourceConfig()
@@ -298,7 +302,7 @@ func (a *app) loadRevision(ctx context.Context, repo *source.Repo, rev string, p
 // describes. Findings go to stderr as gitorch validate prints them; errors
 // among them fail the plan.
 func (a *app) loadObjects(t *tree, name string) ([]runtime.Object, error) {
-	res, err := schema.Load(t.fsys, schema.Options{Paths: t.paths})
+	res, err := schema.Load(t.fsys, schema.Options{Paths: t.paths, Cache: a.validation()})
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", name, err)
 	}
