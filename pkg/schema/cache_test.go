@@ -13,6 +13,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"cuelang.org/go/cue/ast"
+
 	"github.com/gitorch/gitorch/schemas"
 )
 
@@ -305,31 +307,45 @@ func TestGitBlobHash(t *testing.T) {
 	}
 }
 
-// TestPosTableAgreesWithTheSyntaxTree checks that a restored object finds
-// its fields where the document's syntax tree does, for every field and
-// for paths that go past what the document has.
-func TestPosTableAgreesWithTheSyntaxTree(t *testing.T) {
+// TestRestoredObjectsFindTheirFields checks that the objects of a restored
+// cache find every field of their documents where those of a cold load do,
+// and paths that go past what a document has.
+func TestRestoredObjectsFindTheirFields(t *testing.T) {
 	fsys := fstest.MapFS{}
 	for i, v := range append(editVariants("x"), editVariants("y")[2]) {
 		fsys[fmt.Sprintf("f%d.yaml", i)] = &fstest.MapFile{Data: []byte(v)}
 	}
-	res, err := Load(fsys, Options{})
+	cache := NewCache(0)
+	cold, err := Load(fsys, Options{Cache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var buf bytes.Buffer
+	if err := cache.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored := NewCache(0)
+	if err := restored.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	warm, err := Load(fsys, Options{Cache: restored})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warm.CachedFiles != warm.Files || len(warm.Objects) != len(cold.Objects) {
+		t.Fatalf("restored cache: %d of %d files, %d objects; want all files, %d objects", warm.CachedFiles, warm.Files, len(warm.Objects), len(cold.Objects))
+	}
 	checked := 0
-	for _, o := range res.Objects {
-		if o.src.expr == nil {
-			continue
+	for i := range cold.Objects {
+		c, w := &cold.Objects[i], &warm.Objects[i]
+		e := c.src.ref.expr()
+		if e == nil {
+			t.Fatalf("%s: document not found again", c.id())
 		}
-		table := tableOf(o.src.expr)
-		def := Pos{File: "default"}
-		for key := range table {
-			p := strings.Split(key, "\x00")[1:]
+		for _, p := range fieldPaths(e, nil) {
 			for _, q := range [][]string{p, append(slices.Clone(p), "absent"), append(slices.Clone(p), "0", "x")} {
-				want := o.src.fieldPos(q, def)
-				if got := table.fieldPos(q, def); got != want {
-					t.Errorf("%s: field %q at %v from the table, %v from the syntax tree", o.id(), q, got, want)
+				if got, want := w.FieldPos(q...), c.FieldPos(q...); got != want {
+					t.Errorf("%s: field %q at %v after a restore, %v before", c.id(), q, got, want)
 				}
 				checked++
 			}
@@ -338,4 +354,24 @@ func TestPosTableAgreesWithTheSyntaxTree(t *testing.T) {
 	if checked < 100 {
 		t.Fatalf("only %d paths checked", checked)
 	}
+}
+
+// fieldPaths lists the paths of every field and list element of e.
+func fieldPaths(e ast.Expr, prefix []string) [][]string {
+	out := [][]string{prefix}
+	switch n := e.(type) {
+	case *ast.StructLit:
+		for _, d := range n.Elts {
+			if f, ok := d.(*ast.Field); ok {
+				if name, ok := labelName(f.Label); ok {
+					out = append(out, fieldPaths(f.Value, append(slices.Clone(prefix), name))...)
+				}
+			}
+		}
+	case *ast.ListLit:
+		for i, el := range n.Elts {
+			out = append(out, fieldPaths(el, append(slices.Clone(prefix), fmt.Sprint(i)))...)
+		}
+	}
+	return out
 }

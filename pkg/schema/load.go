@@ -318,8 +318,8 @@ func (v *validator) run(fsys fs.FS, j job, data [][]byte) (res jobResult) {
 		}
 	}
 	src = normalizeLineBreaks(src)
-	next := v.documents(name, src, j.kind)
-	for {
+	next := documents(name, src, j.kind)
+	for doc := 0; ; doc++ {
 		expr, err := next()
 		if err == io.EOF {
 			break
@@ -332,7 +332,7 @@ func (v *validator) run(fsys fs.FS, j job, data [][]byte) (res jobResult) {
 			continue
 		}
 		val := v.ctx.BuildExpr(expr)
-		objs, fs := v.check(val, expr)
+		objs, fs := v.check(val, expr, docRef{data: src, name: name, kind: j.kind, doc: doc})
 		res.objects = append(res.objects, objs...)
 		res.findings = append(res.findings, fs...)
 	}
@@ -340,7 +340,7 @@ func (v *validator) run(fsys fs.FS, j job, data [][]byte) (res jobResult) {
 }
 
 // documents returns an iterator over the documents of a YAML or JSON file.
-func (v *validator) documents(name string, data []byte, kind string) func() (ast.Expr, error) {
+func documents(name string, data []byte, kind string) func() (ast.Expr, error) {
 	if kind == "json" {
 		d := cuejson.NewDecoder(nil, name, bytes.NewReader(data))
 		return d.Extract
@@ -445,7 +445,7 @@ func (v *validator) runCUE(fsys fs.FS, files []string, data [][]byte) jobResult 
 		return res
 	}
 	for _, val := range cueObjects(pkg) {
-		objs, fs := v.check(val, nil)
+		objs, fs := v.check(val, nil, docRef{})
 		res.objects = append(res.objects, objs...)
 		res.findings = append(res.findings, fs...)
 	}

@@ -5,10 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
-
-	"cuelang.org/go/cue/ast"
 )
 
 // A Cache can outlive the process: the command line keeps one next to its
@@ -25,83 +21,19 @@ type savedCache struct {
 
 type savedEntry struct {
 	Key      string
-	Objects  []savedObject
 	Findings []Finding
+	// The file the objects are documents of, for their fields' positions.
+	Name, Kind string
+	Data       []byte
+	Objects    []savedObject
 }
 
 type savedObject struct {
 	Pos                               Pos
 	APIVersion, Kind, Namespace, Name string
 	JSON                              []byte
-	// Fields is where each field of the document is written (see
-	// posTable).
-	Fields []savedField
-}
-
-type savedField struct {
-	Path string // tableKey
-	Pos  Pos
-}
-
-// posTable is where each field of a document is, as docSource.fieldPos
-// finds it in the syntax tree: the key of a struct or list, the value of a
-// scalar, the start of a list element. A path that is not in the table is
-// looked up by its longest prefix that is.
-type posTable map[string]Pos
-
-func (t posTable) fieldPos(p []string, def Pos) Pos {
-	for n := len(p); n >= 0; n-- {
-		if pos, ok := t[tableKey(p[:n])]; ok {
-			return orDefault(pos, def)
-		}
-	}
-	return def
-}
-
-// tableKey is a path of selectors as a key of a posTable: each selector
-// after a NUL, the document itself "".
-func tableKey(p []string) string {
-	var b strings.Builder
-	for _, sel := range p {
-		b.WriteByte(0)
-		b.WriteString(sel)
-	}
-	return b.String()
-}
-
-// tableOf records the positions of every field of e.
-func tableOf(e ast.Expr) posTable {
-	t := posTable{}
-	var walk func(key string, e ast.Expr, pos Pos)
-	walk = func(key string, e ast.Expr, pos Pos) {
-		t[key] = pos
-		switch n := e.(type) {
-		case *ast.StructLit:
-			seen := map[string]bool{}
-			for _, d := range n.Elts {
-				f, ok := d.(*ast.Field)
-				if !ok {
-					continue
-				}
-				name, ok := labelName(f.Label)
-				if !ok || seen[name] {
-					continue // fieldPos takes the first field of a name
-				}
-				seen[name] = true
-				p := posOf(f.Pos())
-				if _, scalar := f.Value.(*ast.BasicLit); scalar {
-					p = posOf(f.Value.Pos())
-				}
-				walk(key+"\x00"+name, f.Value, p)
-			}
-		case *ast.ListLit:
-			for i, el := range n.Elts {
-				walk(key+"\x00"+strconv.Itoa(i), el, posOf(el.Pos()))
-			}
-		}
-	}
-	walk("", e, posOf(e.Pos()))
-	return t
+	Doc                               int   // docRef.doc
+	Items                             []int // docRef.items
 }
 
 // Save writes the entries of c that came from YAML and JSON files to w.
@@ -124,23 +56,17 @@ outer:
 	for _, e := range entries {
 		se := savedEntry{Key: e.key, Findings: e.res.findings}
 		for _, o := range e.res.objects {
-			t := o.src.table
-			switch {
-			case t != nil:
-			case o.src.expr != nil:
-				t = tableOf(o.src.expr)
-			default:
+			ref := o.src.ref
+			if ref.data == nil {
 				continue outer // known by its CUE value: kept in memory only
 			}
+			se.Name, se.Kind, se.Data = ref.name, ref.kind, ref.data
 			data, err := json.Marshal(o.Obj)
 			if err != nil {
 				return fmt.Errorf("save %s: %w", o.id(), err)
 			}
-			so := savedObject{Pos: o.Pos, APIVersion: o.APIVersion, Kind: o.Kind, Namespace: o.Namespace, Name: o.Name, JSON: data}
-			for p, pos := range t {
-				so.Fields = append(so.Fields, savedField{Path: p, Pos: pos})
-			}
-			se.Objects = append(se.Objects, so)
+			se.Objects = append(se.Objects, savedObject{Pos: o.Pos, APIVersion: o.APIVersion, Kind: o.Kind,
+				Namespace: o.Namespace, Name: o.Name, JSON: data, Doc: ref.doc, Items: ref.items})
 		}
 		out.Entries = append(out.Entries, se)
 	}
@@ -174,12 +100,9 @@ func (c *Cache) Restore(r io.Reader) error {
 			if err := json.Unmarshal(so.JSON, obj); err != nil {
 				return fmt.Errorf("read validation cache: %s/%s: %w", so.Kind, so.Name, err)
 			}
-			t := make(posTable, len(so.Fields))
-			for _, f := range so.Fields {
-				t[f.Path] = f.Pos
-			}
+			ref := docRef{data: se.Data, name: se.Name, kind: se.Kind, doc: so.Doc, items: so.Items}
 			res.objects = append(res.objects, Object{Pos: so.Pos, APIVersion: so.APIVersion, Kind: so.Kind,
-				Namespace: so.Namespace, Name: so.Name, Obj: obj, src: docSource{table: t}})
+				Namespace: so.Namespace, Name: so.Name, Obj: obj, src: docSource{ref: ref}})
 		}
 		entries = append(entries, cacheEntry{key: se.Key, res: res})
 	}
