@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -550,5 +551,34 @@ func TestSnapshotDuringFetch(t *testing.T) {
 	}
 	if got := readFile(t, mustSnapshot(t, r, "main").FS, "a.yaml"); got != "rev 5\n" {
 		t.Errorf("latest = %q", got)
+	}
+}
+
+// TestSnapshotLargeDirectory reads every file of a directory large enough
+// to be looked up through an index, and names that are not there.
+func TestSnapshotLargeDirectory(t *testing.T) {
+	isolate(t)
+	up := newUpstream(t)
+	files := map[string]string{}
+	for i := 0; i < 100; i++ {
+		files[fmt.Sprintf("apps/f%03d.yaml", i)] = fmt.Sprintf("n: %d\n", i)
+	}
+	files["apps/sub/x.yaml"] = "x\n"
+	c := up.commit("many files", files)
+	up.push("main")
+	r := openRepo(t, t.TempDir(), Config{URL: up.bare})
+	if err := r.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := mustSnapshot(t, r, c)
+	for name, want := range files {
+		if got := readFile(t, s.FS, name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	for _, name := range []string{"apps/f100.yaml", "apps/f0.yaml", "apps/sub/y.yaml", "apps/f001.yaml/x"} {
+		if _, err := fs.ReadFile(s.FS, name); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("ReadFile(%s): %v, want ErrNotExist", name, err)
+		}
 	}
 }
