@@ -55,7 +55,7 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
 
   # The same after a push, with the files taken from the cache and the time
   gitorch validate -v --repo https://git.example.com/team/apps.git --ref main --path deploy
-  # valid: 10000 objects, 0 errors, 0 warnings; 3334 files (3333 from the cache) in 96ms`,
+  # valid: 10002 objects, 0 errors, 0 warnings; 3334 files (3333 from the cache) in 48ms`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runValidate(cmd.Context(), args)
 		},
