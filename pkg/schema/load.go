@@ -73,7 +73,7 @@ func Load(fsys fs.FS, opts Options) (*Result, error) {
 				return nil, err
 			}
 			if r, ok := opts.Cache.get(keys[i]); ok {
-				results[i] = r
+				results[i], data[i] = r, nil
 				res.CachedFiles += len(j.files)
 				continue
 			}
