@@ -14,6 +14,7 @@ import (
 	"testing/fstest"
 
 	"cuelang.org/go/cue/ast"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/gitorch/gitorch/schemas"
 )
@@ -374,4 +375,18 @@ func fieldPaths(e ast.Expr, prefix []string) [][]string {
 		}
 	}
 	return out
+}
+
+// TestHasLabelsIsSelectorFromSet pins hasLabels to what the selector of
+// labels.SelectorFromSet matches.
+func TestHasLabelsIsSelectorFromSet(t *testing.T) {
+	sets := []map[string]string{nil, {}, {"app": "a"}, {"app": "a", "tier": "b"}, {"app": "b"}, {"tier": "b"}, {"app": ""}}
+	for _, sel := range sets {
+		for _, l := range sets {
+			want := labels.SelectorFromSet(sel).Matches(labels.Set(l))
+			if got := hasLabels(l, sel); got != want {
+				t.Errorf("hasLabels(%v, %v) = %v, SelectorFromSet says %v", l, sel, got, want)
+			}
+		}
+	}
 }

@@ -335,10 +335,9 @@ func checkTargetPorts(objs []Object) []Finding {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		sel := labels.SelectorFromSet(svc.Spec.Selector)
 		var selected []template
 		for _, t := range byLabel[labelKey{o.Namespace, keys[0], svc.Spec.Selector[keys[0]]}] {
-			if sel.Matches(labels.Set(t.labels)) {
+			if hasLabels(t.labels, svc.Spec.Selector) {
 				selected = append(selected, t)
 			}
 		}
@@ -357,6 +356,17 @@ func checkTargetPorts(objs []Object) []Finding {
 		}
 	}
 	return fs
+}
+
+// hasLabels reports whether labels has every pair of sel, as a selector
+// made with labels.SelectorFromSet matches, without building one.
+func hasLabels(labels, sel map[string]string) bool {
+	for k, v := range sel {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 func hasNamedTargetPort(svc *corev1.Service) bool {
