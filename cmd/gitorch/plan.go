@@ -169,6 +169,10 @@ func (a *app) runPlan(cmd *cobra.Command, args []string) (bool, error) {
 		}
 	}
 
+	// The loads share one validation cache: with --against, the files
+	// the two trees have in common are validated once. With a repository,
+	// the cache is kept under the data directory.
+	defer a.saveValidation()
 	var objs, old []runtime.Object
 	if remote {
 		cfg, err := a.sourceConfig()
@@ -310,7 +314,7 @@ func (a *app) loadObjects(t *tree, name string) ([]runtime.Object, error) {
 // Secret as its objects, defaults applied) warn of what the user did not
 // write.
 func (a *app) loadTree(t *tree, name string, warn bool) ([]runtime.Object, error) {
-	res, err := schema.Load(t.fsys, schema.Options{Paths: t.paths})
+	res, err := schema.Load(t.fsys, schema.Options{Paths: t.paths, Cache: a.validation()})
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", name, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/gitorch/gitorch/pkg/schema"
 	"io"
 	"os"
 	"path/filepath"
@@ -45,6 +46,11 @@ type app struct {
 	cfg    *viper.Viper
 	stdout io.Writer
 	stderr io.Writer
+
+	// vcache is the validation cache of the command, kept in vcacheFile
+	// once a repository is read (validation_cache.go).
+	vcache     *schema.Cache
+	vcacheFile string
 }
 
 // defaultConfigDirs are searched, in order, for gitorch.yaml when --config is

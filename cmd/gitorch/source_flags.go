@@ -117,7 +117,7 @@ func secret(file, value string) (string, error) {
 
 // cacheDataDirUsage is the --data-dir help of the commands that only cache
 // what they fetch (validate, plan).
-const cacheDataDirUsage = "directory for gitorch's caches; Git caches go under DIR/git (default: gitorch under the user cache directory, $XDG_CACHE_HOME or ~/.cache)"
+const cacheDataDirUsage = "directory for gitorch's caches; Git caches go under DIR/git, validation results under DIR/validate (default: gitorch under the user cache directory, $XDG_CACHE_HOME or ~/.cache)"
 
 // dataDir is --data-dir, or gitorch under the user cache directory: what
 // validate and plan keep there is a cache of the remote, safe to delete.
@@ -169,6 +169,7 @@ func (a *app) openRepo(ctx context.Context, cfg source.Config) (*source.Repo, er
 	if err != nil {
 		return nil, sourceError(err)
 	}
+	a.restoreValidation(dir)
 	if timeout := a.cfg.GetDuration("fetch-timeout"); timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)

@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -32,6 +33,13 @@ Each finding reads  file:line:col: Kind/namespace/name: field.path: message.
 Fields that Kubernetes has and gitorch does not implement are warnings
 ("ignored: ..."); fields Kubernetes does not have are errors.
 
+With --repo, what validating each file found is kept under --data-dir
+(DIR/validate), keyed by the file's Git blob hash and the version of the
+schemas: validating a later revision re-validates only the files it
+changed, then checks all objects together again. -v adds to the summary
+how many files were read, how many came from that cache, and the time
+taken.
+
 Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
 		Example: `  # Validate the manifests of the working directory
   gitorch validate
@@ -43,7 +51,11 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
   gitorch validate --strict -o json deploy/
 
   # Validate a branch of a remote repository, under its deploy/ directory
-  gitorch validate --repo https://git.example.com/team/apps.git --ref main --path deploy`,
+  gitorch validate --repo https://git.example.com/team/apps.git --ref main --path deploy
+
+  # The same after a push, with the files taken from the cache and the time
+  gitorch validate -v --repo https://git.example.com/team/apps.git --ref main --path deploy
+  # valid: 10002 objects, 0 errors, 0 warnings; 3334 files (3333 from the cache) in 48ms`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.runValidate(cmd.Context(), args)
 		},
@@ -51,6 +63,7 @@ Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.`,
 	addSourceFlags(cmd, cacheDataDirUsage)
 	cmd.Flags().Bool("strict", false, "treat warnings as errors")
 	cmd.Flags().StringP("output", "o", "text", "output format: text or json")
+	cmd.Flags().BoolP("verbose", "v", false, "add to the summary the files read, how many came from the validation cache, and the time taken")
 	return cmd
 }
 
@@ -71,6 +84,11 @@ type validateReport struct {
 	Errors   int              `json:"errors"`
 	Warnings int              `json:"warnings"`
 	Findings []schema.Finding `json:"findings"`
+	// With -v: the files read, those from the validation cache, and the
+	// time taken to load and validate them.
+	Files        *int     `json:"files,omitempty"`
+	CachedFiles  *int     `json:"cachedFiles,omitempty"`
+	Milliseconds *float64 `json:"milliseconds,omitempty"`
 }
 
 func (a *app) runValidate(ctx context.Context, args []string) error {
@@ -83,6 +101,7 @@ func (a *app) runValidate(ctx context.Context, args []string) error {
 		return err
 	}
 	var tree *tree
+	var cache *schema.Cache
 	if remote {
 		cfg, err := a.sourceConfig()
 		if err != nil {
@@ -97,20 +116,43 @@ func (a *app) runValidate(ctx context.Context, args []string) error {
 		if tree, _, err = a.revisionTree(ctx, repo, "", args, false); err != nil {
 			return err
 		}
+		cache = a.validation()
+		defer a.saveValidation()
 	} else if tree, err = localTree(args); err != nil {
 		return usageError(err)
 	}
-	res, err := schema.Load(tree.fsys, schema.Options{Paths: tree.paths})
+	start := time.Now()
+	res, err := schema.Load(tree.fsys, schema.Options{Paths: tree.paths, Cache: cache})
+	took := time.Since(start)
 	if err != nil {
 		return &exitCodeError{code: exitError, err: fmt.Errorf("load manifests: %w", err)}
 	}
 	tree.display(res)
-	return a.report(res, output, a.cfg.GetBool("strict"))
+	var stats *loadStats
+	if a.cfg.GetBool("verbose") {
+		stats = &loadStats{files: res.Files, cached: res.CachedFiles, took: took}
+	}
+	return a.report(res, output, a.cfg.GetBool("strict"), stats)
+}
+
+// loadStats is what -v adds to validate's summary.
+type loadStats struct {
+	files, cached int
+	took          time.Duration
+}
+
+func (s *loadStats) String() string {
+	return fmt.Sprintf("%d files (%d from the cache) in %s", s.files, s.cached, s.took.Round(time.Millisecond))
 }
 
 // report prints the findings of res and turns them into the exit status.
-func (a *app) report(res *schema.Result, output string, strict bool) error {
+// stats, when not nil, are added to the summary.
+func (a *app) report(res *schema.Result, output string, strict bool, stats *loadStats) error {
 	rep := validateReport{Objects: len(res.Objects), Findings: res.Findings}
+	if stats != nil {
+		ms := float64(stats.took.Microseconds()) / 1000
+		rep.Files, rep.CachedFiles, rep.Milliseconds = &stats.files, &stats.cached, &ms
+	}
 	if rep.Findings == nil {
 		rep.Findings = []schema.Finding{}
 	}
@@ -136,7 +178,11 @@ func (a *app) report(res *schema.Result, output string, strict bool) error {
 		if !rep.Valid {
 			status = "invalid"
 		}
-		fmt.Fprintf(a.stdout, "%s: %d objects, %d errors, %d warnings\n", status, rep.Objects, rep.Errors, rep.Warnings)
+		summary := fmt.Sprintf("%s: %d objects, %d errors, %d warnings", status, rep.Objects, rep.Errors, rep.Warnings)
+		if stats != nil {
+			summary += "; " + stats.String()
+		}
+		fmt.Fprintln(a.stdout, summary)
 	}
 	if !rep.Valid {
 		return &exitCodeError{code: exitError}

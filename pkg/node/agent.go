@@ -137,6 +137,9 @@ type Agent struct {
 	clock  clock.Clock
 	prober *Prober
 	obs    *observer // events, metrics, notifications
+	// validation keeps what validating each file of the revisions found,
+	// so that a new revision validates only the files it changed.
+	validation *schema.Cache
 
 	// poke asks the reconcile loop for a pass; fetch asks the source loop
 	// to fetch now.
@@ -256,6 +259,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg:         cfg,
 		log:         cfg.Logger,
 		clock:       cfg.Clock,
+		validation:  schema.NewCache(0),
 		poke:        make(chan struct{}, 1),
 		fetch:       make(chan struct{}, 1),
 		pods:        map[plan.Key]plan.PodStatus{},
@@ -564,13 +568,14 @@ func (a *Agent) load(ctx context.Context, commit string, restored bool) error {
 	defer snap.Close()
 	rev := &status.Revision{Commit: snap.Revision, Subject: snap.Subject, Time: snap.Time, LoadedAt: a.clock.Now()}
 	validateStart := a.clock.Now()
-	res, err := schema.Load(snap.FS, schema.Options{})
-	a.obs.validated(a.clock.Now().Sub(validateStart))
+	res, err := schema.Load(snap.FS, schema.Options{Cache: a.validation})
 	if err != nil {
+		a.obs.validated(a.clock.Now().Sub(validateStart), 0, 0)
 		rev.Errors = []string{err.Error()}
 		a.refuse(rev)
 		return err
 	}
+	a.obs.validated(a.clock.Now().Sub(validateStart), res.Files, res.CachedFiles)
 	for _, f := range res.Findings {
 		if f.Severity == schema.SeverityError {
 			rev.Errors = append(rev.Errors, f.String())

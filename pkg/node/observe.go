@@ -36,15 +36,16 @@ type observer struct {
 	reg     *prometheus.Registry
 	handler http.Handler
 
-	syncs       *prometheus.CounterVec
-	lastSync    prometheus.Gauge
-	lastSyncOK  prometheus.Gauge
-	fetchDur    prometheus.Histogram
-	validateDur prometheus.Histogram
-	restarts    *prometheus.CounterVec
-	probeFails  *prometheus.CounterVec
-	webhooks    *prometheus.CounterVec
-	eventsTotal *prometheus.CounterVec
+	syncs          *prometheus.CounterVec
+	lastSync       prometheus.Gauge
+	lastSyncOK     prometheus.Gauge
+	fetchDur       prometheus.Histogram
+	validateDur    prometheus.Histogram
+	validatedFiles *prometheus.CounterVec
+	restarts       *prometheus.CounterVec
+	probeFails     *prometheus.CounterVec
+	webhooks       *prometheus.CounterVec
+	eventsTotal    *prometheus.CounterVec
 
 	mu        sync.Mutex
 	pods      map[plan.Key]plan.PodStatus // as last observed
@@ -78,6 +79,9 @@ func newObserver(a *Agent) *observer {
 			Name: "gitorch_validation_duration_seconds", Help: "Time taken to load and validate a revision.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
+		validatedFiles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitorch_validation_files_total", Help: "Manifest files of the revisions loaded, by where their result came from: cache (unchanged since a revision validated before) or validated.",
+		}, []string{"from"}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gitorch_container_restarts_total", Help: "Container restarts seen on this node, by namespace.",
 		}, []string{"namespace"}),
@@ -91,7 +95,7 @@ func newObserver(a *Agent) *observer {
 			Name: "gitorch_events_total", Help: "Events recorded by this node, by type and reason.",
 		}, []string{"type", "reason"}),
 	}
-	o.reg.MustRegister(o.syncs, o.lastSync, o.lastSyncOK, o.fetchDur, o.validateDur, o.restarts, o.probeFails, o.webhooks, o.eventsTotal,
+	o.reg.MustRegister(o.syncs, o.lastSync, o.lastSyncOK, o.fetchDur, o.validateDur, o.validatedFiles, o.restarts, o.probeFails, o.webhooks, o.eventsTotal,
 		stateCollector{o}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if d, ok := a.cfg.Notifier.(interface{ Dropped() uint64 }); ok {
 		o.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -182,8 +186,13 @@ func (o *observer) syncEnded(result string) {
 	}
 }
 
-// validated records how long loading a revision took.
-func (o *observer) validated(took time.Duration) { o.validateDur.Observe(took.Seconds()) }
+// validated records how long loading a revision took, and how many of its
+// files came from the validation cache.
+func (o *observer) validated(took time.Duration, files, cached int) {
+	o.validateDur.Observe(took.Seconds())
+	o.validatedFiles.WithLabelValues("cache").Add(float64(cached))
+	o.validatedFiles.WithLabelValues("validated").Add(float64(files - cached))
+}
 
 // applied records a revision that now runs.
 func (o *observer) applied(rev *status.Revision, restored bool) {

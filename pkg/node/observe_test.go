@@ -133,6 +133,9 @@ func TestFakeAgentCrashIsAnEventAMetricAndANotification(t *testing.T) {
 	if v, _ := value(mf, "gitorch_validation_duration_seconds", nil); v != 1 {
 		t.Fatalf("gitorch_validation_duration_seconds has %v samples, want 1", v)
 	}
+	if v, _ := value(mf, "gitorch_validation_files_total", map[string]string{"from": "validated"}); v != 1 {
+		t.Fatalf("gitorch_validation_files_total{from=validated} = %v, want 1", v)
+	}
 	if v, _ := value(mf, "gitorch_container_restarts_total", nil); v != 0 {
 		t.Fatalf("restarts %v before any crash", v)
 	}
@@ -250,5 +253,32 @@ func TestFakeAgentRestartNotifiesNothing(t *testing.T) {
 		if k == notify.RevisionApplied {
 			t.Fatalf("the restart notified %v", again.kinds())
 		}
+	}
+}
+
+// TestFakeAgentValidatesOnlyTheChangedFiles loads a revision that changes
+// one of two files: the other comes from the validation cache, and the
+// change runs.
+func TestFakeAgentValidatesOnlyTheChangedFiles(t *testing.T) {
+	n := newFakeNode(t)
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {level: info}\n"
+	files := web(1, "busybox:1.36")
+	files["settings.yaml"] = cm
+	n.src.commit(files)
+	ag := n.startObserved(t, &notes{})
+	api := node.NewAPI(ag, nil, node.APIOptions{Token: "s3cret", Metrics: ag.Metrics()})
+	waitFor(t, "1 pod running", func() bool { return countPhase(ag, plan.PhaseRunning) == 1 })
+	files = web(2, "busybox:1.36")
+	files["settings.yaml"] = cm
+	second := n.src.commit(files)
+	ag.Sync()
+	waitFor(t, "the second revision", func() bool { r := ag.Status().Running; return r != nil && r.Commit == second })
+	waitFor(t, "2 pods running", func() bool { return countPhase(ag, plan.PhaseRunning) == 2 })
+	mf := scrape(t, api)
+	if v, _ := value(mf, "gitorch_validation_files_total", map[string]string{"from": "cache"}); v != 1 {
+		t.Errorf("gitorch_validation_files_total{from=cache} = %v, want 1 (settings.yaml, unchanged)", v)
+	}
+	if v, _ := value(mf, "gitorch_validation_files_total", map[string]string{"from": "validated"}); v != 3 {
+		t.Errorf("gitorch_validation_files_total{from=validated} = %v, want 3 (two files, then web.yaml)", v)
 	}
 }

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -72,11 +76,14 @@ data:
 	return fsys
 }
 
-// BenchmarkLoad validates 10,000 objects; objects/s is the figure to read.
+// BenchmarkLoad validates 10,000 objects; objects/s is the figure to read,
+// cpu-s the CPU time of one load (all cores), peak-MB the process's peak
+// RSS (run it alone: go test -bench 'Load$').
 func BenchmarkLoad(b *testing.B) {
 	fsys := generatedTree(10000)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
 	var objs int
 	for i := 0; i < b.N; i++ {
 		res, err := Load(fsys, Options{})
@@ -89,10 +96,13 @@ func BenchmarkLoad(b *testing.B) {
 		objs = len(res.Objects)
 	}
 	b.ReportMetric(float64(objs*b.N)/b.Elapsed().Seconds(), "objects/s")
+	b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s")
+	b.ReportMetric(peakRSS(), "peak-MB")
 }
 
 // BenchmarkYAMLDecode is the floor Load is compared with: a plain YAML
-// decode of the same files into generic maps, on as many cores.
+// decode of the same files into generic maps, on as many cores. Run it
+// alone for its peak-MB.
 func BenchmarkYAMLDecode(b *testing.B) {
 	fsys := generatedTree(10000)
 	var files [][]byte
@@ -101,6 +111,7 @@ func BenchmarkYAMLDecode(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
 	var objs int
 	for i := 0; i < b.N; i++ {
 		objs = 0
@@ -129,4 +140,51 @@ func BenchmarkYAMLDecode(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(objs*b.N)/b.Elapsed().Seconds(), "objects/s")
+	b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s")
+	b.ReportMetric(peakRSS(), "peak-MB")
+}
+
+// BenchmarkCueVet runs the cue command on the same tree with the same
+// schemas (cue vet -c -d '#Manifest'), a second anchor for Load. It needs
+// the cue binary of the CUE version in go.mod, from $CUE or the PATH:
+//
+//	go install cuelang.org/go/cmd/cue@v0.17.1
+func BenchmarkCueVet(b *testing.B) {
+	bin := os.Getenv("CUE")
+	if bin == "" {
+		var err error
+		if bin, err = exec.LookPath("cue"); err != nil {
+			b.Skip("no cue binary: go install cuelang.org/go/cmd/cue@v0.17.1, or set CUE")
+		}
+	}
+	dir := b.TempDir()
+	fsys := generatedTree(10000)
+	args := []string{"vet", "-c", "-d", "#Manifest", "../../schemas"}
+	objs := 0
+	for name, f := range fsys {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.Data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		args = append(args, p)
+		objs += 3
+	}
+	b.ResetTimer()
+	var cpu time.Duration
+	var peak float64
+	for i := 0; i < b.N; i++ {
+		cmd := exec.Command(bin, args...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("cue vet: %v\n%.2000s", err, out)
+		}
+		c, p := childUsage(cmd.ProcessState)
+		cpu += c
+		peak = max(peak, p)
+	}
+	b.ReportMetric(float64(objs*b.N)/b.Elapsed().Seconds(), "objects/s")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s")
+	b.ReportMetric(peak, "peak-MB")
 }

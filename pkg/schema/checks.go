@@ -2,8 +2,10 @@ package schema
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -17,17 +19,42 @@ import (
 // selectors that do not match their template, references to ConfigMaps and
 // Secrets that the tree does not define, a nodePort used twice, and a named
 // targetPort that no selected pod declares.
+//
+// The checks only read the objects: they run in parallel, since after a
+// commit that changed a few files they are most of what a load does, and
+// their findings are put together in a fixed order. Objects of .cue files
+// find their fields' positions in CUE values, which may not be read
+// concurrently: with any of them, the checks run one after the other.
 func crossCheck(objs []Object) []Finding {
-	var fs []Finding
-	fs = append(fs, checkDuplicates(objs)...)
-	fs = append(fs, checkSelectors(objs)...)
-	fs = append(fs, checkReferences(objs)...)
-	fs = append(fs, checkNodePorts(objs)...)
-	fs = append(fs, checkTargetPorts(objs)...)
-	for i := range objs {
-		fs = append(fs, checkObject(&objs[i])...)
+	checks := []func([]Object) []Finding{
+		checkDuplicates, checkSelectors, checkReferences, checkNodePorts, checkTargetPorts,
+		func(objs []Object) []Finding {
+			var fs []Finding
+			for i := range objs {
+				fs = append(fs, checkObject(&objs[i])...)
+			}
+			return fs
+		},
 	}
-	return fs
+	found := make([][]Finding, len(checks))
+	for i := range objs {
+		if objs[i].src.ref.data == nil {
+			for i, check := range checks {
+				found[i] = check(objs)
+			}
+			return slices.Concat(found...)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, check := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			found[i] = check(objs)
+		}()
+	}
+	wg.Wait()
+	return slices.Concat(found...)
 }
 
 // checkObject applies the rules of one object that its schema cannot
@@ -157,8 +184,9 @@ func checkSelectors(objs []Object) []Finding {
 // checkReferences makes sure every ConfigMap and Secret a pod needs is in
 // the tree, with the keys it names, unless the reference is optional.
 func checkReferences(objs []Object) []Finding {
-	configMaps := map[string]map[string]bool{}
-	secrets := map[string]map[string]bool{}
+	type objKey struct{ namespace, name string }
+	configMaps := map[objKey]map[string]bool{}
+	secrets := map[objKey]map[string]bool{}
 	for _, o := range objs {
 		switch c := o.Obj.(type) {
 		case *corev1.ConfigMap:
@@ -169,13 +197,13 @@ func checkReferences(objs []Object) []Finding {
 			for k := range c.BinaryData {
 				keys[k] = true
 			}
-			configMaps[o.Namespace+"/"+o.Name] = keys
+			configMaps[objKey{o.Namespace, o.Name}] = keys
 		case *corev1.Secret:
 			keys := map[string]bool{}
 			for k := range c.Data {
 				keys[k] = true
 			}
-			secrets[o.Namespace+"/"+o.Name] = keys
+			secrets[objKey{o.Namespace, o.Name}] = keys
 		}
 	}
 	var fs []Finding
@@ -185,28 +213,31 @@ func checkReferences(objs []Object) []Finding {
 		if !ok {
 			continue
 		}
-		specPath := at(t.path, "spec")
-		ref := func(kind string, store map[string]map[string]bool, name, key string, optional *bool, field []string) {
+		// field makes the path of a finding: only a finding needs it.
+		specPath := func(rest ...string) []string { return at(at(t.path, "spec"), rest...) }
+		ref := func(kind string, store map[objKey]map[string]bool, name, key string, optional *bool, field func() []string) {
 			if optional != nil && *optional {
 				return
 			}
-			keys, ok := store[o.Namespace+"/"+name]
+			keys, ok := store[objKey{o.Namespace, name}]
 			switch {
 			case !ok:
-				fs = append(fs, o.finding(SeverityError, field,
+				fs = append(fs, o.finding(SeverityError, field(),
 					fmt.Sprintf("%s %s/%s is not defined in the repository (add it, or mark the reference optional: true)", kind, o.Namespace, name)))
 			case key != "" && !keys[key]:
-				fs = append(fs, o.finding(SeverityError, field,
+				fs = append(fs, o.finding(SeverityError, field(),
 					fmt.Sprintf("%s %s/%s has no key %q", kind, o.Namespace, name, key)))
 			}
 		}
 		for vi, v := range t.spec.Volumes {
-			vp := at(specPath, "volumes", strconv.Itoa(vi))
+			vp := func(rest ...string) func() []string {
+				return func() []string { return specPath(append([]string{"volumes", strconv.Itoa(vi)}, rest...)...) }
+			}
 			if v.ConfigMap != nil {
-				ref("ConfigMap", configMaps, v.ConfigMap.Name, "", v.ConfigMap.Optional, at(vp, "configMap", "name"))
+				ref("ConfigMap", configMaps, v.ConfigMap.Name, "", v.ConfigMap.Optional, vp("configMap", "name"))
 			}
 			if v.Secret != nil {
-				ref("Secret", secrets, v.Secret.SecretName, "", v.Secret.Optional, at(vp, "secret", "secretName"))
+				ref("Secret", secrets, v.Secret.SecretName, "", v.Secret.Optional, vp("secret", "secretName"))
 			}
 		}
 		for _, group := range []struct {
@@ -214,26 +245,26 @@ func checkReferences(objs []Object) []Finding {
 			containers []corev1.Container
 		}{{"initContainers", t.spec.InitContainers}, {"containers", t.spec.Containers}} {
 			for ci, c := range group.containers {
-				cp := at(specPath, group.name, strconv.Itoa(ci))
+				cp := func(rest ...string) func() []string {
+					return func() []string { return specPath(append([]string{group.name, strconv.Itoa(ci)}, rest...)...) }
+				}
 				for ei, e := range c.Env {
 					if e.ValueFrom == nil {
 						continue
 					}
-					ep := at(cp, "env", strconv.Itoa(ei), "valueFrom")
 					if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
-						ref("ConfigMap", configMaps, r.Name, r.Key, r.Optional, at(ep, "configMapKeyRef"))
+						ref("ConfigMap", configMaps, r.Name, r.Key, r.Optional, cp("env", strconv.Itoa(ei), "valueFrom", "configMapKeyRef"))
 					}
 					if r := e.ValueFrom.SecretKeyRef; r != nil {
-						ref("Secret", secrets, r.Name, r.Key, r.Optional, at(ep, "secretKeyRef"))
+						ref("Secret", secrets, r.Name, r.Key, r.Optional, cp("env", strconv.Itoa(ei), "valueFrom", "secretKeyRef"))
 					}
 				}
 				for ei, e := range c.EnvFrom {
-					ep := at(cp, "envFrom", strconv.Itoa(ei))
 					if r := e.ConfigMapRef; r != nil {
-						ref("ConfigMap", configMaps, r.Name, "", r.Optional, at(ep, "configMapRef"))
+						ref("ConfigMap", configMaps, r.Name, "", r.Optional, cp("envFrom", strconv.Itoa(ei), "configMapRef"))
 					}
 					if r := e.SecretRef; r != nil {
-						ref("Secret", secrets, r.Name, "", r.Optional, at(ep, "secretRef"))
+						ref("Secret", secrets, r.Name, "", r.Optional, cp("envFrom", strconv.Itoa(ei), "secretRef"))
 					}
 				}
 			}
@@ -304,10 +335,9 @@ func checkTargetPorts(objs []Object) []Finding {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		sel := labels.SelectorFromSet(svc.Spec.Selector)
 		var selected []template
 		for _, t := range byLabel[labelKey{o.Namespace, keys[0], svc.Spec.Selector[keys[0]]}] {
-			if sel.Matches(labels.Set(t.labels)) {
+			if hasLabels(t.labels, svc.Spec.Selector) {
 				selected = append(selected, t)
 			}
 		}
@@ -326,6 +356,17 @@ func checkTargetPorts(objs []Object) []Finding {
 		}
 	}
 	return fs
+}
+
+// hasLabels reports whether labels has every pair of sel, as a selector
+// made with labels.SelectorFromSet matches, without building one.
+func hasLabels(labels, sel map[string]string) bool {
+	for k, v := range sel {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 func hasNamedTargetPort(svc *corev1.Service) bool {

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"os"
 	"strings"
 	"testing"
@@ -8,7 +9,9 @@ import (
 )
 
 // FuzzLoad feeds arbitrary bytes to the loader as a YAML, a JSON and a CUE
-// file. It must never panic, and every finding must point into the file.
+// file. It must never panic, every finding must point into the file, and a
+// load from the cache (in memory, and saved and restored) must find the
+// same as the first.
 // Run: go test -run NONE -fuzz FuzzLoad -fuzztime 5m ./pkg/schema
 func FuzzLoad(f *testing.F) {
 	for _, seed := range []string{
@@ -47,6 +50,28 @@ func FuzzLoad(f *testing.F) {
 					t.Fatalf("%s: object without a value: %+v", name, o)
 				}
 			}
+			cache := NewCache(0)
+			fsys := fstest.MapFS{name: {Data: data}}
+			for _, step := range []string{"first", "cached"} {
+				got, err := Load(fsys, Options{Workers: 1, Cache: cache})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameResult(t, name+" "+step, got, res)
+			}
+			var buf bytes.Buffer
+			if err := cache.Save(&buf); err != nil {
+				t.Fatalf("%s: save: %v", name, err)
+			}
+			restored := NewCache(0)
+			if err := restored.Restore(&buf); err != nil {
+				t.Fatalf("%s: restore: %v", name, err)
+			}
+			got, err := Load(fsys, Options{Workers: 1, Cache: restored})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameResult(t, name+" restored", got, res)
 		}
 	})
 }

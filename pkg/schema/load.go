@@ -42,6 +42,9 @@ type Options struct {
 	// Workers is how many files are validated in parallel; 0 means one per
 	// CPU.
 	Workers int
+	// Cache, when set, supplies the results of files validated before with
+	// the same content, and keeps those of the others.
+	Cache *Cache
 }
 
 // Load reads every manifest in fsys: *.yaml and *.yml (several documents
@@ -56,12 +59,37 @@ func Load(fsys fs.FS, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	results := make([]jobResult, len(jobs))
+	keys := make([]string, len(jobs))
+	data := make([][][]byte, len(jobs))
+	res := &Result{Findings: findings}
+	todo := make([]int, 0, len(jobs))
+	if opts.Cache != nil {
+		version, err := schemaVersion()
+		if err != nil {
+			return nil, err
+		}
+		opts.Cache.use(version)
+	}
+	for i, j := range jobs {
+		res.Files += len(j.files)
+		if opts.Cache != nil {
+			if keys[i], data[i], err = jobKey(fsys, j); err != nil {
+				return nil, err
+			}
+			if r, ok := opts.Cache.get(keys[i]); ok {
+				results[i], data[i] = r, nil
+				res.CachedFiles += len(j.files)
+				continue
+			}
+		}
+		todo = append(todo, i)
+	}
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	workers = min(workers, len(jobs))
-	results := make([]jobResult, len(jobs))
+	workers = min(workers, len(todo))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	errs := make(chan error, workers)
@@ -78,11 +106,12 @@ func Load(fsys fs.FS, opts Options) (*Result, error) {
 			}
 			defer validators.put(v)
 			for i := range next {
-				results[i] = v.run(fsys, jobs[i])
+				results[i] = v.run(fsys, jobs[i], data[i])
+				data[i] = nil
 			}
 		}()
 	}
-	for i := range jobs {
+	for _, i := range todo {
 		next <- i
 	}
 	close(next)
@@ -91,11 +120,22 @@ func Load(fsys fs.FS, opts Options) (*Result, error) {
 	if err := <-errs; err != nil {
 		return nil, err
 	}
-	res := &Result{Findings: findings}
 	for _, r := range results {
 		if r.err != nil {
 			return nil, r.err
 		}
+	}
+	if opts.Cache != nil {
+		for _, i := range todo {
+			opts.Cache.put(keys[i], results[i])
+		}
+	}
+	n := 0
+	for _, r := range results {
+		n += len(r.objects)
+	}
+	res.Objects = make([]Object, 0, n)
+	for _, r := range results {
 		res.Objects = append(res.Objects, r.objects...)
 		res.Findings = append(res.Findings, r.findings...)
 	}
@@ -263,7 +303,8 @@ func (g *ignorer) match(p string, isDir bool) bool {
 // bug of that parser, but the input is untrusted and the caller may be a
 // long-running daemon: the panic becomes a finding on the file, and the
 // validator, whose CUE context may be left inconsistent, is retired.
-func (v *validator) run(fsys fs.FS, j job) (res jobResult) {
+// data, when not nil, is the content of the job's files, already read.
+func (v *validator) run(fsys fs.FS, j job, data [][]byte) (res jobResult) {
 	defer func() {
 		if r := recover(); r != nil {
 			v.uses = validatorUses
@@ -273,16 +314,21 @@ func (v *validator) run(fsys fs.FS, j job) (res jobResult) {
 	}()
 	switch j.kind {
 	case "cue":
-		return v.runCUE(fsys, j.files)
+		return v.runCUE(fsys, j.files, data)
 	}
 	name := j.files[0]
-	data, err := fs.ReadFile(fsys, name)
-	if err != nil {
-		return jobResult{err: err}
+	var src []byte
+	if data != nil {
+		src = data[0]
+	} else {
+		var err error
+		if src, err = fs.ReadFile(fsys, name); err != nil {
+			return jobResult{err: err}
+		}
 	}
-	data = normalizeLineBreaks(data)
-	next := v.documents(name, data, j.kind)
-	for {
+	src = normalizeLineBreaks(src)
+	next := documents(name, src, j.kind)
+	for doc := 0; ; doc++ {
 		expr, err := next()
 		if err == io.EOF {
 			break
@@ -294,16 +340,16 @@ func (v *validator) run(fsys fs.FS, j job) (res jobResult) {
 		if isNull(expr) {
 			continue
 		}
-		sealed, unreadable, sfs := sopsDocument(name, data, expr)
+		sealed, unreadable, sfs := sopsDocument(name, src, expr)
 		res.findings = append(res.findings, sfs...)
 		if unreadable {
 			continue
 		}
 		val := v.ctx.BuildExpr(expr)
-		objs, fs := v.check(val, expr)
+		objs, fs := v.check(val, expr, docRef{data: src, name: name, kind: j.kind, doc: doc})
 		if sealed && len(sfs) == 0 {
 			for i := range objs {
-				objs[i].Encrypted = data
+				objs[i].Encrypted = src
 			}
 		}
 		res.objects = append(res.objects, objs...)
@@ -313,7 +359,7 @@ func (v *validator) run(fsys fs.FS, j job) (res jobResult) {
 }
 
 // documents returns an iterator over the documents of a YAML or JSON file.
-func (v *validator) documents(name string, data []byte, kind string) func() (ast.Expr, error) {
+func documents(name string, data []byte, kind string) func() (ast.Expr, error) {
 	if kind == "json" {
 		d := cuejson.NewDecoder(nil, name, bytes.NewReader(data))
 		return d.Extract
@@ -389,13 +435,18 @@ func parseFinding(name string, err error) Finding {
 
 // runCUE builds the .cue files of one directory as a package and checks
 // every object in it.
-func (v *validator) runCUE(fsys fs.FS, files []string) jobResult {
+func (v *validator) runCUE(fsys fs.FS, files []string, data [][]byte) jobResult {
 	var res jobResult
 	inst := build.NewContext().NewInstance(path.Dir(files[0]), nil)
-	for _, name := range files {
-		src, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return jobResult{err: err}
+	for i, name := range files {
+		var src []byte
+		if data != nil {
+			src = data[i]
+		} else {
+			var err error
+			if src, err = fs.ReadFile(fsys, name); err != nil {
+				return jobResult{err: err}
+			}
 		}
 		if err := inst.AddFile(name, src); err != nil {
 			res.findings = append(res.findings, parseFinding(name, err))
@@ -413,7 +464,7 @@ func (v *validator) runCUE(fsys fs.FS, files []string) jobResult {
 		return res
 	}
 	for _, val := range cueObjects(pkg) {
-		objs, fs := v.check(val, nil)
+		objs, fs := v.check(val, nil, docRef{})
 		res.objects = append(res.objects, objs...)
 		res.findings = append(res.findings, fs...)
 	}

@@ -7,7 +7,9 @@ import (
 	"github.com/gitorch/gitorch/schemas"
 )
 
-// schemaFS holds the CUE definitions documents are checked against.
+// schemaFS holds the CUE definitions documents are checked against. Tests
+// may set another tree; it must be of a comparable type (compiled
+// validators and the Cache's version are tied to the tree by ==).
 var schemaFS fs.FS = schemas.FS
 
 // validators keeps compiled schemas between calls of Load: compiling them
@@ -26,11 +28,13 @@ type validatorPool struct {
 
 func (p *validatorPool) get() (*validator, error) {
 	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
+	for n := len(p.idle); n > 0; n = len(p.idle) {
 		v := p.idle[n-1]
 		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
-		return v, nil
+		if v.schemas == schemaFS {
+			p.mu.Unlock()
+			return v, nil
+		}
 	}
 	p.mu.Unlock()
 	return newValidator(schemaFS)

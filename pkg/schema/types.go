@@ -103,9 +103,14 @@ func (o *Object) FieldPos(path ...string) Pos {
 // Result is what loading a tree of manifests found.
 type Result struct {
 	// Objects are the documents that validated, sorted by file and position.
+	// Their Obj values may be shared with a Cache and the Results of other
+	// loads: treat them as read-only (DeepCopyObject before changing one).
 	Objects []Object
 	// Findings are errors and warnings, sorted by file and position.
 	Findings []Finding
+	// Files is how many manifest files were read; CachedFiles how many of
+	// them came from Options.Cache without being validated again.
+	Files, CachedFiles int
 }
 
 // RuntimeObjects lists the objects that validated, in the order of

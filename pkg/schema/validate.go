@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,9 +28,10 @@ const schemaFilePrefix = "$schemas/"
 // not safe for concurrent use (a cue.Context is single-threaded): every
 // worker has its own.
 type validator struct {
-	ctx  *cue.Context
-	defs map[string]cue.Value
-	uses int // documents checked
+	schemas fs.FS // what defs were compiled from
+	ctx     *cue.Context
+	defs    map[string]cue.Value
+	uses    int // documents checked
 }
 
 // newValidator compiles the .cue files at the top of schemaFS as one
@@ -57,7 +59,7 @@ func newValidator(schemaFS fs.FS) (*validator, error) {
 	if err := pkg.Err(); err != nil {
 		return nil, fmt.Errorf("compile schemas: %w", err)
 	}
-	v := &validator{ctx: ctx, defs: map[string]cue.Value{}}
+	v := &validator{schemas: schemaFS, ctx: ctx, defs: map[string]cue.Value{}}
 	for _, k := range kinds {
 		def := pkg.LookupPath(cue.ParsePath(k.def))
 		if !def.Exists() {
@@ -84,7 +86,8 @@ func (d *docInfo) finding(sev Severity, pos Pos, field, msg string) Finding {
 
 // check validates one document and, when it is valid, decodes it. A
 // document of kind List is expanded into its items.
-func (v *validator) check(val cue.Value, expr ast.Expr) ([]Object, []Finding) {
+// ref says where expr is, for the object to find its fields again.
+func (v *validator) check(val cue.Value, expr ast.Expr, ref docRef) ([]Object, []Finding) {
 	v.uses++
 	d := &docInfo{pos: posOf(val.Pos())}
 	if err := val.Err(); err != nil {
@@ -99,7 +102,7 @@ func (v *validator) check(val cue.Value, expr ast.Expr) ([]Object, []Finding) {
 	d.namespace = stringField(val, expr, "metadata", "namespace")
 
 	if d.kind == "List" && (d.apiVersion == "v1" || d.apiVersion == "") {
-		return v.checkList(val, expr)
+		return v.checkList(val, expr, ref)
 	}
 	switch {
 	case d.kind == "" && d.apiVersion == "":
@@ -148,11 +151,11 @@ func (v *validator) check(val cue.Value, expr ast.Expr) ([]Object, []Finding) {
 	}
 	return []Object{{
 		Pos: d.pos, APIVersion: d.apiVersion, Kind: d.kind,
-		Namespace: d.namespace, Name: d.name, Obj: obj, src: source(val, expr),
+		Namespace: d.namespace, Name: d.name, Obj: obj, src: source(val, expr, ref),
 	}}, findings
 }
 
-func (v *validator) checkList(val cue.Value, expr ast.Expr) ([]Object, []Finding) {
+func (v *validator) checkList(val cue.Value, expr ast.Expr, ref docRef) ([]Object, []Finding) {
 	items := val.LookupPath(cue.MakePath(cue.Str("items")))
 	if !items.Exists() {
 		return nil, nil
@@ -170,10 +173,13 @@ func (v *validator) checkList(val cue.Value, expr ast.Expr) ([]Object, []Finding
 	}
 	for i := 0; iter.Next(); i++ {
 		var e ast.Expr
+		item := docRef{}
 		if i < len(elts) {
 			e = elts[i]
+			item = ref
+			item.items = append(slices.Clone(ref.items), i)
 		}
-		o, f := v.check(iter.Value(), e)
+		o, f := v.check(iter.Value(), e, item)
 		objs = append(objs, o...)
 		findings = append(findings, f...)
 	}
@@ -381,31 +387,73 @@ func stringField(val cue.Value, expr ast.Expr, path ...string) string {
 	return s
 }
 
-// source is what Object.FieldPos needs of a document: its syntax tree when
-// it has one (a YAML or JSON document), else its value. Keeping the
-// evaluated value of every object of a large tree alive would make the
-// garbage collector scan it all through the rest of the load.
-func source(val cue.Value, expr ast.Expr) docSource {
-	if expr != nil {
-		return docSource{expr: expr}
+// source is what Object.FieldPos needs of a document: where the document
+// is in its file when it is a YAML or JSON one, else its value. Keeping the
+// syntax tree or the evaluated value of every object of a large tree alive
+// would take most of a load's memory (and the garbage collector's time
+// scanning it); the file's content is a small part of that, and a field's
+// position is needed only for a finding of the checks across objects.
+func source(val cue.Value, expr ast.Expr, ref docRef) docSource {
+	if expr != nil && ref.data != nil {
+		return docSource{ref: ref}
 	}
 	return docSource{val: val}
 }
 
+// docRef is a document of a YAML or JSON file: the file's content (as
+// read, line breaks normalized), its name and kind, the index of the
+// document in the stream, and the items of the List documents it is in.
+type docRef struct {
+	data       []byte
+	name, kind string
+	doc        int
+	items      []int
+}
+
+// expr parses the document again.
+func (r docRef) expr() ast.Expr {
+	next := documents(r.name, r.data, r.kind)
+	var e ast.Expr
+	for i := 0; i <= r.doc; i++ {
+		var err error
+		if e, err = next(); err != nil {
+			return nil
+		}
+	}
+	for _, i := range r.items {
+		elts, ok := listElts(e, "items")
+		if !ok || i >= len(elts) {
+			return nil
+		}
+		e = elts[i]
+	}
+	return e
+}
+
 type docSource struct {
-	expr ast.Expr
-	val  cue.Value
+	ref docRef
+	val cue.Value
 }
 
 func (s docSource) fieldPos(p []string, def Pos) Pos {
-	if s.expr == nil {
+	if s.ref.data == nil {
 		if !s.val.Exists() {
 			return def
 		}
 		return fieldPos(s.val, p, def)
 	}
-	pos := posOf(s.expr.Pos())
-	e := s.expr
+	e := s.ref.expr()
+	if e == nil {
+		return def
+	}
+	return exprFieldPos(e, p, def)
+}
+
+// exprFieldPos is where the field at p is written in the document e: the
+// key of a struct or list, the value of a scalar, the start of a list
+// element; the nearest enclosing field that is there, else def.
+func exprFieldPos(e ast.Expr, p []string, def Pos) Pos {
+	pos := posOf(e.Pos())
 	for _, sel := range p {
 		switch n := e.(type) {
 		case *ast.StructLit:

@@ -37,8 +37,9 @@ type Snapshot struct {
 	// set.
 	Signer string
 	// FS holds the files. It implements fs.ReadDirFS, fs.ReadFileFS and
-	// fs.StatFS, is safe for concurrent use, and never follows symbolic
-	// links or submodules.
+	// fs.StatFS, and BlobHash(name) (string, error), which returns the Git
+	// blob hash of a file without reading it; it is safe for concurrent use,
+	// and never follows symbolic links or submodules.
 	FS fs.FS
 	// Skipped lists the symbolic links and submodules under Path, which FS
 	// leaves out.
@@ -147,10 +148,13 @@ func firstLine(s string) string {
 
 // treeFS is an fs.FS over a Git tree object.
 type treeFS struct {
-	mu      sync.Mutex // go-git storage is not safe for concurrent use
-	s       *filesystem.Storage
-	closed  bool
-	trees   map[plumbing.Hash]*object.Tree // decoded trees; they never change
+	mu     sync.Mutex // go-git storage is not safe for concurrent use
+	s      *filesystem.Storage
+	closed bool
+	trees  map[plumbing.Hash]*object.Tree // decoded trees; they never change
+	// index finds an entry of a large tree by name: a lookup in a
+	// directory of thousands of files would otherwise scan it.
+	index   map[*object.Tree]map[string]int
 	root    *object.Tree
 	modTime time.Time
 }
@@ -270,13 +274,7 @@ func (t *treeFS) lookup(op, name string) (node, error) {
 		if tree == nil {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
 		}
-		var entry *object.TreeEntry
-		for j := range tree.Entries {
-			if tree.Entries[j].Name == part {
-				entry = &tree.Entries[j]
-				break
-			}
-		}
+		entry := t.entry(tree, part)
 		if entry == nil {
 			return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
 		}
@@ -302,6 +300,35 @@ func (t *treeFS) lookup(op, name string) (node, error) {
 		}
 	}
 	return node{}, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+}
+
+// entry finds name among the entries of tree. The caller holds t.mu.
+func (t *treeFS) entry(tree *object.Tree, name string) *object.TreeEntry {
+	if len(tree.Entries) <= 32 {
+		for j := range tree.Entries {
+			if tree.Entries[j].Name == name {
+				return &tree.Entries[j]
+			}
+		}
+		return nil
+	}
+	idx, ok := t.index[tree]
+	if !ok {
+		idx = make(map[string]int, len(tree.Entries))
+		for j := range tree.Entries {
+			if _, dup := idx[tree.Entries[j].Name]; !dup {
+				idx[tree.Entries[j].Name] = j
+			}
+		}
+		if t.index == nil {
+			t.index = map[*object.Tree]map[string]int{}
+		}
+		t.index[tree] = idx
+	}
+	if j, ok := idx[name]; ok {
+		return &tree.Entries[j]
+	}
+	return nil
 }
 
 func (t *treeFS) info(n node) (fileInfo, error) {
@@ -379,6 +406,22 @@ func (t *treeFS) ReadDir(name string) ([]fs.DirEntry, error) {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: err}
 	}
 	return entries, nil
+}
+
+// BlobHash returns the Git blob hash of the regular file name, without
+// reading it: a cache of what a file's content gives (pkg/schema's) keys
+// on it.
+func (t *treeFS) BlobHash(name string) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n, err := t.lookup("hash", name)
+	if err != nil {
+		return "", err
+	}
+	if n.tree != nil {
+		return "", &fs.PathError{Op: "hash", Path: name, Err: errors.New("is a directory")}
+	}
+	return n.entry.Hash.String(), nil
 }
 
 // Stat implements fs.StatFS.

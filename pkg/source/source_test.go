@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -360,6 +361,21 @@ func TestSnapshotContent(t *testing.T) {
 	if err := fstest.TestFS(s.FS, "a.yaml", "dir/b.yaml", "run.sh"); err != nil {
 		t.Error(err)
 	}
+	hasher, ok := s.FS.(interface{ BlobHash(string) (string, error) })
+	if !ok {
+		t.Fatal("snapshot FS has no BlobHash")
+	}
+	for _, name := range []string{"a.yaml", "dir/b.yaml"} {
+		want := gitCmd(t, up.work, "rev-parse", c+":deploy/"+name)
+		if got, err := hasher.BlobHash(name); err != nil || got != want {
+			t.Errorf("BlobHash(%s) = %q, %v; want %q (git rev-parse)", name, got, err, want)
+		}
+	}
+	for _, name := range []string{"dir", "out.yaml", "missing.yaml"} {
+		if got, err := hasher.BlobHash(name); err == nil {
+			t.Errorf("BlobHash(%s) = %q, want an error: not a regular file", name, got)
+		}
+	}
 	for _, name := range []string{"../secret", "/etc/passwd", "dir/../a.yaml", ""} {
 		if _, err := s.FS.Open(name); !errors.Is(err, fs.ErrInvalid) {
 			t.Errorf("Open(%q): %v, want ErrInvalid", name, err)
@@ -535,5 +551,34 @@ func TestSnapshotDuringFetch(t *testing.T) {
 	}
 	if got := readFile(t, mustSnapshot(t, r, "main").FS, "a.yaml"); got != "rev 5\n" {
 		t.Errorf("latest = %q", got)
+	}
+}
+
+// TestSnapshotLargeDirectory reads every file of a directory large enough
+// to be looked up through an index, and names that are not there.
+func TestSnapshotLargeDirectory(t *testing.T) {
+	isolate(t)
+	up := newUpstream(t)
+	files := map[string]string{}
+	for i := 0; i < 100; i++ {
+		files[fmt.Sprintf("apps/f%03d.yaml", i)] = fmt.Sprintf("n: %d\n", i)
+	}
+	files["apps/sub/x.yaml"] = "x\n"
+	c := up.commit("many files", files)
+	up.push("main")
+	r := openRepo(t, t.TempDir(), Config{URL: up.bare})
+	if err := r.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := mustSnapshot(t, r, c)
+	for name, want := range files {
+		if got := readFile(t, s.FS, name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	for _, name := range []string{"apps/f100.yaml", "apps/f0.yaml", "apps/sub/y.yaml", "apps/f001.yaml/x"} {
+		if _, err := fs.ReadFile(s.FS, name); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("ReadFile(%s): %v, want ErrNotExist", name, err)
+		}
 	}
 }
