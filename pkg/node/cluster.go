@@ -53,6 +53,7 @@ func (a *Agent) ClusterChanged() {
 		a.obs.membersChanged(a.cfg.Cluster.Members)
 	}
 	a.nudge()
+	a.servicesChanged()
 	a.heardRevisions()
 	a.heardSyncRequests()
 }

@@ -30,6 +30,22 @@ type Node struct {
 	Pods []plan.PodStatus `json:"pods"`
 	// Unplaceable pods: asked for by the manifests but fitting nowhere.
 	Unplaceable []plan.UnplaceablePod `json:"unplaceable,omitempty"`
+	// Proxy is how the node's Service rules were last written; nil when
+	// the node runs no Service proxy.
+	Proxy *Proxy `json:"proxy,omitempty"`
+}
+
+// Proxy is the state of a node's Service proxy.
+type Proxy struct {
+	// LastSync is when the rules were last written (or tried).
+	LastSync time.Time `json:"lastSync,omitzero"`
+	// LastError of that sync, "" when it succeeded; Failures counts the
+	// failed syncs since the agent started.
+	LastError string `json:"lastError,omitempty"`
+	Failures  int    `json:"failures,omitempty"`
+	// Services of the running revision, and the chains their rules take.
+	Services int `json:"services"`
+	Chains   int `json:"chains"`
 }
 
 // Revision is one commit the agent loaded.
