@@ -446,3 +446,68 @@ func TestRestartKeepsOpenConnections(t *testing.T) {
 		t.Fatalf("after the restart the open connection read %q, %v", line, err)
 	}
 }
+
+// handles lists the rule handles of each chain of table inet gitorch in
+// the node, from nft -a.
+func (n *testNet) handles() map[string][]string {
+	n.t.Helper()
+	out, err := n.node.Command("nft", "-a", "list", "table", "inet", "gitorch").CombinedOutput()
+	if err != nil {
+		n.t.Fatalf("nft list: %v: %s", err, out)
+	}
+	m := map[string][]string{}
+	chain := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && f[0] == "chain":
+			chain = f[1]
+			m[chain] = []string{}
+		case len(f) >= 2 && f[len(f)-2] == "handle" && chain != "" && !strings.HasPrefix(f[0], "type"):
+			m[chain] = append(m[chain], f[len(f)-1])
+		case len(f) == 1 && f[0] == "}":
+			chain = ""
+		}
+	}
+	return m
+}
+
+func TestPartialSyncTouchesOnlyWhatChanged(t *testing.T) {
+	n := newTestNet(t)
+	testenv.RequireBinary(t, "nft")
+	if out, err := n.node.Command("nft", "add table inet other; add chain inet other c; add rule inet other c counter").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	a, b := n.addPod("web-0", 10), n.addPod("web-1", 11)
+	n.serve(a, 8080)
+	n.serve(b, 8080)
+	web := &serviceDef{name: "web", ip: "10.96.0.10", port: 80, target: 8080, pods: []pod{a, b}}
+	api := &serviceDef{name: "api", ip: "10.96.0.20", port: 80, target: 8080, pods: []pod{a}}
+	n.sync(web, api)
+	before := n.handles()
+	web.pods = []pod{a}
+	n.sync(web, api)
+	after := n.handles()
+
+	for _, ch := range []string{"svc-default/api/tcp/p", "ep-default/api/tcp/p/10.244.1.10:8080", "ep-default/web/tcp/p/10.244.1.10:8080", "services", "nat-prerouting"} {
+		if len(before[ch]) == 0 || strings.Join(before[ch], ",") != strings.Join(after[ch], ",") {
+			t.Errorf("chain %s: rule handles %v before, %v after; an unchanged chain must keep its rules", ch, before[ch], after[ch])
+		}
+	}
+	if ch := "svc-default/web/tcp/p"; strings.Join(before[ch], ",") == strings.Join(after[ch], ",") {
+		t.Errorf("chain %s kept its rules %v though its endpoints changed", ch, after[ch])
+	}
+	if _, ok := after["ep-default/web/tcp/p/10.244.1.11:8080"]; ok {
+		t.Error("the chain of the removed endpoint is still there")
+	}
+	if got := who(t, n.node.NetNS, netip.MustParseAddrPort("10.96.0.10:80")); got != "web-0" {
+		t.Errorf("after the partial sync web answered from %q", got)
+	}
+	if err := n.proxy.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := n.node.Command("nft", "list", "tables").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "gitorch") || !strings.Contains(string(out), "table inet other") {
+		t.Errorf("after Delete, nft list tables: %s (%v); want inet other and no gitorch", out, err)
+	}
+}
