@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/apply/proxy"
 	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/notify"
@@ -107,6 +108,11 @@ and without a key, the node is a cluster of one that does not gossip.`,
       --api-address 0.0.0.0:7480 --api-token-file /etc/gitorch/api.token \
       --node-labels zone=a,disk=ssd --reserved cpu=500m,memory=1Gi
 
+  # NodePorts from another range; Services left to another proxy on a
+  # second machine (no nftables table inet gitorch there)
+  gitorch agent --repo https://git.example.com/ops/deploy.git --service-node-port-range 20000-22767
+  gitorch agent --repo https://git.example.com/ops/deploy.git --service-proxy=false
+
   # Tell a Slack channel of refused revisions and unhealthy workloads
   gitorch agent --repo https://git.example.com/ops/deploy.git \
       --notify-url https://hooks.slack.com/services/T000/B000/XXXX --notify-format slack
@@ -137,6 +143,8 @@ and without a key, the node is a cluster of one that does not gossip.`,
 	f.String("pod-cidr", "10.88.0.0/16", "addresses for this node's pods; the bridge takes the first")
 	f.String("bridge", "gitorch0", "name of the pods' bridge")
 	f.String("service-cidr", plan.DefaultServiceCIDR.String(), "range ClusterIPs are allocated from (for the <SERVICE>_SERVICE_HOST variables)")
+	f.String("service-node-port-range", plan.DefaultNodePortRange.String(), "range of nodePorts: a Service's nodePort outside it gets no rule; one left out is allocated in it")
+	f.Bool("service-proxy", true, "write the Service rules (nftables table inet gitorch, see docs/services.md); false leaves Services to another proxy")
 	f.String("registry-config", "", "docker config.json holding registry credentials (default: /root/.docker/config.json when it exists)")
 	f.StringSlice("plain-http-registry", nil, "registries (host or host:port) reached over plain HTTP instead of HTTPS")
 	f.String("api-address", defaultAPIAddress, "address of the status and logs API")
@@ -181,6 +189,10 @@ func (a *app) runAgent(ctx context.Context) error {
 	serviceCIDR, err := netip.ParsePrefix(c.GetString("service-cidr"))
 	if err != nil {
 		return usageError(fmt.Errorf("--service-cidr: %w", err))
+	}
+	nodePorts, err := plan.ParsePortRange(c.GetString("service-node-port-range"))
+	if err != nil {
+		return usageError(fmt.Errorf("--service-node-port-range: %w", err))
 	}
 	poll := c.GetDuration("poll-interval")
 	if poll <= 0 {
@@ -298,15 +310,16 @@ func (a *app) runAgent(ctx context.Context) error {
 		return err
 	}
 	cfg := node.Config{
-		Node:         self,
-		Source:       repo,
-		Ref:          srcCfg.Ref,
-		Path:         srcCfg.Path,
-		Runtime:      rt,
-		DataDir:      dataDir,
-		PollInterval: poll,
-		FetchTimeout: c.GetDuration("fetch-timeout"),
-		ServiceCIDR:  serviceCIDR,
+		Node:          self,
+		Source:        repo,
+		Ref:           srcCfg.Ref,
+		Path:          srcCfg.Path,
+		Runtime:       rt,
+		DataDir:       dataDir,
+		PollInterval:  poll,
+		FetchTimeout:  c.GetDuration("fetch-timeout"),
+		ServiceCIDR:   serviceCIDR,
+		NodePortRange: nodePorts,
 		ImageGC: apply.ImageGCPolicy{
 			HighThresholdPercent: c.GetInt("image-gc-high-threshold"),
 			LowThresholdPercent:  c.GetInt("image-gc-low-threshold"),
@@ -319,6 +332,14 @@ func (a *app) runAgent(ctx context.Context) error {
 	}
 	if g != nil {
 		cfg.Cluster, cfg.ClusterName = g, c.GetString("cluster-name")
+	}
+	if c.GetBool("service-proxy") {
+		px, err := proxy.New(proxy.Config{})
+		if err != nil {
+			return err
+		}
+		defer px.Close()
+		cfg.Proxy = px
 	}
 	notifier, err := a.notifier(log)
 	if err != nil {

@@ -40,6 +40,7 @@ func (a *Agent) proxyLoop(ctx context.Context) {
 		return
 	}
 	var last *plan.Ruleset
+	lastErr := "" // logged once until it changes or a sync succeeds
 	var retry <-chan time.Time
 	var timer clock.Timer
 	defer func() {
@@ -72,11 +73,18 @@ func (a *Agent) proxyLoop(ctx context.Context) {
 		a.mu.Unlock()
 		a.obs.proxySynced(took, err)
 		if err != nil {
-			a.log.Warn("service proxy sync failed; retrying", "err", err, "retry", ProxyRetry)
+			if msg := err.Error(); msg != lastErr {
+				a.log.Warn("service proxy sync failed; retrying", "err", err, "every", ProxyRetry)
+				lastErr = msg
+			}
 			last = nil
 			timer = a.clock.NewTimer(ProxyRetry)
 			retry = timer.C()
 			continue
+		}
+		if lastErr != "" {
+			a.log.Info("service proxy synced again after failures")
+			lastErr = ""
 		}
 		a.log.Debug("service proxy synced", "services", services, "chains", len(r.Chains), "took", took)
 		last = &r
