@@ -243,7 +243,9 @@ func (r *Ruleset) String() string {
 
 // The prefixes of the changing chains' and sets' names. A name is at most
 // 256 bytes in nftables; namespace and name (63 bytes each), the protocol,
-// a port name (15) and an endpoint (21) fit.
+// a port name (15) and an endpoint (21) fit. Names use only characters nft
+// reads unquoted (letters, digits, "/", "_", ".", "-"), so that
+// `nft list` output can be fed back to nft.
 const (
 	serviceChainPrefix  = "svc-"
 	externalChainPrefix = "ext-"
@@ -346,10 +348,12 @@ func ProxyRules(services []*corev1.Service, ips []ServiceIP, eps []ServiceEndpoi
 			var all, mine []string
 			for _, e := range endpoints {
 				to := netip.AddrPortFrom(e.IP, uint16(e.TargetPort))
-				epChain := endpointChainPrefix + base + "/" + to.String()
+				// kube-proxy's form, "__ip/port": nft accepts it unquoted.
+				epName := base + "__" + e.IP.String() + "/" + strconv.Itoa(int(e.TargetPort))
+				epChain := endpointChainPrefix + epName
 				ep := Chain{Name: epChain, Rules: []Rule{{SrcAddr: e.IP, Op: OpMasquerade}}}
 				if timeout > 0 {
-					set := affinitySetPrefix + base + "/" + to.String()
+					set := affinitySetPrefix + epName
 					r.Sets = append(r.Sets, AffinitySet{Name: set, Timeout: timeout})
 					svc.Rules = append(svc.Rules, Rule{SrcInSet: set, Op: OpGoto, Chain: epChain})
 					ep.Rules = append(ep.Rules, Rule{Op: OpRemember, Set: set})

@@ -129,14 +129,14 @@ func TestProxyRules(t *testing.T) {
 			name: "a ClusterIP Service picks among its endpoints, each marking hairpin traffic",
 			eps:  []Endpoint{e1, e2},
 			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
-chain ep-default/web/tcp/80/10.1.1.1:8080
+chain ep-default/web/tcp/80__10.1.1.1/8080
 	ip saddr 10.1.1.1 jump mark-for-masquerade
 	meta l4proto tcp dnat ip to 10.1.1.1:8080
-chain ep-default/web/tcp/80/10.1.2.1:8080
+chain ep-default/web/tcp/80__10.1.2.1/8080
 	ip saddr 10.1.2.1 jump mark-for-masquerade
 	meta l4proto tcp dnat ip to 10.1.2.1:8080
 chain svc-default/web/tcp/80
-	numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/80/10.1.1.1:8080, 1 : goto ep-default/web/tcp/80/10.1.2.1:8080 }
+	numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080, 1 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
 `,
 		},
 		{
@@ -154,14 +154,14 @@ chain svc-default/web/tcp/80
 			eps: []Endpoint{e2},
 			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
 service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
-chain ep-default/web/tcp/80/10.1.2.1:8080
+chain ep-default/web/tcp/80__10.1.2.1/8080
 	ip saddr 10.1.2.1 jump mark-for-masquerade
 	meta l4proto tcp dnat ip to 10.1.2.1:8080
 chain ext-default/web/tcp/80
 	jump mark-for-masquerade
 	goto svc-default/web/tcp/80
 chain svc-default/web/tcp/80
-	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80/10.1.2.1:8080 }
+	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
 `,
 		},
 		{
@@ -173,18 +173,18 @@ chain svc-default/web/tcp/80
 			eps: []Endpoint{e1, e2},
 			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
 service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
-chain ep-default/web/tcp/80/10.1.1.1:8080
+chain ep-default/web/tcp/80__10.1.1.1/8080
 	ip saddr 10.1.1.1 jump mark-for-masquerade
 	meta l4proto tcp dnat ip to 10.1.1.1:8080
-chain ep-default/web/tcp/80/10.1.2.1:8080
+chain ep-default/web/tcp/80__10.1.2.1/8080
 	ip saddr 10.1.2.1 jump mark-for-masquerade
 	meta l4proto tcp dnat ip to 10.1.2.1:8080
 chain ext-default/web/tcp/80
 	fib saddr type local jump mark-for-masquerade
 	fib saddr type local goto svc-default/web/tcp/80
-	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80/10.1.1.1:8080 }
+	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080 }
 chain svc-default/web/tcp/80
-	numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/80/10.1.1.1:8080, 1 : goto ep-default/web/tcp/80/10.1.2.1:8080 }
+	numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080, 1 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
 `,
 		},
 		{
@@ -196,7 +196,7 @@ chain svc-default/web/tcp/80
 			eps: []Endpoint{e2},
 			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
 service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
-chain ep-default/web/tcp/80/10.1.2.1:8080
+chain ep-default/web/tcp/80__10.1.2.1/8080
 	ip saddr 10.1.2.1 jump mark-for-masquerade
 	meta l4proto tcp dnat ip to 10.1.2.1:8080
 chain ext-default/web/tcp/80
@@ -204,7 +204,7 @@ chain ext-default/web/tcp/80
 	fib saddr type local goto svc-default/web/tcp/80
 	drop
 chain svc-default/web/tcp/80
-	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80/10.1.2.1:8080 }
+	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
 `,
 		},
 		{
@@ -223,14 +223,14 @@ chain svc-default/web/tcp/80
 			},
 			eps: []Endpoint{e1},
 			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
-set aff-default/web/tcp/80/10.1.1.1:8080 timeout 60s
-chain ep-default/web/tcp/80/10.1.1.1:8080
+set aff-default/web/tcp/80__10.1.1.1/8080 timeout 60s
+chain ep-default/web/tcp/80__10.1.1.1/8080
 	ip saddr 10.1.1.1 jump mark-for-masquerade
-	update @aff-default/web/tcp/80/10.1.1.1:8080 { ip saddr }
+	update @aff-default/web/tcp/80__10.1.1.1/8080 { ip saddr }
 	meta l4proto tcp dnat ip to 10.1.1.1:8080
 chain svc-default/web/tcp/80
-	ip saddr @aff-default/web/tcp/80/10.1.1.1:8080 goto ep-default/web/tcp/80/10.1.1.1:8080
-	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80/10.1.1.1:8080 }
+	ip saddr @aff-default/web/tcp/80__10.1.1.1/8080 goto ep-default/web/tcp/80__10.1.1.1/8080
+	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080 }
 `,
 		},
 		{

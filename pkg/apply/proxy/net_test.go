@@ -28,7 +28,7 @@ import (
 // subnet 10.244.1.0/24, and pods, each a network namespace with a veth on
 // that bridge, its address and a default route through the node.
 type testNet struct {
-	t      *testing.T
+	t      testing.TB
 	lan    *applytest.LAN
 	node   applytest.Host
 	other  applytest.Host
@@ -43,7 +43,7 @@ type pod struct {
 	addr  netip.Addr
 }
 
-func newTestNet(t *testing.T) *testNet {
+func newTestNet(t testing.TB) *testNet {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireBinary(t, "sysctl")
@@ -489,7 +489,7 @@ func TestPartialSyncTouchesOnlyWhatChanged(t *testing.T) {
 	n.sync(web, api)
 	after := n.handles()
 
-	for _, ch := range []string{"svc-default/api/tcp/p", "ep-default/api/tcp/p/10.244.1.10:8080", "ep-default/web/tcp/p/10.244.1.10:8080", "services", "nat-prerouting"} {
+	for _, ch := range []string{"svc-default/api/tcp/p", "ep-default/api/tcp/p__10.244.1.10/8080", "ep-default/web/tcp/p__10.244.1.10/8080", "services", "nat-prerouting"} {
 		if len(before[ch]) == 0 || strings.Join(before[ch], ",") != strings.Join(after[ch], ",") {
 			t.Errorf("chain %s: rule handles %v before, %v after; an unchanged chain must keep its rules", ch, before[ch], after[ch])
 		}
@@ -497,7 +497,7 @@ func TestPartialSyncTouchesOnlyWhatChanged(t *testing.T) {
 	if ch := "svc-default/web/tcp/p"; strings.Join(before[ch], ",") == strings.Join(after[ch], ",") {
 		t.Errorf("chain %s kept its rules %v though its endpoints changed", ch, after[ch])
 	}
-	if _, ok := after["ep-default/web/tcp/p/10.244.1.11:8080"]; ok {
+	if _, ok := after["ep-default/web/tcp/p__10.244.1.11/8080"]; ok {
 		t.Error("the chain of the removed endpoint is still there")
 	}
 	if got := who(t, n.node.NetNS, netip.MustParseAddrPort("10.96.0.10:80")); got != "web-0" {

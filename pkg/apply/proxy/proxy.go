@@ -41,6 +41,7 @@ const (
 	mapNodePorts           = "service-nodeports"
 	mapNoEndpointServices  = "no-endpoint-services"
 	mapNoEndpointNodePorts = "no-endpoint-nodeports"
+	mapEndpoints           = "service-endpoints"
 	chainServices          = "services"
 	chainMarkMasq          = "mark-for-masquerade"
 	chainMasquerading      = "masquerading"
@@ -68,6 +69,10 @@ type Proxy struct {
 	// then, and after a failure (the next Sync rebuilds the table).
 	applied *plan.Ruleset
 	maps    map[string]*nftables.Set
+	// ids number the chains that pick an endpoint: their elements in the
+	// service-endpoints map are id . index : goto endpoint chain.
+	ids    map[string]uint32
+	nextID uint32
 }
 
 // New returns a proxy for the table cfg names. It touches nothing until
@@ -89,6 +94,7 @@ func New(cfg Config) (*Proxy, error) {
 		mapNodePorts:           {Table: p.table, Name: mapNodePorts, IsMap: true, Concatenation: true, KeyType: protoPort, DataType: nftables.TypeVerdict},
 		mapNoEndpointServices:  {Table: p.table, Name: mapNoEndpointServices, IsMap: true, Concatenation: true, KeyType: ipProtoPort, DataType: nftables.TypeVerdict},
 		mapNoEndpointNodePorts: {Table: p.table, Name: mapNoEndpointNodePorts, IsMap: true, Concatenation: true, KeyType: protoPort, DataType: nftables.TypeVerdict},
+		mapEndpoints:           {Table: p.table, Name: mapEndpoints, IsMap: true, Concatenation: true, KeyType: idIndex, DataType: nftables.TypeVerdict},
 	}
 	return p, nil
 }
@@ -104,6 +110,7 @@ func (p *Proxy) Close() error {
 var (
 	ipProtoPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 	protoPort   = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+	idIndex     = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeMark)
 )
 
 // bufferSize is the socket buffers' size for a transaction: a full sync of
@@ -149,6 +156,7 @@ func (p *Proxy) Sync(r plan.Ruleset) error {
 	}
 	b := &batch{p: p, c: c, chains: map[string]*nftables.Chain{}}
 	if p.applied == nil {
+		p.ids, p.nextID = map[string]uint32{}, 0
 		err = b.full(&r)
 	} else {
 		err = b.partial(p.applied, &r)
@@ -187,6 +195,58 @@ type batch struct {
 	c      *nftables.Conn
 	chains map[string]*nftables.Chain
 	err    error
+	// picks are the service-endpoints elements to add, gathered so that
+	// they go in few messages.
+	picks []nftables.SetElement
+}
+
+// id is the number of the picking chain name.
+func (b *batch) id(name string) uint32 {
+	id, ok := b.p.ids[name]
+	if !ok {
+		b.p.nextID++
+		id = b.p.nextID
+		b.p.ids[name] = id
+	}
+	return id
+}
+
+// pickElements are the service-endpoints elements of ch's pick rule.
+func (b *batch) pickElements(ch *plan.Chain) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, r := range ch.Rules {
+		if r.Op != plan.OpPick {
+			continue
+		}
+		id := b.id(ch.Name)
+		for i, to := range r.Chains {
+			out = append(out, nftables.SetElement{Key: pickKey(id, i), VerdictData: verdict(expr.VerdictGoto, to)})
+		}
+	}
+	return out
+}
+
+func pickKey(id uint32, i int) []byte {
+	k := make([]byte, 8)
+	binary.NativeEndian.PutUint32(k, id)
+	binary.NativeEndian.PutUint32(k[4:], uint32(i))
+	return k
+}
+
+// setElements adds (or deletes) els in the map named name, in messages of
+// a few hundred elements (a netlink message is at most 64 KiB).
+func (b *batch) setElements(name string, els []nftables.SetElement, add bool) {
+	set := b.p.maps[name]
+	const perMessage = 512
+	for len(els) > 0 {
+		n := min(len(els), perMessage)
+		if add {
+			b.fail(b.c.SetAddElements(set, els[:n]))
+		} else {
+			b.fail(b.c.SetDeleteElements(set, els[:n]))
+		}
+		els = els[n:]
+	}
 }
 
 func (b *batch) chain(name string) *nftables.Chain {
@@ -210,7 +270,7 @@ func (b *batch) full(r *plan.Ruleset) error {
 	c.AddTable(t) // so that the deletion finds one
 	c.DelTable(t)
 	c.AddTable(t)
-	for _, name := range []string{mapServiceIPs, mapNodePorts, mapNoEndpointServices, mapNoEndpointNodePorts} {
+	for _, name := range []string{mapServiceIPs, mapNodePorts, mapNoEndpointServices, mapNoEndpointNodePorts, mapEndpoints} {
 		s := b.p.maps[name]
 		s.ID = 0 // a new set in this transaction
 		b.fail(c.AddSet(s, nil))
@@ -229,6 +289,7 @@ func (b *batch) full(r *plan.Ruleset) error {
 	b.elements(mapNodePorts, r.NodePorts, true)
 	b.elements(mapNoEndpointServices, r.NoEndpointIPs, true)
 	b.elements(mapNoEndpointNodePorts, r.NoEndpointNodePorts, true)
+	b.setElements(mapEndpoints, b.picks, true)
 	return b.err
 }
 
@@ -247,11 +308,14 @@ func (b *batch) partial(old, r *plan.Ruleset) error {
 	}
 	// 1. Empty the chains that change or go, so that nothing refers to
 	// what is removed next.
+	var unpick []nftables.SetElement
 	for name, oc := range oldChains {
 		if nc, ok := newChains[name]; !ok || !slices.EqualFunc(oc.Rules, nc.Rules, ruleEqual) {
 			c.FlushChain(b.chain(name))
+			unpick = append(unpick, b.pickElements(oc)...)
 		}
 	}
+	b.setElements(mapEndpoints, unpick, false)
 	// 2. Remove map elements that go or change.
 	maps := []struct {
 		name     string
@@ -270,6 +334,7 @@ func (b *batch) partial(old, r *plan.Ruleset) error {
 	for name := range oldChains {
 		if _, ok := newChains[name]; !ok {
 			c.DelChain(b.chain(name))
+			delete(b.p.ids, name)
 		}
 	}
 	for name, to := range oldSets {
@@ -299,6 +364,7 @@ func (b *batch) partial(old, r *plan.Ruleset) error {
 		_, come := diffElements(m.old, m.new)
 		b.elements(m.name, come, true)
 	}
+	b.setElements(mapEndpoints, b.picks, true)
 	return b.err
 }
 
@@ -361,7 +427,6 @@ func (b *batch) elements(name string, els []plan.MapElement, add bool) {
 	if len(els) == 0 {
 		return
 	}
-	set := b.p.maps[name]
 	withAddr := name == mapServiceIPs || name == mapNoEndpointServices
 	out := make([]nftables.SetElement, len(els))
 	for i, e := range els {
@@ -377,17 +442,7 @@ func (b *batch) elements(name string, els []plan.MapElement, add bool) {
 		}
 		out[i] = nftables.SetElement{Key: key, VerdictData: v}
 	}
-	// Elements go in slices: a netlink message is at most 64 KiB.
-	const perMessage = 512
-	for len(out) > 0 {
-		n := min(len(out), perMessage)
-		if add {
-			b.fail(b.c.SetAddElements(set, out[:n]))
-		} else {
-			b.fail(b.c.SetDeleteElements(set, out[:n]))
-		}
-		out = out[n:]
-	}
+	b.setElements(name, out, add)
 }
 
 // base adds the fixed chains.
@@ -530,15 +585,17 @@ func (b *batch) rules(ch *plan.Chain) {
 				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(r.To.Port())},
 				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true})
 		case plan.OpPick:
-			m := &nftables.Set{Table: b.p.table, Anonymous: true, Constant: true, IsMap: true, KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict}
-			els := make([]nftables.SetElement, len(r.Chains))
-			for i, to := range r.Chains {
-				els[i] = nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(uint32(i)), VerdictData: verdict(expr.VerdictGoto, to)}
-			}
-			b.fail(b.c.AddSet(m, els))
+			// id . numgen random mod N vmap @service-endpoints: one map
+			// for every Service rather than an anonymous map per rule,
+			// which the kernel names and finds by walking every set of
+			// the table (quadratic over a full sync).
+			id := make([]byte, 4)
+			binary.NativeEndian.PutUint32(id, b.id(ch.Name))
 			ex = append(ex,
-				&expr.Numgen{Register: 1, Modulus: uint32(len(r.Chains)), Type: unix.NFT_NG_RANDOM},
-				&expr.Lookup{SourceRegister: 1, SetName: m.Name, SetID: m.ID, DestRegister: 0, IsDestRegSet: true})
+				&expr.Immediate{Register: 8, Data: id},
+				&expr.Numgen{Register: 9, Modulus: uint32(len(r.Chains)), Type: unix.NFT_NG_RANDOM},
+				&expr.Lookup{SourceRegister: 8, SetName: mapEndpoints, DestRegister: 0, IsDestRegSet: true})
+			b.picks = append(b.picks, b.pickElements(ch)...)
 		default:
 			b.fail(fmt.Errorf("chain %s: unknown rule op %d", ch.Name, r.Op))
 			continue
