@@ -41,7 +41,6 @@ const (
 	mapNodePorts           = "service-nodeports"
 	mapNoEndpointServices  = "no-endpoint-services"
 	mapNoEndpointNodePorts = "no-endpoint-nodeports"
-	mapEndpoints           = "service-endpoints"
 	chainServices          = "services"
 	chainMarkMasq          = "mark-for-masquerade"
 	chainMasquerading      = "masquerading"
@@ -69,10 +68,6 @@ type Proxy struct {
 	// then, and after a failure (the next Sync rebuilds the table).
 	applied *plan.Ruleset
 	maps    map[string]*nftables.Set
-	// ids number the chains that pick an endpoint: their elements in the
-	// service-endpoints map are id . index : goto endpoint chain.
-	ids    map[string]uint32
-	nextID uint32
 }
 
 // New returns a proxy for the table cfg names. It touches nothing until
@@ -94,7 +89,6 @@ func New(cfg Config) (*Proxy, error) {
 		mapNodePorts:           {Table: p.table, Name: mapNodePorts, IsMap: true, Concatenation: true, KeyType: protoPort, DataType: nftables.TypeVerdict},
 		mapNoEndpointServices:  {Table: p.table, Name: mapNoEndpointServices, IsMap: true, Concatenation: true, KeyType: ipProtoPort, DataType: nftables.TypeVerdict},
 		mapNoEndpointNodePorts: {Table: p.table, Name: mapNoEndpointNodePorts, IsMap: true, Concatenation: true, KeyType: protoPort, DataType: nftables.TypeVerdict},
-		mapEndpoints:           {Table: p.table, Name: mapEndpoints, IsMap: true, Concatenation: true, KeyType: idIndex, DataType: nftables.TypeVerdict},
 	}
 	return p, nil
 }
@@ -110,7 +104,6 @@ func (p *Proxy) Close() error {
 var (
 	ipProtoPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 	protoPort   = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
-	idIndex     = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeMark)
 )
 
 // bufferSize is the socket buffers' size for a transaction: a full sync of
@@ -156,7 +149,6 @@ func (p *Proxy) Sync(r plan.Ruleset) error {
 	}
 	b := &batch{p: p, c: c, chains: map[string]*nftables.Chain{}}
 	if p.applied == nil {
-		p.ids, p.nextID = map[string]uint32{}, 0
 		err = b.full(&r)
 	} else {
 		err = b.partial(p.applied, &r)
@@ -195,42 +187,6 @@ type batch struct {
 	c      *nftables.Conn
 	chains map[string]*nftables.Chain
 	err    error
-	// picks are the service-endpoints elements to add, gathered so that
-	// they go in few messages.
-	picks []nftables.SetElement
-}
-
-// id is the number of the picking chain name.
-func (b *batch) id(name string) uint32 {
-	id, ok := b.p.ids[name]
-	if !ok {
-		b.p.nextID++
-		id = b.p.nextID
-		b.p.ids[name] = id
-	}
-	return id
-}
-
-// pickElements are the service-endpoints elements of ch's pick rule.
-func (b *batch) pickElements(ch *plan.Chain) []nftables.SetElement {
-	var out []nftables.SetElement
-	for _, r := range ch.Rules {
-		if r.Op != plan.OpPick {
-			continue
-		}
-		id := b.id(ch.Name)
-		for i, to := range r.Chains {
-			out = append(out, nftables.SetElement{Key: pickKey(id, i), VerdictData: verdict(expr.VerdictGoto, to)})
-		}
-	}
-	return out
-}
-
-func pickKey(id uint32, i int) []byte {
-	k := make([]byte, 8)
-	binary.NativeEndian.PutUint32(k, id)
-	binary.NativeEndian.PutUint32(k[4:], uint32(i))
-	return k
 }
 
 // setElements adds (or deletes) els in the map named name, in messages of
@@ -270,7 +226,7 @@ func (b *batch) full(r *plan.Ruleset) error {
 	c.AddTable(t) // so that the deletion finds one
 	c.DelTable(t)
 	c.AddTable(t)
-	for _, name := range []string{mapServiceIPs, mapNodePorts, mapNoEndpointServices, mapNoEndpointNodePorts, mapEndpoints} {
+	for _, name := range []string{mapServiceIPs, mapNodePorts, mapNoEndpointServices, mapNoEndpointNodePorts} {
 		s := b.p.maps[name]
 		s.ID = 0 // a new set in this transaction
 		b.fail(c.AddSet(s, nil))
@@ -289,7 +245,6 @@ func (b *batch) full(r *plan.Ruleset) error {
 	b.elements(mapNodePorts, r.NodePorts, true)
 	b.elements(mapNoEndpointServices, r.NoEndpointIPs, true)
 	b.elements(mapNoEndpointNodePorts, r.NoEndpointNodePorts, true)
-	b.setElements(mapEndpoints, b.picks, true)
 	return b.err
 }
 
@@ -308,14 +263,12 @@ func (b *batch) partial(old, r *plan.Ruleset) error {
 	}
 	// 1. Empty the chains that change or go, so that nothing refers to
 	// what is removed next.
-	var unpick []nftables.SetElement
 	for name, oc := range oldChains {
 		if nc, ok := newChains[name]; !ok || !slices.EqualFunc(oc.Rules, nc.Rules, ruleEqual) {
 			c.FlushChain(b.chain(name))
-			unpick = append(unpick, b.pickElements(oc)...)
 		}
 	}
-	b.setElements(mapEndpoints, unpick, false)
+
 	// 2. Remove map elements that go or change.
 	maps := []struct {
 		name     string
@@ -334,7 +287,6 @@ func (b *batch) partial(old, r *plan.Ruleset) error {
 	for name := range oldChains {
 		if _, ok := newChains[name]; !ok {
 			c.DelChain(b.chain(name))
-			delete(b.p.ids, name)
 		}
 	}
 	for name, to := range oldSets {
@@ -364,7 +316,6 @@ func (b *batch) partial(old, r *plan.Ruleset) error {
 		_, come := diffElements(m.old, m.new)
 		b.elements(m.name, come, true)
 	}
-	b.setElements(mapEndpoints, b.picks, true)
 	return b.err
 }
 
@@ -585,17 +536,8 @@ func (b *batch) rules(ch *plan.Chain) {
 				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(r.To.Port())},
 				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true})
 		case plan.OpPick:
-			// id . numgen random mod N vmap @service-endpoints: one map
-			// for every Service rather than an anonymous map per rule,
-			// which the kernel names and finds by walking every set of
-			// the table (quadratic over a full sync).
-			id := make([]byte, 4)
-			binary.NativeEndian.PutUint32(id, b.id(ch.Name))
-			ex = append(ex,
-				&expr.Immediate{Register: 8, Data: id},
-				&expr.Numgen{Register: 9, Modulus: uint32(len(r.Chains)), Type: unix.NFT_NG_RANDOM},
-				&expr.Lookup{SourceRegister: 8, SetName: mapEndpoints, DestRegister: 0, IsDestRegSet: true})
-			b.picks = append(b.picks, b.pickElements(ch)...)
+			b.pick(nch, ex, r.Chains)
+			continue
 		default:
 			b.fail(fmt.Errorf("chain %s: unknown rule op %d", ch.Name, r.Op))
 			continue
@@ -606,4 +548,27 @@ func (b *batch) rules(ch *plan.Chain) {
 
 func srcAddr() *expr.Payload {
 	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}
+}
+
+// pick goes to one of chains, each with probability 1/N: the i-th of N
+// rules goes to chains[i] when numgen random mod (N-i) is 0, the last
+// always. One map lookup (kube-proxy's numgen random mod N vmap { ... })
+// would be a single rule, but the kernel checks every element of a map
+// each time it validates a rule that looks into it: an anonymous map per
+// Service makes the kernel walk every set of the table to name and find
+// each one, and one map shared by all Services is walked whole for each
+// Service at every commit. Both made a full sync quadratic in the number
+// of Services; these rules keep it linear.
+func (b *batch) pick(ch *nftables.Chain, match []expr.Any, chains []string) {
+	n := len(chains)
+	for i, to := range chains {
+		ex := slices.Clone(match)
+		if i < n-1 {
+			ex = append(ex,
+				&expr.Numgen{Register: 1, Modulus: uint32(n - i), Type: unix.NFT_NG_RANDOM},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}})
+		}
+		ex = append(ex, verdict(expr.VerdictGoto, to))
+		b.c.AddRule(&nftables.Rule{Table: b.p.table, Chain: ch, Exprs: ex})
+	}
 }
