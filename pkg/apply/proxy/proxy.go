@@ -251,24 +251,47 @@ func (b *batch) full(r *plan.Ruleset) error {
 // partial sends what changed from old to r.
 func (b *batch) partial(old, r *plan.Ruleset) error {
 	c := b.c
-	oldChains := chainIndex(old.Chains)
-	newChains := chainIndex(r.Chains)
-	oldSets := map[string]uint32{}
-	for _, s := range old.Sets {
-		oldSets[s.Name] = s.Timeout
+	// Both rulesets' chains and sets are sorted by name: one merge finds
+	// what went, what came and what changed, without indexing them all.
+	var gone, came, changed []*plan.Chain
+	for i, j := 0, 0; i < len(old.Chains) || j < len(r.Chains); {
+		switch {
+		case j == len(r.Chains) || i < len(old.Chains) && old.Chains[i].Name < r.Chains[j].Name:
+			gone = append(gone, &old.Chains[i])
+			i++
+		case i == len(old.Chains) || r.Chains[j].Name < old.Chains[i].Name:
+			came = append(came, &r.Chains[j])
+			j++
+		default:
+			if !slices.EqualFunc(old.Chains[i].Rules, r.Chains[j].Rules, ruleEqual) {
+				changed = append(changed, &r.Chains[j])
+			}
+			i++
+			j++
+		}
 	}
-	newSets := map[string]uint32{}
-	for _, s := range r.Sets {
-		newSets[s.Name] = s.Timeout
+	var setsGone, setsCame []plan.AffinitySet
+	for i, j := 0, 0; i < len(old.Sets) || j < len(r.Sets); {
+		switch {
+		case j == len(r.Sets) || i < len(old.Sets) && old.Sets[i].Name < r.Sets[j].Name:
+			setsGone = append(setsGone, old.Sets[i])
+			i++
+		case i == len(old.Sets) || r.Sets[j].Name < old.Sets[i].Name:
+			setsCame = append(setsCame, r.Sets[j])
+			j++
+		default:
+			if old.Sets[i].Timeout != r.Sets[j].Timeout {
+				setsGone, setsCame = append(setsGone, old.Sets[i]), append(setsCame, r.Sets[j])
+			}
+			i++
+			j++
+		}
 	}
 	// 1. Empty the chains that change or go, so that nothing refers to
 	// what is removed next.
-	for name, oc := range oldChains {
-		if nc, ok := newChains[name]; !ok || !slices.EqualFunc(oc.Rules, nc.Rules, ruleEqual) {
-			c.FlushChain(b.chain(name))
-		}
+	for _, ch := range append(slices.Clip(gone), changed...) {
+		c.FlushChain(b.chain(ch.Name))
 	}
-
 	// 2. Remove map elements that go or change.
 	maps := []struct {
 		name     string
@@ -284,47 +307,28 @@ func (b *batch) partial(old, r *plan.Ruleset) error {
 		b.elements(m.name, gone, false)
 	}
 	// 3. Remove the chains and sets that go (or whose timeout changes).
-	for name := range oldChains {
-		if _, ok := newChains[name]; !ok {
-			c.DelChain(b.chain(name))
-		}
+	for _, ch := range gone {
+		c.DelChain(b.chain(ch.Name))
 	}
-	for name, to := range oldSets {
-		if nt, ok := newSets[name]; !ok || nt != to {
-			c.DelSet(&nftables.Set{Table: b.p.table, Name: name})
-		}
+	for _, s := range setsGone {
+		c.DelSet(&nftables.Set{Table: b.p.table, Name: s.Name})
 	}
 	// 4. Add the sets and chains that come, then fill the chains that
 	// came or changed, then the map elements.
-	for _, s := range r.Sets {
-		if ot, ok := oldSets[s.Name]; !ok || ot != s.Timeout {
-			b.addSet(s)
-		}
+	for _, s := range setsCame {
+		b.addSet(s)
 	}
-	for i := range r.Chains {
-		if _, ok := oldChains[r.Chains[i].Name]; !ok {
-			c.AddChain(b.chain(r.Chains[i].Name))
-		}
+	for _, ch := range came {
+		c.AddChain(b.chain(ch.Name))
 	}
-	for i := range r.Chains {
-		nc := &r.Chains[i]
-		if oc, ok := oldChains[nc.Name]; !ok || !slices.EqualFunc(oc.Rules, nc.Rules, ruleEqual) {
-			b.rules(nc)
-		}
+	for _, ch := range append(came, changed...) {
+		b.rules(ch)
 	}
 	for _, m := range maps {
 		_, come := diffElements(m.old, m.new)
 		b.elements(m.name, come, true)
 	}
 	return b.err
-}
-
-func chainIndex(cs []plan.Chain) map[string]*plan.Chain {
-	m := make(map[string]*plan.Chain, len(cs))
-	for i := range cs {
-		m[cs[i].Name] = &cs[i]
-	}
-	return m
 }
 
 func ruleEqual(a, b plan.Rule) bool {
