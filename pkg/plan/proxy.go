@@ -111,8 +111,9 @@ const (
 	OpMasquerade RuleOp = iota + 1
 	// OpGoto goes to Chain.
 	OpGoto
-	// OpPick goes to one of Chains, chosen by numgen random mod
-	// len(Chains).
+	// OpPick goes to one of Chains, each with the same probability
+	// (kube-proxy's numgen random mod len(Chains) vmap; pkg/apply/proxy
+	// writes it as one numgen rule per chain, see docs/services.md).
 	OpPick
 	// OpRemember adds the source address to Set (ClientIP affinity), for
 	// Timeout seconds.
