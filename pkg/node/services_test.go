@@ -3,8 +3,11 @@ package node_test
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/plan"
@@ -85,5 +88,44 @@ func TestFakeAgentProgramsServicesFromPodStatus(t *testing.T) {
 		n.clk.Advance(node.ProxyRetry)
 		r, _ := fp.Ruleset()
 		return len(endpointsOf(r)) == 1 && ag.Status().Proxy.LastError == ""
+	})
+}
+
+func TestFakeAgentUnreadyPodLeavesTheRules(t *testing.T) {
+	n := newFakeNode(t)
+	fp := &applytest.FakeProxy{}
+	files := withService(web(2, "busybox:1.36"))
+	files["web.yaml"] += `        readinessProbe:
+          exec: {command: [check]}
+          periodSeconds: 1
+          failureThreshold: 1
+`
+	var failing sync.Map
+	n.rt.SetExec(func(_, pod, _ string, _ []string) apply.ExecResult {
+		if _, ok := failing.Load(pod); ok {
+			return apply.ExecResult{ExitCode: 1}
+		}
+		return apply.ExecResult{}
+	})
+	n.src.commit(files)
+	ag, _ := n.start(t, func(c *node.Config) { c.Proxy = fp })
+	waitFor(t, "two endpoints", func() bool {
+		n.clk.Advance(time.Second)
+		r, _ := fp.Ruleset()
+		return len(endpointsOf(r)) == 2
+	})
+	pod := ag.Status().Pods[0]
+	failing.Store(pod.Name, true)
+	waitFor(t, "the unready pod out of the rules", func() bool {
+		n.clk.Advance(time.Second)
+		r, _ := fp.Ruleset()
+		eps := endpointsOf(r)
+		return len(eps) == 1 && eps[0] != pod.IP+":8080"
+	})
+	failing.Delete(pod.Name)
+	waitFor(t, "the pod back in the rules", func() bool {
+		n.clk.Advance(time.Second)
+		r, _ := fp.Ruleset()
+		return len(endpointsOf(r)) == 2
 	})
 }
