@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/apply/proxy"
 	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/notify"
@@ -111,6 +112,10 @@ and without a key, the node is a cluster of one that does not gossip.`,
   # identity ('gitorch secret keygen'; docs/secrets.md)
   gitorch agent --repo https://git.example.com/ops/deploy.git \
       --age-key-file /var/lib/gitorch/age.key
+  # NodePorts from another range; Services left to another proxy on a
+  # second machine (no nftables table inet gitorch there)
+  gitorch agent --repo https://git.example.com/ops/deploy.git --service-node-port-range 20000-22767
+  gitorch agent --repo https://git.example.com/ops/deploy.git --service-proxy=false
 
   # Tell a Slack channel of refused revisions and unhealthy workloads
   gitorch agent --repo https://git.example.com/ops/deploy.git \
@@ -150,6 +155,8 @@ and without a key, the node is a cluster of one that does not gossip.`,
 	f.Bool("cluster-dns", true, "serve the cluster DNS on the 10th address of --service-cidr (10.96.0.10), on the gitorch-dns link, and point pods' resolv.conf at it")
 	f.String("cluster-domain", plan.DefaultClusterDomain, "the cluster's DNS domain: <service>.<namespace>.svc.<domain>")
 	f.StringSlice("dns-upstream", nil, "resolvers (IP[:PORT],...) the cluster DNS forwards other names to (default: the nameservers of /etc/resolv.conf)")
+	f.String("service-node-port-range", plan.DefaultNodePortRange.String(), "range of nodePorts: a Service's nodePort outside it gets no rule; one left out is allocated in it")
+	f.Bool("service-proxy", true, "write the Service rules (nftables table inet gitorch, see docs/services.md); false leaves Services to another proxy")
 	f.String("registry-config", "", "docker config.json holding registry credentials (default: /root/.docker/config.json when it exists)")
 	f.StringSlice("plain-http-registry", nil, "registries (host or host:port) reached over plain HTTP instead of HTTPS")
 	f.String("api-address", defaultAPIAddress, "address of the status and logs API")
@@ -195,6 +202,10 @@ func (a *app) runAgent(ctx context.Context) error {
 	serviceCIDR, err := netip.ParsePrefix(c.GetString("service-cidr"))
 	if err != nil {
 		return usageError(fmt.Errorf("--service-cidr: %w", err))
+	}
+	nodePorts, err := plan.ParsePortRange(c.GetString("service-node-port-range"))
+	if err != nil {
+		return usageError(fmt.Errorf("--service-node-port-range: %w", err))
 	}
 	domain := strings.TrimSuffix(c.GetString("cluster-domain"), ".")
 	if errs := validation.IsDNS1123Subdomain(domain); len(errs) > 0 {
@@ -336,16 +347,17 @@ func (a *app) runAgent(ctx context.Context) error {
 		return err
 	}
 	cfg := node.Config{
-		Node:         self,
-		Source:       repo,
-		Ref:          srcCfg.Ref,
-		Path:         srcCfg.Path,
-		Runtime:      rt,
-		DataDir:      dataDir,
-		Identities:   ids,
-		PollInterval: poll,
-		FetchTimeout: c.GetDuration("fetch-timeout"),
-		ServiceCIDR:  serviceCIDR,
+		Node:          self,
+		Source:        repo,
+		Ref:           srcCfg.Ref,
+		Path:          srcCfg.Path,
+		Runtime:       rt,
+		DataDir:       dataDir,
+		Identities:    ids,
+		PollInterval:  poll,
+		FetchTimeout:  c.GetDuration("fetch-timeout"),
+		ServiceCIDR:   serviceCIDR,
+		NodePortRange: nodePorts,
 		ImageGC: apply.ImageGCPolicy{
 			HighThresholdPercent: c.GetInt("image-gc-high-threshold"),
 			LowThresholdPercent:  c.GetInt("image-gc-low-threshold"),
@@ -376,6 +388,14 @@ func (a *app) runAgent(ctx context.Context) error {
 		}()
 		cfg.DNS, cfg.HostResolv = nd.Server, nd.Host
 		log.Info("cluster DNS", "address", dnsAddr, "domain", domain, "upstreams", nd.Server.Upstreams())
+	}
+	if c.GetBool("service-proxy") {
+		px, err := proxy.New(proxy.Config{})
+		if err != nil {
+			return err
+		}
+		defer px.Close()
+		cfg.Proxy = px
 	}
 	notifier, err := a.notifier(log)
 	if err != nil {

@@ -186,6 +186,13 @@ func (n *BridgeNetwork) Attach(_ context.Context, key, nsPath string) (netip.Add
 	if err := h.LinkSetMaster(hostEnd, br); err != nil {
 		return netip.Addr{}, fmt.Errorf("attach %s to %s: %w", hostName, n.cfg.Bridge, err)
 	}
+	// Hairpin: a pod reaching its own Service is DNATed back to itself;
+	// where br_netfilter runs the nat hooks on bridged frames, the bridge
+	// then sends the frame out of the port it came in on, which it only
+	// does in hairpin mode.
+	if err := h.LinkSetHairpin(hostEnd, true); err != nil {
+		return netip.Addr{}, fmt.Errorf("hairpin mode on %s: %w", hostName, err)
+	}
 	if err := h.LinkSetUp(hostEnd); err != nil {
 		return netip.Addr{}, err
 	}

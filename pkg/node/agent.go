@@ -95,6 +95,11 @@ type Config struct {
 	// pods change nodes (default DefaultFence).
 	Membership plan.MembershipPolicy
 	Handoff    plan.HandoffPolicy
+	// Proxy, when set, gets the Service rules of every change of the
+	// Services, members or pod statuses (services.go); NodePortRange is
+	// where nodePorts come from (default plan.DefaultNodePortRange).
+	Proxy         Proxy
+	NodePortRange plan.PortRange
 	// Events is how many events the node keeps (default
 	// events.DefaultSize); Notifier, when set, is told of revisions and
 	// workload health.
@@ -190,6 +195,10 @@ type Agent struct {
 	netDirty chan struct{}
 	// dnsDirty asks for the DNS records to be computed again (dns.go).
 	dnsDirty chan struct{}
+	// proxyDirty asks proxyLoop to recompute the Service rules; proxy is
+	// how their last sync went.
+	proxyDirty chan struct{}
+	proxy      status.Proxy
 	// revChanged is closed, and replaced, when the revision running or
 	// refused changes.
 	revChanged chan struct{}
@@ -231,6 +240,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.LogCheck <= 0 {
 		cfg.LogCheck = time.Minute
+	}
+	if cfg.NodePortRange == (plan.PortRange{}) {
+		cfg.NodePortRange = plan.DefaultNodePortRange
 	}
 	if cfg.ImageGCInterval <= 0 {
 		cfg.ImageGCInterval = 5 * time.Minute
@@ -275,6 +287,7 @@ func New(cfg Config) (*Agent, error) {
 		metaDirty:   make(chan struct{}, 1),
 		netDirty:    make(chan struct{}, 1),
 		dnsDirty:    make(chan struct{}, 1),
+		proxyDirty:  make(chan struct{}, 1),
 		revChanged:  make(chan struct{}),
 	}
 	a.obs = newObserver(a)
@@ -311,6 +324,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.metaLoop(ctx) })
 	wg.Go(func() { a.podNetLoop(ctx) })
 	wg.Go(func() { a.dnsLoop(ctx) })
+	wg.Go(func() { a.proxyLoop(ctx) })
 	a.reconcileLoop(ctx)
 	wg.Wait()
 	a.mu.Lock()
@@ -596,6 +610,7 @@ func (a *Agent) load(ctx context.Context, commit string, restored bool) error {
 	a.mu.Lock()
 	a.objects, a.running, a.refused = objs, rev, nil
 	a.revisionChanged()
+	a.servicesChanged()
 	a.place(a.runningKeys())
 	pods, unplaceable := 0, 0
 	if a.desired != nil {
@@ -745,6 +760,7 @@ func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
 		}
 	}()
 	defer a.publish()
+	defer a.servicesChanged()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if st == nil {
@@ -809,6 +825,7 @@ func (a *Agent) Status() status.Node {
 		st.Unplaceable = slices.Clone(a.desired.Unplaceable)
 	}
 	st.Workloads = slices.Clone(a.workloads)
+	st.Proxy = a.proxyStatus()
 	for _, p := range a.pods {
 		st.Pods = append(st.Pods, p)
 	}

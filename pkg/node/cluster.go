@@ -61,6 +61,7 @@ func (a *Agent) ClusterChanged() {
 	a.nudge()
 	a.podNetChanged()
 	a.dnsChanged()
+	a.servicesChanged()
 	a.heardRevisions()
 	a.heardSyncRequests()
 }

@@ -46,6 +46,8 @@ type observer struct {
 	probeFails     *prometheus.CounterVec
 	webhooks       *prometheus.CounterVec
 	eventsTotal    *prometheus.CounterVec
+	proxySyncs     *prometheus.CounterVec
+	proxyDur       prometheus.Histogram
 
 	mu        sync.Mutex
 	pods      map[plan.Key]plan.PodStatus // as last observed
@@ -94,8 +96,15 @@ func newObserver(a *Agent) *observer {
 		eventsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gitorch_events_total", Help: "Events recorded by this node, by type and reason.",
 		}, []string{"type", "reason"}),
+		proxySyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitorch_proxy_syncs_total", Help: "Writes of the Service rules (nftables), by result: ok, failed.",
+		}, []string{"result"}),
+		proxyDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gitorch_proxy_sync_duration_seconds", Help: "Time taken to write the Service rules, one transaction each.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
 	}
-	o.reg.MustRegister(o.syncs, o.lastSync, o.lastSyncOK, o.fetchDur, o.validateDur, o.validatedFiles, o.restarts, o.probeFails, o.webhooks, o.eventsTotal,
+	o.reg.MustRegister(o.syncs, o.lastSync, o.lastSyncOK, o.fetchDur, o.validateDur, o.validatedFiles, o.restarts, o.probeFails, o.webhooks, o.eventsTotal, o.proxySyncs, o.proxyDur,
 		stateCollector{o}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if d, ok := a.cfg.Notifier.(interface{ Dropped() uint64 }); ok {
 		o.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -183,6 +192,16 @@ func (o *observer) syncEnded(result string) {
 		o.lastSyncOK.Set(1)
 	} else {
 		o.lastSyncOK.Set(0)
+	}
+}
+
+// proxySynced records one write of the Service rules.
+func (o *observer) proxySynced(took time.Duration, err error) {
+	o.proxyDur.Observe(took.Seconds())
+	if err != nil {
+		o.proxySyncs.WithLabelValues("failed").Inc()
+	} else {
+		o.proxySyncs.WithLabelValues("ok").Inc()
 	}
 }
 

@@ -33,6 +33,22 @@ type Node struct {
 	// Workloads of the running revision with their health, as this node
 	// computes it from the pods of the whole cluster it hears of.
 	Workloads []plan.WorkloadStatus `json:"workloads,omitempty"`
+	// Proxy is how the node's Service rules were last written; nil when
+	// the node runs no Service proxy.
+	Proxy *Proxy `json:"proxy,omitempty"`
+}
+
+// Proxy is the state of a node's Service proxy.
+type Proxy struct {
+	// LastSync is when the rules were last written (or tried).
+	LastSync time.Time `json:"lastSync,omitzero"`
+	// LastError of that sync, "" when it succeeded; Failures counts the
+	// failed syncs since the agent started.
+	LastError string `json:"lastError,omitempty"`
+	Failures  int    `json:"failures,omitempty"`
+	// Services of the running revision, and the chains their rules take.
+	Services int `json:"services"`
+	Chains   int `json:"chains"`
 }
 
 // Revision is one commit the agent loaded.

@@ -1,0 +1,456 @@
+package plan
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// The Service proxy's ruleset, as data: what ProxyRules computes and
+// pkg/apply/proxy writes into the nftables table "inet gitorch". The fixed
+// part of the table (base chains hooked into prerouting, output and
+// postrouting, the dispatch through the maps, the masquerade) is the same
+// on every node and for every set of Services; it is described in
+// docs/services.md and built by pkg/apply/proxy. What changes with the
+// Services and their endpoints is here: the elements of four verdict maps,
+// a chain per Service port and per endpoint, and a set per endpoint of a
+// Service with ClientIP affinity.
+
+// PortRange is a range of ports, both ends included.
+type PortRange struct{ Min, Max int32 }
+
+// DefaultNodePortRange is the range NodePorts come from, as Kubernetes'.
+var DefaultNodePortRange = PortRange{30000, 32767}
+
+// Contains reports whether p is in r.
+func (r PortRange) Contains(p int32) bool { return p >= r.Min && p <= r.Max }
+
+// String is "min-max", the form of --service-node-port-range.
+func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.Min, r.Max) }
+
+// ParsePortRange reads "min-max" (or a single port).
+func ParsePortRange(s string) (PortRange, error) {
+	lo, hi, found := strings.Cut(s, "-")
+	if !found {
+		hi = lo
+	}
+	a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	b, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+	if err1 != nil || err2 != nil || a == 0 || a > b {
+		return PortRange{}, fmt.Errorf("port range %q: want MIN-MAX with 1 <= MIN <= MAX <= 65535", s)
+	}
+	return PortRange{int32(a), int32(b)}, nil
+}
+
+// Proto is a transport protocol as nftables' meta l4proto has it.
+type Proto uint8
+
+// The protocols a Service port can have here.
+const (
+	TCP Proto = 6
+	UDP Proto = 17
+)
+
+func (p Proto) String() string {
+	switch p {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// ProxyOptions are the node's facts the ruleset depends on.
+type ProxyOptions struct {
+	// Node is this node's name: externalTrafficPolicy Local sends
+	// NodePort traffic only to the endpoints on it.
+	Node string
+	// NodePortRange: a nodePort outside it gets no rule.
+	NodePortRange PortRange
+}
+
+// MapElement is an element of one of the ruleset's verdict maps:
+// addr . proto . port : goto Chain. Addr is unset in the NodePort maps,
+// keyed proto . port (the address is any of the node's own).
+type MapElement struct {
+	Addr  netip.Addr
+	Proto Proto
+	Port  uint16
+	// Chain is the chain to go to; empty in the no-endpoint maps, whose
+	// elements all lead to the reject chain.
+	Chain string
+}
+
+func (e MapElement) String() string {
+	s := e.Proto.String() + " . " + strconv.Itoa(int(e.Port))
+	if e.Addr.IsValid() {
+		s = e.Addr.String() + " . " + s
+	}
+	if e.Chain != "" {
+		s += " : goto " + e.Chain
+	}
+	return s
+}
+
+func (e MapElement) compare(o MapElement) int {
+	return cmp.Or(e.Addr.Compare(o.Addr), cmp.Compare(e.Proto, o.Proto), cmp.Compare(e.Port, o.Port))
+}
+
+// RuleOp is what a rule does.
+type RuleOp uint8
+
+// The rules of Service and endpoint chains.
+const (
+	// OpMasquerade marks the packet for masquerade in postrouting.
+	OpMasquerade RuleOp = iota + 1
+	// OpGoto goes to Chain.
+	OpGoto
+	// OpPick goes to one of Chains, each with the same probability
+	// (kube-proxy's numgen random mod len(Chains) vmap; pkg/apply/proxy
+	// writes it as one numgen rule per chain, see docs/services.md).
+	OpPick
+	// OpRemember adds the source address to Set (ClientIP affinity), for
+	// Timeout seconds.
+	OpRemember
+	// OpDNAT rewrites the destination to To.
+	OpDNAT
+	// OpDrop drops the packet (NodePort traffic of a Service whose
+	// externalTrafficPolicy is Local, on a node with no local endpoint).
+	OpDrop
+)
+
+// Rule is a rule of a chain: a match (every field unset matches all) and
+// an operation.
+type Rule struct {
+	// SrcAddr: ip saddr SrcAddr.
+	SrcAddr netip.Addr
+	// SrcInSet: ip saddr @SrcInSet.
+	SrcInSet string
+	// SrcLocal: fib saddr type local (the packet comes from this node).
+	SrcLocal bool
+
+	Op     RuleOp
+	Chain  string
+	Chains []string
+	Set    string
+	To     netip.AddrPort
+	Proto  Proto
+}
+
+func (r Rule) String() string {
+	var b strings.Builder
+	if r.SrcAddr.IsValid() {
+		fmt.Fprintf(&b, "ip saddr %s ", r.SrcAddr)
+	}
+	if r.SrcInSet != "" {
+		fmt.Fprintf(&b, "ip saddr @%s ", r.SrcInSet)
+	}
+	if r.SrcLocal {
+		b.WriteString("fib saddr type local ")
+	}
+	switch r.Op {
+	case OpMasquerade:
+		b.WriteString("jump mark-for-masquerade")
+	case OpGoto:
+		b.WriteString("goto " + r.Chain)
+	case OpPick:
+		fmt.Fprintf(&b, "numgen random mod %d vmap {", len(r.Chains))
+		for i, c := range r.Chains {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " %d : goto %s", i, c)
+		}
+		b.WriteString(" }")
+	case OpRemember:
+		fmt.Fprintf(&b, "update @%s { ip saddr }", r.Set)
+	case OpDNAT:
+		fmt.Fprintf(&b, "meta l4proto %s dnat ip to %s", r.Proto, r.To)
+	case OpDrop:
+		b.WriteString("drop")
+	}
+	return b.String()
+}
+
+// Chain is a regular chain of the table.
+type Chain struct {
+	Name  string
+	Rules []Rule
+}
+
+// AffinitySet is a set of client addresses with a timeout: those that
+// reached one endpoint recently (sessionAffinity: ClientIP).
+type AffinitySet struct {
+	Name string
+	// Timeout in seconds.
+	Timeout uint32
+}
+
+// Ruleset is the changing part of the table: what ProxyRules computes.
+type Ruleset struct {
+	// ServiceIPs: ClusterIP . proto . port : goto the Service port's chain.
+	ServiceIPs []MapElement
+	// NodePorts: proto . nodePort : goto the Service port's chain, on every
+	// address of the node but loopback.
+	NodePorts []MapElement
+	// NoEndpointIPs and NoEndpointNodePorts: the Service ports with no
+	// endpoint, whose new connections are refused (TCP reset, ICMP port
+	// unreachable).
+	NoEndpointIPs       []MapElement
+	NoEndpointNodePorts []MapElement
+	// Chains are sorted by name.
+	Chains []Chain
+	// Sets are sorted by name.
+	Sets []AffinitySet
+}
+
+// Chain returns the chain named name, or nil.
+func (r *Ruleset) Chain(name string) *Chain {
+	i, ok := slices.BinarySearchFunc(r.Chains, name, func(c Chain, n string) int { return strings.Compare(c.Name, n) })
+	if !ok {
+		return nil
+	}
+	return &r.Chains[i]
+}
+
+// String is the ruleset in nft's words, for tests and people.
+func (r *Ruleset) String() string {
+	var b strings.Builder
+	for _, m := range []struct {
+		name string
+		els  []MapElement
+	}{{"service-ips", r.ServiceIPs}, {"service-nodeports", r.NodePorts}, {"no-endpoint-services", r.NoEndpointIPs}, {"no-endpoint-nodeports", r.NoEndpointNodePorts}} {
+		for _, e := range m.els {
+			fmt.Fprintf(&b, "%s: %s\n", m.name, e)
+		}
+	}
+	for _, s := range r.Sets {
+		fmt.Fprintf(&b, "set %s timeout %ds\n", s.Name, s.Timeout)
+	}
+	for _, c := range r.Chains {
+		fmt.Fprintf(&b, "chain %s\n", c.Name)
+		for _, rule := range c.Rules {
+			fmt.Fprintf(&b, "\t%s\n", rule)
+		}
+	}
+	return b.String()
+}
+
+// The prefixes of the changing chains' and sets' names. A name is at most
+// 256 bytes in nftables; namespace and name (63 bytes each), the protocol,
+// a port name (15) and an endpoint (21) fit. Names use only characters nft
+// reads unquoted (letters, digits, "/", "_", ".", "-"), so that
+// `nft list` output can be fed back to nft.
+const (
+	serviceChainPrefix  = "svc-"
+	externalChainPrefix = "ext-"
+	endpointChainPrefix = "ep-"
+	affinitySetPrefix   = "aff-"
+)
+
+// DefaultAffinityTimeout is sessionAffinityConfig.clientIP.timeoutSeconds
+// when unset, as Kubernetes': three hours.
+const DefaultAffinityTimeout = 10800
+
+// ProxyRules is the ruleset of one node for services, with their
+// ClusterIPs (ips, from AllocateClusterIPs) and NodePorts (from
+// AllocateNodePorts) set, and their endpoints eps (from Endpoints):
+//
+//   - A ClusterIP port with endpoints is an element of ServiceIPs going to
+//     its Service chain, which picks an endpoint chain at random (after
+//     the client's remembered endpoint, for ClientIP affinity); the
+//     endpoint chain marks hairpin traffic (the endpoint reaching its own
+//     Service) for masquerade and DNATs.
+//   - A nodePort in the range is an element of NodePorts going to the
+//     external chain of the port: it marks the traffic for masquerade and
+//     goes to the Service chain; with externalTrafficPolicy Local only
+//     traffic from the node itself does, other traffic picks among this
+//     node's endpoints, unmasqueraded (the client's address is kept), and
+//     is dropped where there is none.
+//   - A port with no endpoint is an element of the no-endpoint maps.
+//   - Headless and ExternalName Services, IPv6 addresses and protocols
+//     other than TCP and UDP have no rules.
+//
+// The result depends only on its arguments, whatever their order.
+func ProxyRules(services []*corev1.Service, ips []ServiceIP, eps []ServiceEndpoints, opts ProxyOptions) Ruleset {
+	svcs := slices.Clone(services)
+	slices.SortFunc(svcs, func(a, b *corev1.Service) int { return Key{a.Namespace, a.Name}.Compare(Key{b.Namespace, b.Name}) })
+	if !slices.IsSortedFunc(ips, func(a, b ServiceIP) int { return a.Key().Compare(b.Key()) }) {
+		ips = slices.Clone(ips)
+		slices.SortFunc(ips, func(a, b ServiceIP) int { return a.Key().Compare(b.Key()) })
+	}
+	if !slices.IsSortedFunc(eps, func(a, b ServiceEndpoints) int { return a.Key().Compare(b.Key()) }) {
+		eps = slices.Clone(eps)
+		slices.SortFunc(eps, func(a, b ServiceEndpoints) int { return a.Key().Compare(b.Key()) })
+	}
+	var r Ruleset
+	for _, s := range svcs {
+		k := Key{s.Namespace, s.Name}
+		ip, ok := FindServiceIP(ips, k)
+		if !ok || ip.Headless || ip.ClusterIP == "" || s.Spec.Type == corev1.ServiceTypeExternalName {
+			continue
+		}
+		addr, err := netip.ParseAddr(ip.ClusterIP)
+		if err != nil || !addr.Is4() {
+			continue
+		}
+		se, _ := FindEndpoints(eps, k)
+		timeout := uint32(0)
+		if s.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
+			timeout = DefaultAffinityTimeout
+			if c := s.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil && *c.ClientIP.TimeoutSeconds > 0 {
+				timeout = uint32(*c.ClientIP.TimeoutSeconds)
+			}
+		}
+		nodePorts := s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
+		local := s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+		for pi, sp := range s.Spec.Ports {
+			var proto Proto
+			switch protocol(sp.Protocol) {
+			case corev1.ProtocolTCP:
+				proto = TCP
+			case corev1.ProtocolUDP:
+				proto = UDP
+			default:
+				continue
+			}
+			var pe PortEndpoints
+			if pi < len(se.Ports) && se.Ports[pi].Port == sp.Port && se.Ports[pi].Protocol == protocol(sp.Protocol) {
+				pe = se.Ports[pi]
+			}
+			var endpoints []PortEndpoint
+			for _, e := range pe.Endpoints {
+				if e.IP.Is4() {
+					endpoints = append(endpoints, e)
+				}
+			}
+			portName := sp.Name
+			if portName == "" {
+				portName = strconv.Itoa(int(sp.Port))
+			}
+			base := s.Namespace + "/" + s.Name + "/" + proto.String() + "/" + portName
+			np := nodePorts && sp.NodePort != 0 && opts.NodePortRange.Contains(sp.NodePort)
+			if len(endpoints) == 0 {
+				r.NoEndpointIPs = append(r.NoEndpointIPs, MapElement{Addr: addr, Proto: proto, Port: uint16(sp.Port)})
+				if np {
+					r.NoEndpointNodePorts = append(r.NoEndpointNodePorts, MapElement{Proto: proto, Port: uint16(sp.NodePort)})
+				}
+				continue
+			}
+			svcChain := serviceChainPrefix + base
+			r.ServiceIPs = append(r.ServiceIPs, MapElement{Addr: addr, Proto: proto, Port: uint16(sp.Port), Chain: svcChain})
+			svc := Chain{Name: svcChain}
+			var all, mine []string
+			for _, e := range endpoints {
+				to := netip.AddrPortFrom(e.IP, uint16(e.TargetPort))
+				// kube-proxy's form, "__ip/port": nft accepts it unquoted.
+				epName := base + "__" + e.IP.String() + "/" + strconv.Itoa(int(e.TargetPort))
+				epChain := endpointChainPrefix + epName
+				ep := Chain{Name: epChain, Rules: []Rule{{SrcAddr: e.IP, Op: OpMasquerade}}}
+				if timeout > 0 {
+					set := affinitySetPrefix + epName
+					r.Sets = append(r.Sets, AffinitySet{Name: set, Timeout: timeout})
+					svc.Rules = append(svc.Rules, Rule{SrcInSet: set, Op: OpGoto, Chain: epChain})
+					ep.Rules = append(ep.Rules, Rule{Op: OpRemember, Set: set})
+				}
+				ep.Rules = append(ep.Rules, Rule{Op: OpDNAT, To: to, Proto: proto})
+				r.Chains = append(r.Chains, ep)
+				all = append(all, epChain)
+				if e.Node == opts.Node {
+					mine = append(mine, epChain)
+				}
+			}
+			svc.Rules = append(svc.Rules, Rule{Op: OpPick, Chains: all})
+			r.Chains = append(r.Chains, svc)
+			if !np {
+				continue
+			}
+			ext := Chain{Name: externalChainPrefix + base}
+			switch {
+			case !local:
+				ext.Rules = []Rule{{Op: OpMasquerade}, {Op: OpGoto, Chain: svcChain}}
+			default:
+				ext.Rules = []Rule{{SrcLocal: true, Op: OpMasquerade}, {SrcLocal: true, Op: OpGoto, Chain: svcChain}}
+				if len(mine) > 0 {
+					ext.Rules = append(ext.Rules, Rule{Op: OpPick, Chains: mine})
+				} else {
+					ext.Rules = append(ext.Rules, Rule{Op: OpDrop})
+				}
+			}
+			r.Chains = append(r.Chains, ext)
+			r.NodePorts = append(r.NodePorts, MapElement{Proto: proto, Port: uint16(sp.NodePort), Chain: ext.Name})
+		}
+	}
+	sortElements := func(els []MapElement) []MapElement {
+		slices.SortFunc(els, MapElement.compare)
+		// A duplicate key (two Services on one nodePort, refused by
+		// validation) keeps the first Service's.
+		return slices.CompactFunc(els, func(a, b MapElement) bool { return a.compare(b) == 0 })
+	}
+	r.ServiceIPs = sortElements(r.ServiceIPs)
+	r.NodePorts = sortElements(r.NodePorts)
+	r.NoEndpointIPs = sortElements(r.NoEndpointIPs)
+	r.NoEndpointNodePorts = sortElements(r.NoEndpointNodePorts)
+	slices.SortFunc(r.Chains, func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
+	r.Chains = slices.CompactFunc(r.Chains, func(a, b Chain) bool { return a.Name == b.Name })
+	slices.SortFunc(r.Sets, func(a, b AffinitySet) int { return strings.Compare(a.Name, b.Name) })
+	r.Sets = slices.CompactFunc(r.Sets, func(a, b AffinitySet) bool { return a.Name == b.Name })
+	return r
+}
+
+// AllocateNodePorts sets the nodePort of every port of a NodePort or
+// LoadBalancer Service that has none, as a pure function of the Services:
+// ports that name a nodePort keep it; the others, in namespace/name order,
+// take the port at hash(namespace/name/port index) in r, or the next free
+// one (per protocol: TCP and UDP may share a number). It returns copies of
+// the Services it changed and the others as they are, sorted by
+// namespace/name; a port that finds r full keeps 0.
+func AllocateNodePorts(services []*corev1.Service, r PortRange) []*corev1.Service {
+	out := slices.Clone(services)
+	slices.SortFunc(out, func(a, b *corev1.Service) int { return Key{a.Namespace, a.Name}.Compare(Key{b.Namespace, b.Name}) })
+	type use struct {
+		proto corev1.Protocol
+		port  int32
+	}
+	used := map[use]bool{}
+	wants := func(s *corev1.Service) bool {
+		return s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
+	}
+	for _, s := range out {
+		for _, p := range s.Spec.Ports {
+			if p.NodePort != 0 {
+				used[use{protocol(p.Protocol), p.NodePort}] = true
+			}
+		}
+	}
+	size := uint64(r.Max - r.Min + 1)
+	for i, s := range out {
+		if !wants(s) || !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.NodePort == 0 }) {
+			continue
+		}
+		c := s.DeepCopy()
+		for pi := range c.Spec.Ports {
+			p := &c.Spec.Ports[pi]
+			if p.NodePort != 0 {
+				continue
+			}
+			off := mix(hashString(fmt.Sprintf("%s/%s/%d", s.Namespace, s.Name, pi)), 0) % size
+			for probe := uint64(0); probe < size; probe++ {
+				port := r.Min + int32((off+probe)%size)
+				if u := (use{protocol(p.Protocol), port}); !used[u] {
+					used[u] = true
+					p.NodePort = port
+					break
+				}
+			}
+		}
+		out[i] = c
+	}
+	return out
+}

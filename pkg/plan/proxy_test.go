@@ -1,0 +1,444 @@
+package plan
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// deployment is a Deployment of app=name whose container has ports.
+func portedDeployment(ns, name string, ports ...corev1.ContainerPort) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Ports: ports}}},
+		}},
+	}
+}
+
+// service selects app=app with ports "name:port->target/proto".
+func selService(ns, name, app string, ports ...corev1.ServicePort) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Ports: ports}}
+	if app != "" {
+		s.Spec.Selector = map[string]string{"app": app}
+	}
+	return s
+}
+
+func readyPod(ns, name, workload, node, ip string) PodStatus {
+	return PodStatus{Namespace: ns, Name: name, Workload: workload, Node: node, Phase: PhaseRunning, Ready: true, IP: ip}
+}
+
+func TestEndpoints(t *testing.T) {
+	web := portedDeployment("default", "web", corev1.ContainerPort{Name: "http", ContainerPort: 8080}, corev1.ContainerPort{Name: "dns", ContainerPort: 53, Protocol: corev1.ProtocolUDP})
+	other := portedDeployment("default", "other", corev1.ContainerPort{Name: "metrics", ContainerPort: 9090})
+	other.Spec.Template.Labels = map[string]string{"app": "web"} // selected by web's Service too, without "http"
+	db := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"},
+		Spec: appsv1.StatefulSetSpec{ServiceName: "db", Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "db"}},
+		}},
+	}
+	objects := []runtime.Object{
+		web, other, db,
+		selService("default", "web", "web",
+			corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromString("http")},
+			corev1.ServicePort{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromString("dns")},
+			corev1.ServicePort{Name: "raw", Port: 7000}),
+		selService("default", "db", "db"),
+		selService("default", "nothing", "nobody", corev1.ServicePort{Port: 80}),
+		selService("default", "manual", "", corev1.ServicePort{Port: 80}),
+		selService("prod", "web", "web", corev1.ServicePort{Port: 80}),
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ext"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.org", Selector: map[string]string{"app": "web"}}},
+	}
+	unready := readyPod("default", "web-h-2", "Deployment/web", "n2", "10.1.2.2")
+	unready.Ready = false
+	terminating := readyPod("default", "web-h-3", "Deployment/web", "n2", "10.1.2.3")
+	terminating.Phase, terminating.Ready, terminating.Reason = PhaseTerminating, false, ReasonTerminating
+	pods := []PodStatus{
+		readyPod("default", "web-h-1", "Deployment/web", "n2", "10.1.2.1"),
+		readyPod("default", "web-h-0", "Deployment/web", "n1", "10.1.1.1"),
+		unready, terminating,
+		readyPod("default", "web-h-4", "Deployment/web", "n1", ""),             // no IP yet
+		readyPod("default", "gone-h-0", "Deployment/gone", "n1", "10.1.1.9"),   // not in objects
+		readyPod("default", "other-h-0", "Deployment/other", "n1", "10.1.1.2"), // no port "http"
+		readyPod("default", "db-0", "StatefulSet/db", "n1", "10.1.1.3"),
+	}
+	got := Endpoints(objects, pods)
+
+	ep := func(pod, node, ip string) Endpoint {
+		return Endpoint{Pod: Key{"default", pod}, IP: netip.MustParseAddr(ip), Node: node}
+	}
+	pe := func(e Endpoint, port int32) PortEndpoint { return PortEndpoint{Endpoint: e, TargetPort: port} }
+	w0, w1, o0 := ep("web-h-0", "n1", "10.1.1.1"), ep("web-h-1", "n2", "10.1.2.1"), ep("other-h-0", "n1", "10.1.1.2")
+	db0 := ep("db-0", "n1", "10.1.1.3")
+	db0.Hostname, db0.Subdomain = "db-0", "db"
+	want := []ServiceEndpoints{
+		{Namespace: "default", Name: "db", Pods: []Endpoint{db0}},
+		{Namespace: "default", Name: "nothing", Ports: []PortEndpoints{{Protocol: corev1.ProtocolTCP, Port: 80}}},
+		{Namespace: "default", Name: "web", Pods: []Endpoint{o0, w0, w1}, Ports: []PortEndpoints{
+			{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, Endpoints: []PortEndpoint{pe(w0, 8080), pe(w1, 8080)}},
+			{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, Endpoints: []PortEndpoint{pe(w0, 53), pe(w1, 53)}},
+			{Name: "raw", Protocol: corev1.ProtocolTCP, Port: 7000, Endpoints: []PortEndpoint{pe(o0, 7000), pe(w0, 7000), pe(w1, 7000)}},
+		}},
+		{Namespace: "prod", Name: "web", Ports: []PortEndpoints{{Protocol: corev1.ProtocolTCP, Port: 80}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%+v\nwant\n%+v", got, want)
+	}
+	if e, ok := FindEndpoints(got, Key{"default", "web"}); !ok || len(e.Pods) != 3 {
+		t.Errorf("FindEndpoints(default/web) = %+v, %v", e, ok)
+	}
+}
+
+func clusterIPService(ns, name, ip string, ports ...corev1.ServicePort) (*corev1.Service, ServiceIP) {
+	s := selService(ns, name, name, ports...)
+	return s, ServiceIP{Namespace: ns, Name: name, ClusterIP: ip}
+}
+
+func endpointsOf(ns, name string, port int32, proto corev1.Protocol, target int32, eps ...Endpoint) ServiceEndpoints {
+	pe := PortEndpoints{Protocol: proto, Port: port}
+	for _, e := range eps {
+		pe.Endpoints = append(pe.Endpoints, PortEndpoint{Endpoint: e, TargetPort: target})
+	}
+	return ServiceEndpoints{Namespace: ns, Name: name, Pods: eps, Ports: []PortEndpoints{pe}}
+}
+
+func TestProxyRules(t *testing.T) {
+	e1 := Endpoint{Pod: Key{"default", "web-0"}, IP: netip.MustParseAddr("10.1.1.1"), Node: "n1"}
+	e2 := Endpoint{Pod: Key{"default", "web-1"}, IP: netip.MustParseAddr("10.1.2.1"), Node: "n2"}
+	opts := ProxyOptions{Node: "n1", NodePortRange: DefaultNodePortRange}
+	tcp80 := corev1.ServicePort{Port: 80, TargetPort: intstr.FromInt32(8080)}
+	for _, tc := range []struct {
+		name   string
+		mutate func(s *corev1.Service)
+		eps    []Endpoint
+		want   string
+	}{
+		{
+			name: "a ClusterIP Service picks among its endpoints, each marking hairpin traffic",
+			eps:  []Endpoint{e1, e2},
+			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
+chain ep-default/web/tcp/80__10.1.1.1/8080
+	ip saddr 10.1.1.1 jump mark-for-masquerade
+	meta l4proto tcp dnat ip to 10.1.1.1:8080
+chain ep-default/web/tcp/80__10.1.2.1/8080
+	ip saddr 10.1.2.1 jump mark-for-masquerade
+	meta l4proto tcp dnat ip to 10.1.2.1:8080
+chain svc-default/web/tcp/80
+	numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080, 1 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
+`,
+		},
+		{
+			name: "no endpoint: the port is refused, on the ClusterIP and the nodePort",
+			mutate: func(s *corev1.Service) {
+				s.Spec.Type, s.Spec.Ports[0].NodePort = corev1.ServiceTypeNodePort, 30080
+			},
+			want: "no-endpoint-services: 10.96.0.10 . tcp . 80\nno-endpoint-nodeports: tcp . 30080\n",
+		},
+		{
+			name: "a NodePort masquerades and goes to the Service chain",
+			mutate: func(s *corev1.Service) {
+				s.Spec.Type, s.Spec.Ports[0].NodePort = corev1.ServiceTypeNodePort, 30080
+			},
+			eps: []Endpoint{e2},
+			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
+service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
+chain ep-default/web/tcp/80__10.1.2.1/8080
+	ip saddr 10.1.2.1 jump mark-for-masquerade
+	meta l4proto tcp dnat ip to 10.1.2.1:8080
+chain ext-default/web/tcp/80
+	jump mark-for-masquerade
+	goto svc-default/web/tcp/80
+chain svc-default/web/tcp/80
+	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
+`,
+		},
+		{
+			name: "externalTrafficPolicy Local: outside traffic only to this node's endpoints, unmasqueraded",
+			mutate: func(s *corev1.Service) {
+				s.Spec.Type, s.Spec.Ports[0].NodePort = corev1.ServiceTypeNodePort, 30080
+				s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+			},
+			eps: []Endpoint{e1, e2},
+			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
+service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
+chain ep-default/web/tcp/80__10.1.1.1/8080
+	ip saddr 10.1.1.1 jump mark-for-masquerade
+	meta l4proto tcp dnat ip to 10.1.1.1:8080
+chain ep-default/web/tcp/80__10.1.2.1/8080
+	ip saddr 10.1.2.1 jump mark-for-masquerade
+	meta l4proto tcp dnat ip to 10.1.2.1:8080
+chain ext-default/web/tcp/80
+	fib saddr type local jump mark-for-masquerade
+	fib saddr type local goto svc-default/web/tcp/80
+	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080 }
+chain svc-default/web/tcp/80
+	numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080, 1 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
+`,
+		},
+		{
+			name: "externalTrafficPolicy Local without a local endpoint drops outside traffic",
+			mutate: func(s *corev1.Service) {
+				s.Spec.Type, s.Spec.Ports[0].NodePort = corev1.ServiceTypeNodePort, 30080
+				s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+			},
+			eps: []Endpoint{e2},
+			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
+service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
+chain ep-default/web/tcp/80__10.1.2.1/8080
+	ip saddr 10.1.2.1 jump mark-for-masquerade
+	meta l4proto tcp dnat ip to 10.1.2.1:8080
+chain ext-default/web/tcp/80
+	fib saddr type local jump mark-for-masquerade
+	fib saddr type local goto svc-default/web/tcp/80
+	drop
+chain svc-default/web/tcp/80
+	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
+`,
+		},
+		{
+			name: "a nodePort outside the range gets no rule",
+			mutate: func(s *corev1.Service) {
+				s.Spec.Type, s.Spec.Ports[0].NodePort = corev1.ServiceTypeNodePort, 20080
+			},
+			want: "no-endpoint-services: 10.96.0.10 . tcp . 80\n",
+		},
+		{
+			name: "ClientIP affinity: a set per endpoint with the timeout, checked before the pick",
+			mutate: func(s *corev1.Service) {
+				s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+				timeout := int32(60)
+				s.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: &timeout}}
+			},
+			eps: []Endpoint{e1},
+			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
+set aff-default/web/tcp/80__10.1.1.1/8080 timeout 60s
+chain ep-default/web/tcp/80__10.1.1.1/8080
+	ip saddr 10.1.1.1 jump mark-for-masquerade
+	update @aff-default/web/tcp/80__10.1.1.1/8080 { ip saddr }
+	meta l4proto tcp dnat ip to 10.1.1.1:8080
+chain svc-default/web/tcp/80
+	ip saddr @aff-default/web/tcp/80__10.1.1.1/8080 goto ep-default/web/tcp/80__10.1.1.1/8080
+	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080 }
+`,
+		},
+		{
+			name:   "headless: no rules",
+			mutate: func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone },
+			eps:    []Endpoint{e1},
+			want:   "",
+		},
+		{
+			name:   "SCTP: no rules",
+			mutate: func(s *corev1.Service) { s.Spec.Ports[0].Protocol = corev1.ProtocolSCTP },
+			eps:    []Endpoint{e1},
+			want:   "",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, ip := clusterIPService("default", "web", "10.96.0.10", tcp80)
+			if tc.mutate != nil {
+				tc.mutate(s)
+			}
+			ips := AllocateClusterIPs([]*corev1.Service{s}, DefaultServiceCIDR)
+			if !ips[0].Headless && s.Spec.Type != corev1.ServiceTypeExternalName {
+				ips = []ServiceIP{ip}
+			}
+			eps := []ServiceEndpoints{endpointsOf("default", "web", 80, protocol(s.Spec.Ports[0].Protocol), 8080, tc.eps...)}
+			r := ProxyRules([]*corev1.Service{s}, ips, eps, opts)
+			if got := r.String(); got != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+// randomServices makes n Services of mixed kinds with ClusterIPs and
+// endpoints, for properties and benchmarks.
+func randomServices(r *rand.Rand, n, endpoints int) ([]*corev1.Service, []ServiceIP, []ServiceEndpoints) {
+	var svcs []*corev1.Service
+	for i := range n {
+		s := selService("ns"+fmt.Sprint(i%7), fmt.Sprintf("svc-%d", i), "", corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)})
+		if r.IntN(3) == 0 {
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP})
+		}
+		switch r.IntN(6) {
+		case 0:
+			s.Spec.Type = corev1.ServiceTypeNodePort
+		case 1:
+			s.Spec.Type = corev1.ServiceTypeNodePort
+			s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+		case 2:
+			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+		case 3:
+			if r.IntN(4) == 0 {
+				s.Spec.ClusterIP = corev1.ClusterIPNone
+			}
+		}
+		svcs = append(svcs, s)
+	}
+	svcs = AllocateNodePorts(svcs, DefaultNodePortRange)
+	ips := AllocateClusterIPs(svcs, DefaultServiceCIDR)
+	var eps []ServiceEndpoints
+	for i, s := range svcs {
+		se := ServiceEndpoints{Namespace: s.Namespace, Name: s.Name}
+		k := endpoints
+		if r.IntN(10) == 0 {
+			k = 0
+		}
+		for j := range k {
+			e := Endpoint{Pod: Key{s.Namespace, fmt.Sprintf("%s-%d", s.Name, j)}, IP: netip.AddrFrom4([4]byte{10, byte(j), byte(i >> 8), byte(i)}), Node: fmt.Sprintf("n%d", j%3)}
+			se.Pods = append(se.Pods, e)
+		}
+		for _, sp := range s.Spec.Ports {
+			pe := PortEndpoints{Name: sp.Name, Protocol: protocol(sp.Protocol), Port: sp.Port, NodePort: sp.NodePort}
+			for _, e := range se.Pods {
+				pe.Endpoints = append(pe.Endpoints, PortEndpoint{Endpoint: e, TargetPort: 8080})
+			}
+			se.Ports = append(se.Ports, pe)
+		}
+		eps = append(eps, se)
+	}
+	return svcs, ips, eps
+}
+
+func TestProxyRulesProperties(t *testing.T) {
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 7))
+		svcs, ips, eps := randomServices(r, 200, 1+r.IntN(4))
+		opts := ProxyOptions{Node: "n1", NodePortRange: DefaultNodePortRange}
+		a := ProxyRules(svcs, ips, eps, opts)
+		b := ProxyRules(shuffled(r, svcs), shuffled(r, ips), shuffled(r, eps), opts)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("seed %d: the ruleset depends on the order of its inputs", seed)
+		}
+		// Every chain a map or rule names exists; every set a rule
+		// names exists; every chain and set is named by something.
+		named := map[string]bool{}
+		for _, els := range [][]MapElement{a.ServiceIPs, a.NodePorts} {
+			for _, e := range els {
+				named[e.Chain] = true
+			}
+		}
+		sets := map[string]bool{}
+		for _, c := range a.Chains {
+			for _, rule := range c.Rules {
+				for _, n := range append([]string{rule.Chain}, rule.Chains...) {
+					if n != "" {
+						named[n] = true
+					}
+				}
+				if rule.Set != "" {
+					sets[rule.Set] = true
+				}
+				if rule.SrcInSet != "" {
+					sets[rule.SrcInSet] = true
+				}
+				if rule.Op == OpPick && len(rule.Chains) == 0 {
+					t.Fatalf("seed %d: %s picks among no chain", seed, c.Name)
+				}
+			}
+			if len(c.Name) > 256 {
+				t.Fatalf("chain name %q is longer than nftables allows", c.Name)
+			}
+		}
+		for n := range named {
+			if a.Chain(n) == nil {
+				t.Fatalf("seed %d: chain %s is named but missing", seed, n)
+			}
+		}
+		for _, c := range a.Chains {
+			if !named[c.Name] {
+				t.Fatalf("seed %d: chain %s is not reached", seed, c.Name)
+			}
+		}
+		if len(sets) != len(a.Sets) {
+			t.Fatalf("seed %d: %d sets named, %d made", seed, len(sets), len(a.Sets))
+		}
+		// A port is either served or refused, never both.
+		served := map[string]bool{}
+		for _, e := range a.ServiceIPs {
+			served[e.Addr.String()+e.Proto.String()+fmt.Sprint(e.Port)] = true
+		}
+		for _, e := range a.NoEndpointIPs {
+			if served[e.Addr.String()+e.Proto.String()+fmt.Sprint(e.Port)] {
+				t.Fatalf("seed %d: %s is served and refused", seed, e)
+			}
+		}
+	}
+}
+
+func TestAllocateNodePorts(t *testing.T) {
+	mk := func(name string, ports ...int32) *corev1.Service {
+		s := selService("default", name, name)
+		s.Spec.Type = corev1.ServiceTypeNodePort
+		for _, p := range ports {
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Port: 80, NodePort: p})
+		}
+		return s
+	}
+	r := PortRange{30000, 30003}
+	in := []*corev1.Service{mk("c", 0), mk("a", 30001), mk("b", 0, 0), mk("d", 0)}
+	out := AllocateNodePorts(in, r)
+	var got []string
+	for _, s := range out {
+		for _, p := range s.Spec.Ports {
+			got = append(got, fmt.Sprintf("%s:%d", s.Name, p.NodePort))
+		}
+	}
+	// a keeps 30001; b and c take the other three; d finds the range full.
+	if got[0] != "a:30001" || got[len(got)-1] != "d:0" || strings.Count(strings.Join(got, " "), ":0") != 1 {
+		t.Errorf("got %v", got)
+	}
+	seen := map[string]bool{}
+	for _, g := range got[:4] {
+		p := g[strings.Index(g, ":"):]
+		if seen[p] {
+			t.Errorf("nodePort %s given twice: %v", p, got)
+		}
+		seen[p] = true
+	}
+	if in[0].Spec.Ports[0].NodePort != 0 {
+		t.Error("AllocateNodePorts changed its input")
+	}
+	if !reflect.DeepEqual(AllocateNodePorts(shuffled(rand.New(rand.NewPCG(3, 4)), in), r), out) {
+		t.Error("the allocation depends on the order of the Services")
+	}
+}
+
+func TestParsePortRange(t *testing.T) {
+	for in, want := range map[string]PortRange{"30000-32767": DefaultNodePortRange, "8080": {8080, 8080}} {
+		if got, err := ParsePortRange(in); err != nil || got != want {
+			t.Errorf("ParsePortRange(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "2-1", "0-10", "1-70000", "a-b"} {
+		if _, err := ParsePortRange(in); err == nil {
+			t.Errorf("ParsePortRange(%q) succeeded", in)
+		}
+	}
+}
+
+func BenchmarkProxyRules(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			svcs, ips, eps := randomServices(rand.New(rand.NewPCG(1, 1)), n, 5)
+			opts := ProxyOptions{Node: "n1", NodePortRange: DefaultNodePortRange}
+			b.ReportAllocs()
+			for b.Loop() {
+				ProxyRules(svcs, ips, eps, opts)
+			}
+		})
+	}
+}
