@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -24,6 +25,8 @@ var kubeTypes = map[string]reflect.Type{
 	"DaemonSet":             reflect.TypeOf(appsv1.DaemonSet{}),
 	"StatefulSet":           reflect.TypeOf(appsv1.StatefulSet{}),
 	"Job":                   reflect.TypeOf(batchv1.Job{}),
+	"CronJob":               reflect.TypeOf(batchv1.CronJob{}),
+	"PodDisruptionBudget":   reflect.TypeOf(policyv1.PodDisruptionBudget{}),
 	"Service":               reflect.TypeOf(corev1.Service{}),
 	"ConfigMap":             reflect.TypeOf(corev1.ConfigMap{}),
 	"Secret":                reflect.TypeOf(corev1.Secret{}),

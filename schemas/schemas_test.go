@@ -14,7 +14,7 @@ import (
 
 // kinds are the definitions pkg/schema looks up, one per supported kind.
 var kinds = []string{"Namespace", "Pod", "Deployment", "ReplicaSet", "ReplicationController",
-	"DaemonSet", "StatefulSet", "Job", "Service", "ConfigMap", "Secret"}
+	"DaemonSet", "StatefulSet", "Job", "CronJob", "PodDisruptionBudget", "Service", "ConfigMap", "Secret"}
 
 // compile builds the embedded files as one instance, the way pkg/schema
 // does.

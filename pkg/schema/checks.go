@@ -99,6 +99,9 @@ func podTemplate(o *Object) (template, bool) {
 		return template{w.Spec.Template.Labels, &w.Spec.Template.Spec, tp}, true
 	case *batchv1.Job:
 		return template{w.Spec.Template.Labels, &w.Spec.Template.Spec, tp}, true
+	case *batchv1.CronJob:
+		t := &w.Spec.JobTemplate.Spec.Template
+		return template{t.Labels, &t.Spec, []string{"spec", "jobTemplate", "spec", "template"}}, true
 	case *corev1.ReplicationController:
 		if w.Spec.Template == nil {
 			return template{}, false

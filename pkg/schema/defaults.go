@@ -99,15 +99,17 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 			}
 		}
 	case *batchv1.Job:
-		if o.Spec.Completions == nil && o.Spec.Parallelism == nil {
-			o.Spec.Completions = ptr(int32(1))
-			o.Spec.Parallelism = ptr(int32(1))
+		defaultJobSpec(&o.Spec)
+	case *batchv1.CronJob:
+		defaultJobSpec(&o.Spec.JobTemplate.Spec)
+		if o.Spec.ConcurrencyPolicy == "" {
+			o.Spec.ConcurrencyPolicy = batchv1.AllowConcurrent
 		}
-		if o.Spec.Parallelism == nil {
-			o.Spec.Parallelism = ptr(int32(1))
+		if o.Spec.SuccessfulJobsHistoryLimit == nil {
+			o.Spec.SuccessfulJobsHistoryLimit = ptr(int32(3))
 		}
-		if o.Spec.BackoffLimit == nil {
-			o.Spec.BackoffLimit = ptr(int32(6))
+		if o.Spec.FailedJobsHistoryLimit == nil {
+			o.Spec.FailedJobsHistoryLimit = ptr(int32(1))
 		}
 	case *corev1.Service:
 		if o.Spec.Type == "" {
@@ -162,8 +164,23 @@ func workloadFields(obj runtime.Object) (replicas **int32, selector **metav1.Lab
 		return nil, &o.Spec.Selector, &o.Spec.Template
 	case *batchv1.Job:
 		return nil, nil, &o.Spec.Template
+	case *batchv1.CronJob:
+		return nil, nil, &o.Spec.JobTemplate.Spec.Template
 	}
 	return nil, nil, nil
+}
+
+func defaultJobSpec(s *batchv1.JobSpec) {
+	if s.Completions == nil && s.Parallelism == nil {
+		s.Completions = ptr(int32(1))
+		s.Parallelism = ptr(int32(1))
+	}
+	if s.Parallelism == nil {
+		s.Parallelism = ptr(int32(1))
+	}
+	if s.BackoffLimit == nil {
+		s.BackoffLimit = ptr(int32(6))
+	}
 }
 
 func defaultPodSpec(s *corev1.PodSpec) {

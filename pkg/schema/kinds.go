@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	extv1beta1 "k8s.io/api/extensions/v1beta1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -58,6 +59,12 @@ func init() {
 	add(&kindInfo{kind: "Job", current: "batch/v1", namespaced: true,
 		newObj: func() runtime.Object { return &batchv1.Job{} },
 		types:  map[string]reflect.Type{"batch/v1": t(batchv1.Job{})}})
+	add(&kindInfo{kind: "CronJob", current: "batch/v1", namespaced: true,
+		newObj: func() runtime.Object { return &batchv1.CronJob{} },
+		types:  map[string]reflect.Type{"batch/v1": t(batchv1.CronJob{})}})
+	add(&kindInfo{kind: "PodDisruptionBudget", current: "policy/v1", namespaced: true,
+		newObj: func() runtime.Object { return &policyv1.PodDisruptionBudget{} },
+		types:  map[string]reflect.Type{"policy/v1": t(policyv1.PodDisruptionBudget{})}})
 	add(&kindInfo{kind: "Deployment", current: "apps/v1", namespaced: true,
 		legacy: map[string]string{"extensions/v1beta1": "1.16", "apps/v1beta1": "1.16", "apps/v1beta2": "1.16"},
 		newObj: func() runtime.Object { return &appsv1.Deployment{} },
@@ -123,8 +130,8 @@ var knownElsewhere = map[string]bool{
 	"PersistentVolume": true, "PersistentVolumeClaim": true, "StorageClass": true,
 	"Ingress": true, "IngressClass": true, "NetworkPolicy": true, "ServiceAccount": true,
 	"Role": true, "RoleBinding": true, "ClusterRole": true, "ClusterRoleBinding": true,
-	"CronJob": true, "HorizontalPodAutoscaler": true, "PodDisruptionBudget": true,
-	"ResourceQuota": true, "LimitRange": true, "Endpoints": true, "EndpointSlice": true,
+	"HorizontalPodAutoscaler": true,
+	"ResourceQuota":           true, "LimitRange": true, "Endpoints": true, "EndpointSlice": true,
 	"CustomResourceDefinition": true, "PodSecurityPolicy": true, "PriorityClass": true,
 	"Node": true, "Event": true, "Binding": true, "ComponentStatus": true, "PodTemplate": true,
 	"ControllerRevision": true, "Lease": true, "CSIDriver": true, "VolumeAttachment": true,
