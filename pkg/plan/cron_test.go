@@ -262,3 +262,24 @@ func TestCronJobRunsOncePerMinute(t *testing.T) {
 		}
 	}
 }
+
+func TestLiveRecords(t *testing.T) {
+	cj := testCronJob("* * * * *", func(s *batchv1.CronJobSpec) { s.SuccessfulJobsHistoryLimit = i32(1) })
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "pi"}}
+	rs := recs("SF") // of Job pi with testHash: the template no longer matches
+	m := func(i int) time.Time { return time.Date(2026, 3, 1, 12, i, 0, 0, time.UTC) }
+	for i := range 3 {
+		runRecords(rs, cj, m(i), OutcomeSucceeded)
+	}
+	rs.Add(JobRecord{Namespace: "default", Pod: JobPodName("pi", TemplateHash(&job.Spec.Template), 0), Outcome: OutcomeSucceeded})
+	live := LiveRecords([]runtime.Object{cj, job}, rs, m(2).Add(30*time.Second))
+	var got []string
+	for _, r := range live.Sorted() {
+		got = append(got, r.Pod)
+	}
+	hash := TemplateHash(&cj.Spec.JobTemplate.Spec.Template)
+	want := []string{JobPodName(CronRunName("hello", m(2)), hash, 0), JobPodName("pi", TemplateHash(&job.Spec.Template), 0)}
+	if !slices.Equal(got, want) {
+		t.Errorf("live records %v, want %v", got, want)
+	}
+}

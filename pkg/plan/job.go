@@ -53,7 +53,8 @@ type JobRecord struct {
 func (r JobRecord) Key() Key { return Key{r.Namespace, r.Pod} }
 
 // Merge is the union of two records of the same pod: the later outcome,
-// the earliest start and, of a final outcome, its finish. It is
+// the earliest start and, of a final outcome, its earliest known finish (a
+// record heard from a peer may not know it). It is
 // commutative, associative and idempotent, so every node that has heard of
 // the same records holds the same union whatever the order it heard them
 // in, and a record only ever moves forward.
@@ -61,7 +62,7 @@ func Merge(a, b JobRecord) JobRecord {
 	r := a
 	if b.Outcome > a.Outcome {
 		r.Outcome, r.Finished = b.Outcome, b.Finished
-	} else if b.Outcome == a.Outcome && b.Finished.Before(a.Finished) && !b.Finished.IsZero() {
+	} else if b.Outcome == a.Outcome && !b.Finished.IsZero() && (a.Finished.IsZero() || b.Finished.Before(a.Finished)) {
 		r.Finished = b.Finished
 	}
 	if a.Started.IsZero() || (!b.Started.IsZero() && b.Started.Before(a.Started)) {

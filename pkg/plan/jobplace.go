@@ -1,8 +1,13 @@
 package plan
 
 import (
+	"strconv"
+	"strings"
+	"time"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // batchDecider turns Jobs and CronJobs into the workloads of the pods that
@@ -49,4 +54,44 @@ func jobWorkload(kind, namespace, owner, job, hash string, active []string, t *c
 	w := workload{kind: kind, namespace: namespace, name: owner, replicas: len(active), template: t,
 		hash: hash, requests: podRequests(&t.Spec), names: active, sortName: job}
 	return w
+}
+
+// LiveRecords are the records that still decide something: those of the
+// pods of every Job with its current template, and of the runs of every
+// CronJob that are active, listed by its history limits, or its latest
+// (which must not run again). Others (a Job removed from the manifests or
+// whose template changed, runs past the history limits) may be forgotten.
+func LiveRecords(objects []runtime.Object, recs Records, now time.Time) Records {
+	type jobKey struct{ namespace, job, hash string }
+	keep := map[jobKey]bool{}
+	for _, o := range objects {
+		switch o := o.(type) {
+		case *batchv1.Job:
+			keep[jobKey{o.Namespace, o.Name, TemplateHash(&o.Spec.Template)}] = true
+		case *batchv1.CronJob:
+			hash := TemplateHash(&o.Spec.JobTemplate.Spec.Template)
+			var started []time.Time
+			for k := range recs {
+				if job, h, ok := jobOf(k.Name); ok && h == hash && k.Namespace == o.Namespace &&
+					strings.HasPrefix(job, o.Name+"-") && allDigits(job[len(o.Name)+1:]) {
+					m, _ := strconv.ParseInt(job[len(o.Name)+1:], 10, 64)
+					started = append(started, time.Unix(m*60, 0).UTC())
+				}
+			}
+			st, _ := DecideCronJob(o, started, recs, now)
+			for _, r := range st.Runs {
+				keep[jobKey{o.Namespace, r.Name, hash}] = true
+			}
+			if !st.LastScheduleTime.IsZero() {
+				keep[jobKey{o.Namespace, CronRunName(o.Name, st.LastScheduleTime), hash}] = true
+			}
+		}
+	}
+	out := Records{}
+	for k, r := range recs {
+		if job, hash, ok := jobOf(k.Name); ok && keep[jobKey{k.Namespace, job, hash}] {
+			out[k] = r
+		}
+	}
+	return out
 }
