@@ -160,6 +160,8 @@ type Agent struct {
 	revChanged chan struct{}
 	// syncs follows the fetches asked from outside (sync.go).
 	syncs syncState
+	// jobs are the records of Jobs' pods (jobs.go).
+	jobs *jobBook
 }
 
 // New returns an agent for cfg; Run starts it.
@@ -233,6 +235,7 @@ func New(cfg Config) (*Agent, error) {
 		podsChanged: make(chan struct{}, 1),
 		metaDirty:   make(chan struct{}, 1),
 		revChanged:  make(chan struct{}),
+		jobs:        newJobBook(cfg.DataDir),
 	}
 	a.obs = newObserver(a)
 	a.prober = NewProber(cfg.Runtime, cfg.Logger, cfg.Clock, a.probeChanged, a.probeKill)
@@ -360,6 +363,9 @@ func (a *Agent) statePath() string { return filepath.Join(a.cfg.DataDir, "agent"
 // restore loads the revision the agent ran before it stopped, from the
 // cache, so that a restarted agent keeps its pods while it fetches.
 func (a *Agent) restore(ctx context.Context) error {
+	if err := a.jobs.load(); err != nil {
+		return err
+	}
 	b, err := os.ReadFile(a.statePath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -646,6 +652,12 @@ func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
 		return
 	}
 	a.pods[key] = *st
+	if a.jobs.observe(st, a.clock.Now()) {
+		if err := a.jobs.save(); err != nil {
+			a.log.Warn("saving job records", "err", err)
+		}
+		a.nudge()
+	}
 }
 
 // housekeeping rotates container logs and collects unused images.

@@ -147,7 +147,8 @@ func (a *Agent) place(running map[plan.Key]bool) {
 		a.hist = m.History
 		a.histDirty = true
 	}
-	share := plan.NodePods(a.objects, m.Nodes, a.cfg.Node.Name, a.running.Commit, a.cfg.ServiceCIDR, running)
+	share := plan.NodePodsBatch(a.objects, m.Nodes, a.cfg.Node.Name, a.running.Commit, a.cfg.ServiceCIDR, running,
+		a.batch(now))
 	quorum := plan.Quorum(members, a.hist, a.cfg.Membership.DeadGrace, a.started, now)
 	switch {
 	case !quorum:
@@ -158,8 +159,10 @@ func (a *Agent) place(running map[plan.Key]bool) {
 	h := plan.HandOff(share, a.peers(members), quorum, a.quorumRegained, a.cfg.Handoff, now)
 	a.desired, a.membership, a.quorum = &h.Share, m, quorum
 	wake := m.Wake
-	if !h.Wake.IsZero() && (wake.IsZero() || h.Wake.Before(wake)) {
-		wake = h.Wake
+	for _, w := range []time.Time{h.Wake, nextCronRun(share.CronJobs)} {
+		if !w.IsZero() && (wake.IsZero() || w.Before(wake)) {
+			wake = w
+		}
 	}
 	a.wakePlacement(wake)
 }
@@ -209,6 +212,7 @@ func (a *Agent) publish() {
 	for _, p := range a.pods {
 		st.Pods = append(st.Pods, gossipPod(p))
 	}
+	st.Pods = append(st.Pods, a.jobs.ownPods(a.pods)...)
 	a.mu.Unlock()
 	slices.SortFunc(st.Pods, func(x, y gossip.PodStatus) int {
 		return plan.Key{Namespace: x.Namespace, Name: x.Name}.Compare(plan.Key{Namespace: y.Namespace, Name: y.Name})

@@ -241,6 +241,13 @@ func DecideJob(namespace, name, hash string, spec *batchv1.JobSpec, recs Records
 	return st
 }
 
+// JobOfPod is the name of the Job a pod named <job>-<hash>-<attempt>
+// belongs to (for a CronJob's, the run's name).
+func JobOfPod(pod string) (job string, ok bool) {
+	job, _, ok = jobOf(pod)
+	return job, ok
+}
+
 // jobOf splits a Job pod's name <job>-<hash>-<attempt> into the Job's name
 // and the template hash; ok is false for any other name.
 func jobOf(pod string) (job, hash string, ok bool) {

@@ -1,0 +1,139 @@
+package node_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gitorch/gitorch/pkg/node"
+	"github.com/gitorch/gitorch/pkg/plan"
+)
+
+const piJob = `apiVersion: batch/v1
+kind: Job
+metadata: {name: pi}
+spec:
+  completions: 5
+  parallelism: 2
+  backoffLimit: %d
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: pi
+        image: busybox:1.36
+`
+
+// runningJobPods are the names of the running pods of Job name.
+func runningJobPods(ag *node.Agent, name string) []string {
+	var out []string
+	for _, p := range ag.Status().Pods {
+		if p.Workload == "Job/"+name && p.Phase == plan.PhaseRunning {
+			out = append(out, p.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestFakeAgentJobRunsFiveCompletionsAcrossARestart: a Job of 5
+// completions, 2 at a time, runs exactly 5 successful pods, though the
+// agent restarts after the first two succeeded; nothing runs once it is
+// complete, after another restart too.
+func TestFakeAgentJobRunsFiveCompletionsAcrossARestart(t *testing.T) {
+	n := newFakeNode(t)
+	n.src.commit(map[string]string{"pi.yaml": fmt.Sprintf(piJob, 6)})
+	ag, stop := n.start(t)
+	succeeded := map[string]bool{}
+	finish := func(ag *node.Agent, want int) {
+		t.Helper()
+		var pods []string
+		waitFor(t, fmt.Sprintf("%d pods of pi running", want), func() bool {
+			pods = runningJobPods(ag, "pi")
+			return len(pods) == want
+		})
+		for _, p := range pods {
+			if succeeded[p] {
+				t.Fatalf("%s runs again after it succeeded", p)
+			}
+			if err := n.rt.Exit("default", p, "pi", 0, false); err != nil {
+				t.Fatal(err)
+			}
+			succeeded[p] = true
+		}
+		waitFor(t, "the pods' successes recorded", func() bool {
+			for _, p := range runningJobPods(ag, "pi") {
+				if succeeded[p] {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	finish(ag, 2)
+	stop()
+	ag, stop = n.start(t)
+	finish(ag, 2)
+	finish(ag, 1)
+	stop()
+	// A restarted agent, given a new revision with the same Job and a
+	// Deployment: once the Deployment's pod runs, placement has decided
+	// the Job from the records, and none of its pods started again.
+	files := web(1, "busybox:1.36")
+	files["pi.yaml"] = fmt.Sprintf(piJob, 6)
+	n.src.commit(files)
+	ag, _ = n.start(t)
+	ag.Sync()
+	waitFor(t, "the Deployment's pod running", func() bool { return countPhase(ag, plan.PhaseRunning) == 1 })
+	if len(succeeded) != 5 {
+		t.Fatalf("%d pods succeeded, want 5: %v", len(succeeded), succeeded)
+	}
+	starts := 0
+	for _, op := range n.rt.Ops() {
+		if strings.HasPrefix(op, "start default/pi-") {
+			starts++
+		}
+	}
+	if starts != 5 {
+		t.Fatalf("%d starts of pi's pods, want 5: %v", starts, n.rt.Ops())
+	}
+	if pods := runningJobPods(ag, "pi"); len(pods) != 0 {
+		t.Fatalf("pods of a complete Job run: %v", pods)
+	}
+}
+
+// TestFakeAgentJobReplacesFailedPodsUntilTheBackoffLimit: each failed pod
+// is replaced by a new one until more than backoffLimit failed.
+func TestFakeAgentJobReplacesFailedPodsUntilTheBackoffLimit(t *testing.T) {
+	n := newFakeNode(t)
+	n.src.commit(map[string]string{"pi.yaml": fmt.Sprintf(piJob, 2)})
+	ag, _ := n.start(t)
+	failed := map[string]bool{}
+	for len(failed) < 3 {
+		var pods []string
+		// Parallelism 2: two pods run before one fails.
+		waitFor(t, "two pods of pi running", func() bool {
+			pods = nil
+			for _, p := range runningJobPods(ag, "pi") {
+				if !failed[p] {
+					pods = append(pods, p)
+				}
+			}
+			return len(pods) == 2
+		})
+		p := pods[0]
+		if err := n.rt.Exit("default", p, "pi", 1, false); err != nil {
+			t.Fatal(err)
+		}
+		failed[p] = true
+	}
+	// backoffLimit 2: the third failure fails the Job; nothing replaces
+	// the failed pods, and the one that still ran is stopped.
+	waitFor(t, "no pod of pi running", func() bool { return len(runningJobPods(ag, "pi")) == 0 })
+	starts := n.rt.Count("start default/pi-")
+	// 2 at first, one for each of the first two failures.
+	if starts != 4 {
+		t.Fatalf("%d starts, want 4: %v", starts, n.rt.Ops())
+	}
+}
