@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/plan"
@@ -135,5 +136,70 @@ func TestFakeAgentJobReplacesFailedPodsUntilTheBackoffLimit(t *testing.T) {
 	// 2 at first, one for each of the first two failures.
 	if starts != 4 {
 		t.Fatalf("%d starts, want 4: %v", starts, n.rt.Ops())
+	}
+}
+
+const helloCronJob = `apiVersion: batch/v1
+kind: CronJob
+metadata: {name: hello}
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+          - name: hello
+            image: busybox:1.36
+`
+
+// TestFakeClusterCronJobRunsOncePerMinute: three agents on one clock run
+// a CronJob of every minute once a minute, each run on one node.
+func TestFakeClusterCronJobRunsOncePerMinute(t *testing.T) {
+	c := newFakeCluster(t, "n1", "n2", "n3")
+	c.src.commit(map[string]string{"hello.yaml": helloCronJob})
+	for _, name := range []string{"n1", "n2", "n3"} {
+		c.start(name)
+	}
+	ran := map[string]string{} // pod -> node
+	for minute := range 5 {
+		var node, pod string
+		waitFor(t, fmt.Sprintf("a run of minute %d", minute), func() bool {
+			for name, pods := range c.runningOn() {
+				for _, p := range pods {
+					if _, done := ran[p]; !done {
+						node, pod = name, p
+						return true
+					}
+				}
+			}
+			return false
+		})
+		ran[pod] = node
+		if err := c.nodes[node].rt.Exit("default", pod, "hello", 0, false); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the run finished", func() bool { return c.total() == 0 })
+		// The run stays done for the rest of its minute.
+		c.clk.Advance(20 * time.Second)
+		for _, n := range c.nodes {
+			n.ag.Sync()
+		}
+		if got := c.runningOn(); c.total() != 0 {
+			t.Fatalf("a finished run runs again: %v", got)
+		}
+		next := c.clk.Now().Truncate(time.Minute).Add(time.Minute)
+		c.clk.Advance(next.Sub(c.clk.Now()))
+	}
+	if len(ran) != 5 {
+		t.Fatalf("%d runs in 5 minutes: %v", len(ran), ran)
+	}
+	starts := 0
+	for _, n := range c.nodes {
+		starts += n.rt.Count("start default/hello-")
+	}
+	if starts != 5 {
+		t.Fatalf("%d starts of runs, want 5: %v", starts, ran)
 	}
 }
