@@ -713,6 +713,7 @@ func (a *Agent) Status() status.Node {
 	}
 	if a.desired != nil {
 		st.Unplaceable = slices.Clone(a.desired.Unplaceable)
+		st.Jobs, st.CronJobs = a.desired.Jobs, a.desired.CronJobs
 	}
 	for _, p := range a.pods {
 		st.Pods = append(st.Pods, p)

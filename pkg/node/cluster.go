@@ -319,6 +319,7 @@ func (a *Agent) Cluster() status.Cluster {
 	c := status.Cluster{
 		Node: local.Node, ClusterName: a.cfg.ClusterName, Repo: local.Repo, Ref: local.Ref, Path: local.Path,
 		Running: local.Running, Refused: local.Refused, Source: local.Source, Unplaceable: local.Unplaceable,
+		Jobs: local.Jobs, CronJobs: local.CronJobs,
 		Pods: local.Pods,
 	}
 	members, gm := a.members()

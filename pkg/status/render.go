@@ -43,6 +43,8 @@ func SingleNode(n Node) Cluster {
 		Members:     []Member{self},
 		Pods:        n.Pods,
 		Unplaceable: n.Unplaceable,
+		Jobs:        n.Jobs,
+		CronJobs:    n.CronJobs,
 	}
 }
 
@@ -106,7 +108,7 @@ func WriteCluster(w io.Writer, c Cluster, wide bool, now time.Time) error {
 			fmt.Fprintf(w, "  %s/%s: %s\n", u.Namespace, u.Name, u.Reason)
 		}
 	}
-	return nil
+	return writeBatch(w, c.Jobs, c.CronJobs, now)
 }
 
 // writeMembership prints the members by state, the quorum when it is

@@ -30,6 +30,10 @@ type Node struct {
 	Pods []plan.PodStatus `json:"pods"`
 	// Unplaceable pods: asked for by the manifests but fitting nowhere.
 	Unplaceable []plan.UnplaceablePod `json:"unplaceable,omitempty"`
+	// Jobs and CronJobs of the running revision, as this node decides
+	// them from the records it holds (docs/jobs.md).
+	Jobs     []plan.JobStatus     `json:"jobs,omitempty"`
+	CronJobs []plan.CronJobStatus `json:"cronJobs,omitempty"`
 }
 
 // Revision is one commit the agent loaded.
@@ -81,6 +85,9 @@ type Cluster struct {
 	Pods []plan.PodStatus `json:"pods"`
 	// Unplaceable pods of the answering node's revision.
 	Unplaceable []plan.UnplaceablePod `json:"unplaceable,omitempty"`
+	// Jobs and CronJobs as the answering node decides them.
+	Jobs     []plan.JobStatus     `json:"jobs,omitempty"`
+	CronJobs []plan.CronJobStatus `json:"cronJobs,omitempty"`
 }
 
 // Member is one node of the cluster as the answering node sees it.
