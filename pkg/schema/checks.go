@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -11,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 // crossCheck finds what no single document shows: duplicate objects,
@@ -44,6 +47,18 @@ func checkObject(o *Object) []Finding {
 		}
 		if w.Spec.Type == corev1.ServiceTypeNodePort && len(w.Spec.Ports) == 0 {
 			fs = append(fs, o.finding(SeverityError, []string{"spec", "ports"}, "a NodePort Service needs at least one port"))
+		}
+	case *batchv1.CronJob:
+		tz := ""
+		if w.Spec.TimeZone != nil {
+			tz = *w.Spec.TimeZone
+		}
+		if _, err := plan.ParseCronSchedule(w.Spec.Schedule, tz); err != nil {
+			field := []string{"spec", "schedule"}
+			if strings.HasPrefix(err.Error(), "unknown time zone") {
+				field = []string{"spec", "timeZone"}
+			}
+			fs = append(fs, o.finding(SeverityError, field, err.Error()))
 		}
 	}
 	return fs
