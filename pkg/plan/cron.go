@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	// Nodes without a time zone database use Go's, so that a CronJob's
+	// timeZone means the same on every node.
+	_ "time/tzdata"
 
 	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
