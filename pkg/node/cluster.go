@@ -157,6 +157,7 @@ func (a *Agent) place(running map[plan.Key]bool) {
 		a.quorumLost, a.quorumRegained = false, now
 	}
 	h := plan.HandOff(share, a.peers(members), quorum, a.quorumRegained, a.cfg.Handoff, now)
+	h.Share.Jobs, h.Share.CronJobs = share.Jobs, share.CronJobs
 	a.desired, a.membership, a.quorum = &h.Share, m, quorum
 	wake := m.Wake
 	for _, w := range []time.Time{h.Wake, nextCronRun(share.CronJobs)} {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitorch/gitorch/pkg/gossip"
 	"github.com/gitorch/gitorch/pkg/node"
 	"github.com/gitorch/gitorch/pkg/plan"
 )
@@ -201,5 +202,68 @@ func TestFakeClusterCronJobRunsOncePerMinute(t *testing.T) {
 	}
 	if starts != 5 {
 		t.Fatalf("%d starts of runs, want 5: %v", starts, ran)
+	}
+}
+
+// TestFakeClusterFinishedJobStaysFinishedWhenItsNodeDies: the node that
+// ran a Job's only pod dies after it succeeded; the survivors heard the
+// success by gossip and do not run the Job again.
+func TestFakeClusterFinishedJobStaysFinishedWhenItsNodeDies(t *testing.T) {
+	c := newFakeCluster(t, "n1", "n2", "n3")
+	c.src.commit(map[string]string{"once.yaml": strings.ReplaceAll(fmt.Sprintf(piJob, 6), "  completions: 5\n  parallelism: 2\n", "")})
+	for _, name := range []string{"n1", "n2", "n3"} {
+		c.start(name)
+	}
+	var node, pod string
+	waitFor(t, "the Job's pod running", func() bool {
+		for name, pods := range c.runningOn() {
+			node, pod = name, pods[0]
+			return true
+		}
+		return false
+	})
+	if err := c.nodes[node].rt.Exit("default", pod, "pi", 0, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every node knows the Job complete", func() bool {
+		for _, n := range c.nodes {
+			st := n.ag.Status()
+			if len(st.Jobs) != 1 || st.Jobs[0].Condition != plan.JobComplete {
+				return false
+			}
+		}
+		return true
+	})
+	c.nodes[node].stop()
+	c.bus.setState(node, gossip.StateDead)
+	c.clk.Advance(10 * time.Second)
+	for name, n := range c.nodes {
+		if name == node {
+			continue
+		}
+		waitFor(t, name+" placing without "+node, func() bool {
+			for _, m := range n.ag.Cluster().Members {
+				if m.Name == node && m.Status != "alive" {
+					return true
+				}
+			}
+			return false
+		})
+		n.ag.Sync()
+	}
+	starts := 0
+	for _, n := range c.nodes {
+		starts += n.rt.Count("start default/pi-")
+	}
+	if starts != 1 || c.total() != 0 {
+		t.Fatalf("%d starts of the Job's pods, %d running: %v", starts, c.total(), c.runningOn())
+	}
+	for name, n := range c.nodes {
+		if name == node {
+			continue
+		}
+		if st := n.ag.Status(); len(st.Jobs) != 1 || st.Jobs[0].Condition != plan.JobComplete {
+			t.Fatalf("%s: Job %+v", name, st.Jobs)
+		}
 	}
 }
