@@ -125,8 +125,8 @@ func (b *jobBook) observe(st *plan.PodStatus, now time.Time) bool {
 	return changed
 }
 
-// hear merges the final outcomes peers gossip of their Jobs' pods, and
-// reports whether the records changed.
+// hear merges what peers gossip of their Jobs' pods (started, succeeded,
+// failed), and reports whether the records changed.
 func (b *jobBook) hear(states map[string]gossip.NodeState, self string) bool {
 	changed := false
 	for node, st := range states {
@@ -139,6 +139,13 @@ func (b *jobBook) hear(states map[string]gossip.NodeState, self string) bool {
 			}
 			r := plan.JobRecord{Namespace: p.Namespace, Pod: p.Name, Started: p.StartedAt}
 			switch p.Phase {
+			case plan.PhaseRunning:
+				// Its start: every node counts activeDeadlineSeconds
+				// from the same time.
+				if p.StartedAt.IsZero() {
+					continue
+				}
+				r.Outcome = plan.OutcomeStarted
 			case plan.PhaseSucceeded:
 				r.Outcome = plan.OutcomeSucceeded
 			case plan.PhaseFailed:
