@@ -344,7 +344,21 @@ func TestWorkloads(t *testing.T) {
 		{"Job restartPolicy is required", "Job", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  template:\n    spec:\n      containers: [{name: pi, image: perl}]\n", "restartPolicy: field is required"},
 		{"Job backoffLimit negative", "Job", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  backoffLimit: -1\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: pi, image: perl}]\n", "backoffLimit"},
 		{"Job is batch/v1", "Job", "apiVersion: batch/v1beta1\nkind: Job\nmetadata: {name: pi}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: pi, image: perl}]\n", "apiVersion"},
-		{"Job ttlSecondsAfterFinished is left out", "Job", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  ttlSecondsAfterFinished: 10\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: pi, image: perl}]\n", "ttlSecondsAfterFinished: field not allowed"},
+		{"Job ttlSecondsAfterFinished and suspend", "Job", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  ttlSecondsAfterFinished: 10\n  suspend: false\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: pi, image: perl}]\n", ""},
+		{"Job Indexed completion mode is left out", "Job", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  completionMode: Indexed\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: pi, image: perl}]\n", "completionMode"},
+
+		// CronJob.
+		{"CronJob", "CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: hello}\nspec:\n  schedule: \"*/1 * * * *\"\n  timeZone: Europe/Berlin\n  concurrencyPolicy: Forbid\n  startingDeadlineSeconds: 30\n  suspend: false\n  successfulJobsHistoryLimit: 3\n  failedJobsHistoryLimit: 1\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          containers: [{name: hello, image: busybox}]\n", ""},
+		{"CronJob schedule is required", "CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: hello}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          containers: [{name: hello, image: busybox}]\n", "schedule: field is required"},
+		{"CronJob concurrencyPolicy value", "CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: hello}\nspec:\n  schedule: \"@hourly\"\n  concurrencyPolicy: Queue\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          containers: [{name: hello, image: busybox}]\n", "concurrencyPolicy"},
+		{"CronJob jobTemplate pods say restartPolicy", "CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: hello}\nspec:\n  schedule: \"@hourly\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          containers: [{name: hello, image: busybox}]\n", "restartPolicy: field is required"},
+		{"CronJob is batch/v1", "CronJob", "apiVersion: batch/v1beta1\nkind: CronJob\nmetadata: {name: hello}\nspec:\n  schedule: \"@hourly\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          containers: [{name: hello, image: busybox}]\n", "apiVersion"},
+
+		// PodDisruptionBudget.
+		{"PodDisruptionBudget minAvailable", "PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  minAvailable: 2\n", ""},
+		{"PodDisruptionBudget maxUnavailable percent", "PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  maxUnavailable: \"25%\"\n", ""},
+		{"PodDisruptionBudget not both", "PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  minAvailable: 1\n  maxUnavailable: 1\n", "may not both be set"},
+		{"PodDisruptionBudget is policy/v1", "PodDisruptionBudget", "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec: {minAvailable: 1}\n", "apiVersion"},
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing/fstest"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -229,7 +230,7 @@ func (a *app) runPlan(cmd *cobra.Command, args []string) (bool, error) {
 		}
 	}
 
-	opts := plan.Options{ServiceCIDR: cidr}
+	opts := plan.Options{ServiceCIDR: cidr, Now: time.Now()}
 	if a.cfg.GetString("nodes") == "" && a.cfg.GetString("against-nodes") == "" {
 		base := against == "" && againstDir == ""
 		live, err := a.liveCluster(ctx, cmd, base)

@@ -204,6 +204,8 @@ type Agent struct {
 	revChanged chan struct{}
 	// syncs follows the fetches asked from outside (sync.go).
 	syncs syncState
+	// jobs are the records of Jobs' pods (jobs.go).
+	jobs *jobBook
 }
 
 // New returns an agent for cfg; Run starts it.
@@ -289,6 +291,7 @@ func New(cfg Config) (*Agent, error) {
 		dnsDirty:    make(chan struct{}, 1),
 		proxyDirty:  make(chan struct{}, 1),
 		revChanged:  make(chan struct{}),
+		jobs:        newJobBook(cfg.DataDir),
 	}
 	a.obs = newObserver(a)
 	a.prober = NewProber(cfg.Runtime, cfg.Logger, cfg.Clock, a.probeChanged, a.probeKill)
@@ -422,6 +425,9 @@ func (a *Agent) statePath() string { return filepath.Join(a.cfg.DataDir, "agent"
 // restore loads the revision the agent ran before it stopped, from the
 // cache, so that a restarted agent keeps its pods while it fetches.
 func (a *Agent) restore(ctx context.Context) error {
+	if err := a.jobs.load(); err != nil {
+		return err
+	}
 	b, err := os.ReadFile(a.statePath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -768,6 +774,12 @@ func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
 		return
 	}
 	a.pods[key] = *st
+	if a.jobs.observe(st, a.clock.Now()) {
+		if err := a.jobs.save(); err != nil {
+			a.log.Warn("saving job records", "err", err)
+		}
+		a.nudge()
+	}
 }
 
 // housekeeping rotates container logs and collects unused images.
@@ -823,6 +835,7 @@ func (a *Agent) Status() status.Node {
 	}
 	if a.desired != nil {
 		st.Unplaceable = slices.Clone(a.desired.Unplaceable)
+		st.Jobs, st.CronJobs = a.desired.Jobs, a.desired.CronJobs
 	}
 	st.Workloads = slices.Clone(a.workloads)
 	st.Proxy = a.proxyStatus()

@@ -151,7 +151,8 @@ func (a *Agent) place(running map[plan.Key]bool) {
 		a.hist = m.History
 		a.histDirty = true
 	}
-	share := plan.NodePods(a.objects, m.Nodes, a.cfg.Node.Name, a.running.Commit, a.cfg.ServiceCIDR, running)
+	share := plan.NodePodsBatch(a.objects, m.Nodes, a.cfg.Node.Name, a.running.Commit, a.cfg.ServiceCIDR, running,
+		a.batch(now))
 	quorum := plan.Quorum(members, a.hist, a.cfg.Membership.DeadGrace, a.started, now)
 	switch {
 	case !quorum:
@@ -163,10 +164,11 @@ func (a *Agent) place(running map[plan.Key]bool) {
 	if !sameNodeNames(a.membership.Nodes, m.Nodes) {
 		a.dnsChanged() // whose pods count for DNS
 	}
+	h.Share.Jobs, h.Share.CronJobs = share.Jobs, share.CronJobs
 	r := plan.Rollouts(a.objects, h.Share, a.retained, a.cfg.Node.Name, a.rolloutView(members, running, now), now)
 	a.desired, a.membership, a.quorum, a.workloads = &r.Share, m, quorum, r.Workloads
 	wake := m.Wake
-	for _, t := range []time.Time{h.Wake, r.Wake} {
+	for _, t := range []time.Time{h.Wake, r.Wake, nextCronRun(share.CronJobs)} {
 		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
 			wake = t
 		}
@@ -328,6 +330,7 @@ func (a *Agent) publish() {
 	for _, p := range a.pods {
 		st.Pods = append(st.Pods, gossipPod(p))
 	}
+	st.Pods = append(st.Pods, a.jobs.ownPods(a.pods)...)
 	a.mu.Unlock()
 	slices.SortFunc(st.Pods, func(x, y gossip.PodStatus) int {
 		return plan.Key{Namespace: x.Namespace, Name: x.Name}.Compare(plan.Key{Namespace: y.Namespace, Name: y.Name})
@@ -434,6 +437,7 @@ func (a *Agent) Cluster() status.Cluster {
 	c := status.Cluster{
 		Node: local.Node, ClusterName: a.cfg.ClusterName, Repo: local.Repo, Ref: local.Ref, Path: local.Path,
 		Running: local.Running, Refused: local.Refused, Source: local.Source, Unplaceable: local.Unplaceable,
+		Jobs: local.Jobs, CronJobs: local.CronJobs,
 		Pods: local.Pods, Workloads: local.Workloads,
 	}
 	members, gm := a.members()

@@ -3,6 +3,7 @@ package plan
 import (
 	"net/netip"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -22,6 +23,8 @@ type Options struct {
 	// the plan shows it with the rollouts and lists the workloads that
 	// are not Healthy.
 	Health []WorkloadStatus
+	// Now, when set, is the time CronJobs' next runs are computed from.
+	Now time.Time
 }
 
 // PodChange is what happens to one pod.
@@ -62,7 +65,11 @@ type Plan struct {
 	// Healthy now (with Options.Health).
 	Unhealthy []WorkloadStatus `json:"unhealthy,omitempty"`
 	Services  []ServiceIP      `json:"services"`
-	Summary   Summary          `json:"summary"`
+	// Jobs of the new objects (their completions as placement knows them:
+	// none recorded) and CronJobs with their next run after Options.Now.
+	Jobs     []JobStatus     `json:"jobs,omitempty"`
+	CronJobs []CronJobStatus `json:"cronJobs,omitempty"`
+	Summary  Summary         `json:"summary"`
 }
 
 // HasChanges reports whether the plan changes any object or pod.
@@ -105,6 +112,13 @@ func Build(old, new []runtime.Object, oldNodes, newNodes []Node, opts Options) P
 		}
 	}
 	before, after := Schedule(old, oldNodes), Schedule(new, newNodes)
+	p.Jobs = after.Jobs
+	for _, c := range after.CronJobs {
+		if sched, err := ParseCronSchedule(c.Schedule, c.TimeZone); err == nil && !opts.Now.IsZero() {
+			c.NextScheduleTime = sched.Next(opts.Now)
+		}
+		p.CronJobs = append(p.CronJobs, c)
+	}
 	if opts.Actual != nil {
 		before = actualPlacement(opts.Actual)
 	}

@@ -65,6 +65,9 @@ type NodeShare struct {
 	// Placement is every pod of the cluster and where it runs (Rollouts
 	// counts a workload's pods from it).
 	Placement []Pod
+	// Jobs and CronJobs are where each stands (ScheduleBatch).
+	Jobs     []JobStatus
+	CronJobs []CronJobStatus
 }
 
 // NodePods places the pods objects ask for on nodes (Schedule) and returns
@@ -74,6 +77,12 @@ type NodeShare struct {
 // the node runs now) that are placed on other nodes. The objects are
 // shared and not modified: pods and Services are copies.
 func NodePods(objects []runtime.Object, nodes []Node, self, revision string, serviceCIDR netip.Prefix, running map[Key]bool) NodeShare {
+	return NodePodsBatch(objects, nodes, self, revision, serviceCIDR, running, Batch{})
+}
+
+// NodePodsBatch is NodePods with the records of Jobs' pods and the time
+// that decide Jobs and CronJobs (ScheduleBatch).
+func NodePodsBatch(objects []runtime.Object, nodes []Node, self, revision string, serviceCIDR netip.Prefix, running map[Key]bool, batch Batch) NodeShare {
 	configMaps := map[string]map[string]*corev1.ConfigMap{}
 	secrets := map[string]map[string]*corev1.Secret{}
 	var services []*corev1.Service
@@ -104,8 +113,9 @@ func NodePods(objects []runtime.Object, nodes []Node, self, revision string, ser
 		byNS[s.Namespace] = append(byNS[s.Namespace], c)
 	}
 
-	placement := Schedule(objects, nodes)
-	share := NodeShare{Revision: revision, Pods: map[Key]*DesiredPod{}, Leaving: map[Key]*DesiredPod{}, Placement: placement.Pods}
+	placement := ScheduleBatch(objects, nodes, batch)
+	share := NodeShare{Revision: revision, Pods: map[Key]*DesiredPod{}, Leaving: map[Key]*DesiredPod{},
+		Placement: placement.Pods, Jobs: placement.Jobs, CronJobs: placement.CronJobs}
 	for i := range placement.Pods {
 		p := &placement.Pods[i]
 		if p.Node == "" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 )
 
 // JSONVersion is the version of the JSON document WriteJSON writes; it
@@ -129,7 +130,13 @@ func (p *Plan) WriteText(w io.Writer, color bool) error {
 			fmt.Fprintf(bw, "  %s  %s\n", qualified(s.Namespace, s.Name), ip)
 		}
 	}
-	if p.HasChanges() || len(p.Services) > 0 {
+	if len(p.Jobs)+len(p.CronJobs) > 0 {
+		if len(p.Changes)+len(p.Pods)+len(p.Services) > 0 {
+			fmt.Fprintln(bw)
+		}
+		writeBatchPlan(bw, p.Jobs, p.CronJobs)
+	}
+	if p.HasChanges() || len(p.Services) > 0 || len(p.Jobs)+len(p.CronJobs) > 0 {
 		fmt.Fprintln(bw)
 	}
 	s := p.Summary
@@ -155,4 +162,34 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// writeBatchPlan lists the Jobs with their completions and the CronJobs
+// with their schedule and next run.
+func writeBatchPlan(w io.Writer, jobs []JobStatus, crons []CronJobStatus) {
+	if len(jobs) > 0 {
+		fmt.Fprintln(w, "Jobs:")
+		for _, j := range jobs {
+			fmt.Fprintf(w, "  %s  %s completions, %d at a time\n", qualified(j.Namespace, j.Name), j.Progress(), len(j.Active))
+		}
+	}
+	if len(crons) > 0 {
+		fmt.Fprintln(w, "CronJobs:")
+		for _, c := range crons {
+			tz := c.TimeZone
+			if tz == "" {
+				tz = "UTC"
+			}
+			line := fmt.Sprintf("  %s  %q %s", qualified(c.Namespace, c.Name), c.Schedule, tz)
+			switch {
+			case c.Error != "":
+				line += ": " + c.Error
+			case c.Suspended:
+				line += ", suspended"
+			case !c.NextScheduleTime.IsZero():
+				line += ", next run " + c.NextScheduleTime.Format(time.RFC3339)
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
 }

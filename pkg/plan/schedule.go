@@ -42,6 +42,10 @@ func (p *Pod) Key() Key { return Key{p.Namespace, p.Name} }
 // name.
 type Placement struct {
 	Pods []Pod
+	// Jobs and CronJobs are where each stands (DecideJob, DecideCronJob),
+	// sorted by namespace and name.
+	Jobs     []JobStatus
+	CronJobs []CronJobStatus
 }
 
 // Find returns the pod named namespace/name, or nil.
@@ -71,6 +75,14 @@ type nodeState struct {
 // ReplicationControllers, StatefulSets, DaemonSets, Jobs and Pods ask for
 // pods, other kinds are ignored. Node names must be unique.
 func Schedule(objects []runtime.Object, nodes []Node) Placement {
+	return ScheduleBatch(objects, nodes, Batch{})
+}
+
+// ScheduleBatch is Schedule given the records of Jobs' pods and the time,
+// which decide the pods of Jobs and CronJobs (docs/jobs.md). Schedule
+// knows of no record and no time: every Job runs its first attempts and no
+// CronJob runs.
+func ScheduleBatch(objects []runtime.Object, nodes []Node, batch Batch) Placement {
 	ns := make([]nodeState, len(nodes))
 	for i := range nodes {
 		ns[i] = nodeState{Node: &nodes[i]}
@@ -85,11 +97,14 @@ func Schedule(objects []runtime.Object, nodes []Node) Placement {
 		}
 	}
 	s := scheduler{nodes: ns}
-	for _, w := range workloads(objects) {
+	bd := newBatchDecider(batch)
+	for _, w := range workloads(objects, bd) {
 		s.place(&w)
 	}
 	slices.SortFunc(s.pods, func(a, b Pod) int { return a.Key().Compare(b.Key()) })
-	return Placement{Pods: s.pods}
+	sortJobStatuses(bd.jobs)
+	slices.SortFunc(bd.crons, func(a, b CronJobStatus) int { return Key{a.Namespace, a.Name}.Compare(Key{b.Namespace, b.Name}) })
+	return Placement{Pods: s.pods, Jobs: bd.jobs, CronJobs: bd.crons}
 }
 
 type scheduler struct {

@@ -27,6 +27,10 @@ type workload struct {
 	requests  Resources
 	// ordinalNames: StatefulSet pods are <name>-<ordinal>.
 	ordinalNames bool
+	// names, when set, are the pods' names (Jobs: see DecideJob).
+	names []string
+	// sortName orders the workload when it is not name (a CronJob's run).
+	sortName string
 }
 
 // kindOrder is the order in which kinds are placed: DaemonSets first, since
@@ -41,7 +45,7 @@ func kindOrder(kind string) int {
 // workloads extracts the objects that ask for pods and sorts them in the
 // order placement processes them: DaemonSets, then the rest, each by
 // namespace, name and kind. Other kinds are ignored.
-func workloads(objects []runtime.Object) []workload {
+func workloads(objects []runtime.Object, batch *batchDecider) []workload {
 	var ws []workload
 	for _, o := range objects {
 		switch o := o.(type) {
@@ -62,14 +66,9 @@ func workloads(objects []runtime.Object) []workload {
 			w.daemon = true
 			ws = append(ws, w)
 		case *batchv1.Job:
-			n := 1
-			if o.Spec.Parallelism != nil {
-				n = int(*o.Spec.Parallelism)
-			}
-			if o.Spec.Completions != nil && int(*o.Spec.Completions) < n {
-				n = int(*o.Spec.Completions)
-			}
-			ws = append(ws, newWorkload("Job", o.Namespace, o.Name, n, &o.Spec.Template))
+			ws = append(ws, batch.job(o)...)
+		case *batchv1.CronJob:
+			ws = append(ws, batch.cronJob(o)...)
 		case *corev1.Pod:
 			w := workload{kind: "Pod", namespace: o.Namespace, name: o.Name, replicas: 1,
 				template: &corev1.PodTemplateSpec{ObjectMeta: o.ObjectMeta, Spec: o.Spec}}
@@ -83,6 +82,7 @@ func workloads(objects []runtime.Object) []workload {
 			cmp.Compare(a.namespace, b.namespace),
 			cmp.Compare(a.name, b.name),
 			cmp.Compare(a.kind, b.kind),
+			cmp.Compare(a.sortName, b.sortName),
 		)
 	})
 	return ws
@@ -107,6 +107,8 @@ func newWorkload(kind, ns, name string, n int, t *corev1.PodTemplateSpec) worklo
 // DaemonSet, on the given node).
 func (w *workload) podName(ordinal int, node string) string {
 	switch {
+	case w.names != nil:
+		return w.names[ordinal]
 	case w.kind == "Pod":
 		return w.name
 	case w.daemon:

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 // crossCheck finds what no single document shows: duplicate objects,
@@ -72,6 +75,18 @@ func checkObject(o *Object) []Finding {
 		if w.Spec.Type == corev1.ServiceTypeNodePort && len(w.Spec.Ports) == 0 {
 			fs = append(fs, o.finding(SeverityError, []string{"spec", "ports"}, "a NodePort Service needs at least one port"))
 		}
+	case *batchv1.CronJob:
+		tz := ""
+		if w.Spec.TimeZone != nil {
+			tz = *w.Spec.TimeZone
+		}
+		if _, err := plan.ParseCronSchedule(w.Spec.Schedule, tz); err != nil {
+			field := []string{"spec", "schedule"}
+			if strings.HasPrefix(err.Error(), "unknown time zone") {
+				field = []string{"spec", "timeZone"}
+			}
+			fs = append(fs, o.finding(SeverityError, field, err.Error()))
+		}
 	}
 	return fs
 }
@@ -126,6 +141,9 @@ func podTemplate(o *Object) (template, bool) {
 		return template{w.Spec.Template.Labels, &w.Spec.Template.Spec, tp}, true
 	case *batchv1.Job:
 		return template{w.Spec.Template.Labels, &w.Spec.Template.Spec, tp}, true
+	case *batchv1.CronJob:
+		t := &w.Spec.JobTemplate.Spec.Template
+		return template{t.Labels, &t.Spec, []string{"spec", "jobTemplate", "spec", "template"}}, true
 	case *corev1.ReplicationController:
 		if w.Spec.Template == nil {
 			return template{}, false

@@ -104,22 +104,18 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 			}
 		}
 	case *batchv1.Job:
-		if o.Spec.Completions == nil && o.Spec.Parallelism == nil {
-			o.Spec.Completions = ptr(int32(1))
-			o.Spec.Parallelism = ptr(int32(1))
-		}
-		if o.Spec.Parallelism == nil {
-			o.Spec.Parallelism = ptr(int32(1))
-		}
-		if o.Spec.BackoffLimit == nil {
-			o.Spec.BackoffLimit = ptr(int32(6))
-		}
+		defaultJobSpec(&o.Spec)
 	case *batchv1.CronJob:
-		defaultPodSpec(&o.Spec.JobTemplate.Spec.Template.Spec)
+		defaultJobSpec(&o.Spec.JobTemplate.Spec)
 		if o.Spec.ConcurrencyPolicy == "" {
 			o.Spec.ConcurrencyPolicy = batchv1.AllowConcurrent
 		}
-		notes = append(notes, defaultNote{"spec", "gitorch validates CronJobs but does not run them yet: no Job is made from it"})
+		if o.Spec.SuccessfulJobsHistoryLimit == nil {
+			o.Spec.SuccessfulJobsHistoryLimit = ptr(int32(3))
+		}
+		if o.Spec.FailedJobsHistoryLimit == nil {
+			o.Spec.FailedJobsHistoryLimit = ptr(int32(1))
+		}
 	case *policyv1.PodDisruptionBudget:
 		notes = append(notes, defaultNote{"spec", "gitorch validates PodDisruptionBudgets but does not honour them yet: rollouts keep their own maxUnavailable, node leave moves pods make-before-break"})
 	case *corev1.Service:
@@ -175,8 +171,23 @@ func workloadFields(obj runtime.Object) (replicas **int32, selector **metav1.Lab
 		return nil, &o.Spec.Selector, &o.Spec.Template
 	case *batchv1.Job:
 		return nil, nil, &o.Spec.Template
+	case *batchv1.CronJob:
+		return nil, nil, &o.Spec.JobTemplate.Spec.Template
 	}
 	return nil, nil, nil
+}
+
+func defaultJobSpec(s *batchv1.JobSpec) {
+	if s.Completions == nil && s.Parallelism == nil {
+		s.Completions = ptr(int32(1))
+		s.Parallelism = ptr(int32(1))
+	}
+	if s.Parallelism == nil {
+		s.Parallelism = ptr(int32(1))
+	}
+	if s.BackoffLimit == nil {
+		s.BackoffLimit = ptr(int32(6))
+	}
 }
 
 func defaultPodSpec(s *corev1.PodSpec) {

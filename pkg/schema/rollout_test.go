@@ -65,6 +65,8 @@ func TestDeploymentGetsItsProgressDeadline(t *testing.T) {
 	}
 }
 
+// A CronJob is run (docs/jobs.md) and needs no note; a PodDisruptionBudget
+// is validated and not honoured yet, which its note says.
 func TestCronJobAndPodDisruptionBudgetAreValidatedWithANote(t *testing.T) {
 	res := load(t, map[string]string{"c.yaml": `apiVersion: batch/v1
 kind: CronJob
@@ -86,7 +88,6 @@ spec:
   selector: {matchLabels: {app: web}}
 `})
 	expect(t, res,
-		"CronJob/default/nightly: spec: warning: gitorch validates CronJobs but does not run them yet",
 		"PodDisruptionBudget/default/web: spec: warning: gitorch validates PodDisruptionBudgets but does not honour them yet")
 	if len(res.Objects) != 2 {
 		t.Fatalf("%d objects, want 2", len(res.Objects))

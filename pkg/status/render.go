@@ -44,6 +44,8 @@ func SingleNode(n Node) Cluster {
 		Pods:        n.Pods,
 		Unplaceable: n.Unplaceable,
 		Workloads:   n.Workloads,
+		Jobs:        n.Jobs,
+		CronJobs:    n.CronJobs,
 	}
 }
 
@@ -113,7 +115,7 @@ func WriteCluster(w io.Writer, c Cluster, wide bool, now time.Time) error {
 			fmt.Fprintf(w, "  %s/%s: %s\n", u.Namespace, u.Name, u.Reason)
 		}
 	}
-	return nil
+	return writeBatch(w, c.Jobs, c.CronJobs, now)
 }
 
 // writeMembership prints the members by state, the quorum when it is

@@ -33,6 +33,10 @@ type Node struct {
 	// Workloads of the running revision with their health, as this node
 	// computes it from the pods of the whole cluster it hears of.
 	Workloads []plan.WorkloadStatus `json:"workloads,omitempty"`
+	// Jobs and CronJobs of the running revision, as this node decides
+	// them from the records it holds (docs/jobs.md).
+	Jobs     []plan.JobStatus     `json:"jobs,omitempty"`
+	CronJobs []plan.CronJobStatus `json:"cronJobs,omitempty"`
 	// Proxy is how the node's Service rules were last written; nil when
 	// the node runs no Service proxy.
 	Proxy *Proxy `json:"proxy,omitempty"`
@@ -102,6 +106,9 @@ type Cluster struct {
 	Unplaceable []plan.UnplaceablePod `json:"unplaceable,omitempty"`
 	// Workloads of the answering node's revision with their health.
 	Workloads []plan.WorkloadStatus `json:"workloads,omitempty"`
+	// Jobs and CronJobs as the answering node decides them.
+	Jobs     []plan.JobStatus     `json:"jobs,omitempty"`
+	CronJobs []plan.CronJobStatus `json:"cronJobs,omitempty"`
 }
 
 // Member is one node of the cluster as the answering node sees it.
