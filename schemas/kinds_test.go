@@ -357,8 +357,7 @@ func TestWorkloads(t *testing.T) {
 		// PodDisruptionBudget.
 		{"PodDisruptionBudget minAvailable", "PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  minAvailable: 2\n", ""},
 		{"PodDisruptionBudget maxUnavailable percent", "PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  maxUnavailable: \"25%\"\n", ""},
-		{"PodDisruptionBudget not both", "PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  minAvailable: 1\n  maxUnavailable: 1\n", "may not both be set"},
-		{"PodDisruptionBudget is policy/v1", "PodDisruptionBudget", "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec: {minAvailable: 1}\n", "apiVersion"},
+		{"PodDisruptionBudget not both", "PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  minAvailable: 1\n  maxUnavailable: 1\n", "exclude each other"},
 	})
 }
 
