@@ -160,16 +160,12 @@ func (d dnsInputs) same(o dnsInputs) bool {
 }
 
 // dnsInputs gathers the inputs of plan.ClusterDNS: the Services of the
-// running revision, and for headless ones the Ready pods of the cluster,
-// this node's from the agent and the others' from gossip.
+// running revision, and for headless ones their endpoints (plan.Endpoints
+// of the pods of the cluster: this node's from the agent, the others' from
+// gossip).
 func (a *Agent) dnsInputs() dnsInputs {
 	a.mu.Lock()
 	objects := a.objects
-	nodes := a.membership.Nodes
-	local := make(map[plan.Key]plan.PodStatus, len(a.pods))
-	for k, p := range a.pods {
-		local[k] = p
-	}
 	a.mu.Unlock()
 	in := dnsInputs{objects: objects}
 	headless := false
@@ -180,34 +176,9 @@ func (a *Agent) dnsInputs() dnsInputs {
 		}
 	}
 	if headless {
-		in.endpoints = plan.HeadlessDNSEndpoints(objects, plan.Schedule(objects, nodes), a.clusterPodStatuses(local, nodes))
+		in.endpoints = plan.HeadlessDNSEndpoints(objects, plan.Endpoints(objects, a.clusterPods()))
 	}
 	return in
-}
-
-// clusterPodStatuses are the pods' readiness and IPs: the pods of the
-// nodes placement uses, as gossip reports them, and this node's own.
-func (a *Agent) clusterPodStatuses(local map[plan.Key]plan.PodStatus, nodes []plan.Node) map[plan.Key]plan.PodStatus {
-	out := map[plan.Key]plan.PodStatus{}
-	if a.cfg.Cluster != nil {
-		known := map[string]bool{}
-		for _, n := range nodes {
-			known[n.Name] = true
-		}
-		for name, st := range a.cfg.Cluster.States() {
-			if !known[name] || name == a.cfg.Node.Name {
-				continue
-			}
-			for _, p := range st.Pods {
-				k := plan.Key{Namespace: p.Namespace, Name: p.Name}
-				out[k] = plan.PodStatus{Namespace: p.Namespace, Name: p.Name, Node: name, Ready: p.Ready, IP: p.IP}
-			}
-		}
-	}
-	for k, p := range local {
-		out[k] = p
-	}
-	return out
 }
 
 // sameNodeNames says whether two lists of nodes, sorted by name, name the

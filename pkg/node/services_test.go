@@ -18,7 +18,7 @@ kind: Service
 metadata: {name: web}
 spec:
   type: NodePort
-  clusterIP: 10.96.0.10
+  clusterIP: 10.96.0.20
   selector: {app: web}
   ports:
   - {port: 80, targetPort: 8080}
@@ -52,7 +52,7 @@ func TestFakeAgentProgramsServicesFromPodStatus(t *testing.T) {
 		return len(endpointsOf(r)) == 2
 	})
 	r, _ := fp.Ruleset()
-	if len(r.ServiceIPs) != 1 || r.ServiceIPs[0].String() != "10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80" {
+	if len(r.ServiceIPs) != 1 || r.ServiceIPs[0].String() != "10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80" {
 		t.Errorf("service-ips %v", r.ServiceIPs)
 	}
 	if len(r.NodePorts) != 1 || !plan.DefaultNodePortRange.Contains(int32(r.NodePorts[0].Port)) {

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -217,90 +216,49 @@ func dashed(a netip.Addr) string {
 	return strings.NewReplacer(".", "-", ":", "-").Replace(a.Unmap().String())
 }
 
-// HeadlessDNSEndpoints gives the DNSEndpoint of each Ready pod that a
-// headless Service of objects selects, from the pods of placement (for
-// labels, hostname and subdomain) and their statuses cluster-wide
-// (readiness and IP), keyed by pod. StatefulSet pods have their own name
-// as hostname and the StatefulSet's serviceName as subdomain, as the
-// StatefulSet controller sets them.
-func HeadlessDNSEndpoints(objects []runtime.Object, placement Placement, statuses map[Key]PodStatus) map[Key][]DNSEndpoint {
-	var services []*corev1.Service
-	serviceName := map[Key]string{} // StatefulSet → its serviceName
+// HeadlessDNSEndpoints gives the DNSEndpoint of each endpoint of each
+// headless Service of objects, from eps (the cluster's endpoints, see
+// Endpoints), keyed by Service. A pod is named by its hostname when its
+// subdomain is that Service (a StatefulSet's pods, whose subdomain is the
+// StatefulSet's serviceName, or a pod that sets spec.hostname and
+// spec.subdomain); each named port of the Service carries the pod's port
+// for it, for SRV records.
+func HeadlessDNSEndpoints(objects []runtime.Object, eps []ServiceEndpoints) map[Key][]DNSEndpoint {
+	headless := map[Key]bool{}
 	for _, o := range objects {
-		switch o := o.(type) {
-		case *corev1.Service:
-			if o.Spec.Type != corev1.ServiceTypeExternalName && o.Spec.ClusterIP == corev1.ClusterIPNone && len(o.Spec.Selector) > 0 {
-				services = append(services, o)
-			}
-		case *appsv1.StatefulSet:
-			serviceName[Key{o.Namespace, o.Name}] = o.Spec.ServiceName
+		if s, ok := o.(*corev1.Service); ok && s.Spec.Type != corev1.ServiceTypeExternalName &&
+			s.Spec.ClusterIP == corev1.ClusterIPNone && len(s.Spec.Selector) > 0 {
+			headless[Key{s.Namespace, s.Name}] = true
 		}
 	}
 	out := map[Key][]DNSEndpoint{}
-	if len(services) == 0 {
-		return out
-	}
-	for i := range placement.Pods {
-		p := &placement.Pods[i]
-		if p.Template == nil {
+	for i := range eps {
+		se := &eps[i]
+		k := se.Key()
+		if !headless[k] || len(se.Pods) == 0 {
 			continue
 		}
-		st, ok := statuses[p.Key()]
-		if !ok || !st.Ready {
-			continue
-		}
-		ip, err := netip.ParseAddr(st.IP)
-		if err != nil {
-			continue
-		}
-		host, sub := p.Template.Spec.Hostname, p.Template.Spec.Subdomain
-		if p.Workload.Kind == "StatefulSet" {
-			host, sub = p.Name, serviceName[Key{p.Namespace, p.Workload.Name}]
-		}
-		for _, s := range services {
-			if p.Namespace != s.Namespace || !selects(s.Spec.Selector, p.Template.Labels) {
+		ports := map[Key]map[string]int32{}
+		for _, pe := range se.Ports {
+			if pe.Name == "" {
 				continue
 			}
-			ep := DNSEndpoint{IP: ip}
-			if host != "" && sub == s.Name {
-				ep.Hostname = host
-			}
-			for _, sp := range s.Spec.Ports {
-				if sp.Name == "" || sp.TargetPort.StrVal == "" {
-					continue
+			for _, e := range pe.Endpoints {
+				if ports[e.Pod] == nil {
+					ports[e.Pod] = map[string]int32{}
 				}
-				if n, ok := containerPort(p.Template.Spec.Containers, sp.TargetPort.StrVal); ok {
-					if ep.Ports == nil {
-						ep.Ports = map[string]int32{}
-					}
-					ep.Ports[sp.Name] = n
-				}
+				ports[e.Pod][pe.Name] = e.TargetPort
 			}
-			k := Key{s.Namespace, s.Name}
+		}
+		for _, e := range se.Pods {
+			ep := DNSEndpoint{IP: e.IP, Ports: ports[e.Pod]}
+			if e.Hostname != "" && e.Subdomain == se.Name {
+				ep.Hostname = e.Hostname
+			}
 			out[k] = append(out[k], ep)
 		}
 	}
 	return out
-}
-
-func selects(selector, labels map[string]string) bool {
-	for k, v := range selector {
-		if got, ok := labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
-}
-
-func containerPort(cs []corev1.Container, name string) (int32, bool) {
-	for _, c := range cs {
-		for _, p := range c.Ports {
-			if p.Name == name {
-				return p.ContainerPort, true
-			}
-		}
-	}
-	return 0, false
 }
 
 // PodDNS is what a node makes its pods' resolv.conf from.

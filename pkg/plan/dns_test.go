@@ -152,40 +152,38 @@ func TestClusterDNS(t *testing.T) {
 }
 
 func TestHeadlessDNSEndpoints(t *testing.T) {
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kv"}, Spec: appsv1.StatefulSetSpec{ServiceName: "kv"}}
-	tmpl := &corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "kv"}},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Ports: []corev1.ContainerPort{{Name: "redis", ContainerPort: 6380}}}}},
-	}
-	named := &corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "kv"}},
-		Spec:       corev1.PodSpec{Hostname: "solo", Subdomain: "kv"},
-	}
-	elsewhere := &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "kv"}}, Spec: corev1.PodSpec{Hostname: "x", Subdomain: "other"}}
+	labels := map[string]string{"app": "kv"}
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kv"}, Spec: appsv1.StatefulSetSpec{
+		ServiceName: "kv", Replicas: new(int32(3)),
+		Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Ports: []corev1.ContainerPort{{Name: "redis", ContainerPort: 6380}}}}},
+		}}}
+	prodSts := sts.DeepCopy()
+	prodSts.Namespace = "prod"
+	solo := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "solo", Labels: labels},
+		Spec: corev1.PodSpec{Hostname: "solo", Subdomain: "kv"}}
+	stray := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "stray", Labels: labels},
+		Spec: corev1.PodSpec{Hostname: "x", Subdomain: "other"}}
 	headless := svcWith("default", "kv", func(s *corev1.ServiceSpec) {
 		s.ClusterIP = corev1.ClusterIPNone
-		s.Selector = map[string]string{"app": "kv"}
+		s.Selector = labels
 		s.Ports = []corev1.ServicePort{{Name: "redis", Port: 6379, TargetPort: intstr.FromString("redis")}}
 	})
-	withIP := svcWith("default", "kv-ip", func(s *corev1.ServiceSpec) { s.Selector = map[string]string{"app": "kv"} })
-	objects := []runtime.Object{sts, headless, withIP}
-	pl := Placement{Pods: []Pod{
-		{Namespace: "default", Name: "kv-0", Workload: WorkloadRef{"StatefulSet", "kv"}, Template: tmpl},
-		{Namespace: "default", Name: "kv-1", Workload: WorkloadRef{"StatefulSet", "kv"}, Template: tmpl},
-		{Namespace: "default", Name: "kv-2", Workload: WorkloadRef{"StatefulSet", "kv"}, Template: tmpl},
-		{Namespace: "default", Name: "solo", Workload: WorkloadRef{"Pod", "solo"}, Template: named},
-		{Namespace: "default", Name: "stray", Workload: WorkloadRef{"Pod", "stray"}, Template: elsewhere},
-		{Namespace: "prod", Name: "kv-0", Workload: WorkloadRef{"StatefulSet", "kv"}, Template: tmpl},
-	}}
-	st := map[Key]PodStatus{
-		{"default", "kv-0"}:  {Ready: true, IP: "10.244.0.2"},
-		{"default", "kv-1"}:  {Ready: false, IP: "10.244.0.3"}, // not ready: left out
-		{"default", "solo"}:  {Ready: true, IP: "10.244.0.4"},
-		{"default", "stray"}: {Ready: true, IP: "10.244.0.5"},
-		{"prod", "kv-0"}:     {Ready: true, IP: "10.244.0.6"}, // another namespace
+	withIP := svcWith("default", "kv-ip", func(s *corev1.ServiceSpec) { s.Selector = labels })
+	objects := []runtime.Object{sts, prodSts, solo, stray, headless, withIP}
+	running := func(ns, name, workload, ip string, ready bool) PodStatus {
+		return PodStatus{Namespace: ns, Name: name, Workload: workload, Phase: PhaseRunning, Ready: ready, IP: ip}
+	}
+	pods := []PodStatus{
+		running("default", "kv-0", "StatefulSet/kv", "10.244.0.2", true),
+		running("default", "kv-1", "StatefulSet/kv", "10.244.0.3", false), // not ready: left out
+		running("default", "solo", "Pod/solo", "10.244.0.4", true),
+		running("default", "stray", "Pod/stray", "10.244.0.5", true),
+		running("prod", "kv-0", "StatefulSet/kv", "10.244.0.6", true), // another namespace
 		// kv-2 has no status yet
 	}
-	got := HeadlessDNSEndpoints(objects, pl, st)
+	got := HeadlessDNSEndpoints(objects, Endpoints(objects, pods))
 	want := map[Key][]DNSEndpoint{{"default", "kv"}: {
 		{IP: netip.MustParseAddr("10.244.0.2"), Hostname: "kv-0", Ports: map[string]int32{"redis": 6380}},
 		{IP: netip.MustParseAddr("10.244.0.4"), Hostname: "solo"},

@@ -128,7 +128,7 @@ func TestProxyRules(t *testing.T) {
 		{
 			name: "a ClusterIP Service picks among its endpoints, each marking hairpin traffic",
 			eps:  []Endpoint{e1, e2},
-			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
+			want: `service-ips: 10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80
 chain ep-default/web/tcp/80__10.1.1.1/8080
 	ip saddr 10.1.1.1 jump mark-for-masquerade
 	meta l4proto tcp dnat ip to 10.1.1.1:8080
@@ -144,7 +144,7 @@ chain svc-default/web/tcp/80
 			mutate: func(s *corev1.Service) {
 				s.Spec.Type, s.Spec.Ports[0].NodePort = corev1.ServiceTypeNodePort, 30080
 			},
-			want: "no-endpoint-services: 10.96.0.10 . tcp . 80\nno-endpoint-nodeports: tcp . 30080\n",
+			want: "no-endpoint-services: 10.96.0.20 . tcp . 80\nno-endpoint-nodeports: tcp . 30080\n",
 		},
 		{
 			name: "a NodePort masquerades and goes to the Service chain",
@@ -152,7 +152,7 @@ chain svc-default/web/tcp/80
 				s.Spec.Type, s.Spec.Ports[0].NodePort = corev1.ServiceTypeNodePort, 30080
 			},
 			eps: []Endpoint{e2},
-			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
+			want: `service-ips: 10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80
 service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
 chain ep-default/web/tcp/80__10.1.2.1/8080
 	ip saddr 10.1.2.1 jump mark-for-masquerade
@@ -171,7 +171,7 @@ chain svc-default/web/tcp/80
 				s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 			},
 			eps: []Endpoint{e1, e2},
-			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
+			want: `service-ips: 10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80
 service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
 chain ep-default/web/tcp/80__10.1.1.1/8080
 	ip saddr 10.1.1.1 jump mark-for-masquerade
@@ -194,7 +194,7 @@ chain svc-default/web/tcp/80
 				s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 			},
 			eps: []Endpoint{e2},
-			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
+			want: `service-ips: 10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80
 service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
 chain ep-default/web/tcp/80__10.1.2.1/8080
 	ip saddr 10.1.2.1 jump mark-for-masquerade
@@ -212,7 +212,7 @@ chain svc-default/web/tcp/80
 			mutate: func(s *corev1.Service) {
 				s.Spec.Type, s.Spec.Ports[0].NodePort = corev1.ServiceTypeNodePort, 20080
 			},
-			want: "no-endpoint-services: 10.96.0.10 . tcp . 80\n",
+			want: "no-endpoint-services: 10.96.0.20 . tcp . 80\n",
 		},
 		{
 			name: "ClientIP affinity: a set per endpoint with the timeout, checked before the pick",
@@ -222,7 +222,7 @@ chain svc-default/web/tcp/80
 				s.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: &timeout}}
 			},
 			eps: []Endpoint{e1},
-			want: `service-ips: 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80
+			want: `service-ips: 10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80
 set aff-default/web/tcp/80__10.1.1.1/8080 timeout 60s
 chain ep-default/web/tcp/80__10.1.1.1/8080
 	ip saddr 10.1.1.1 jump mark-for-masquerade
@@ -247,7 +247,7 @@ chain svc-default/web/tcp/80
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, ip := clusterIPService("default", "web", "10.96.0.10", tcp80)
+			s, ip := clusterIPService("default", "web", "10.96.0.20", tcp80)
 			if tc.mutate != nil {
 				tc.mutate(s)
 			}

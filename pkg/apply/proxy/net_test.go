@@ -287,9 +287,9 @@ func TestClusterIPSpreadsAndForgetsRemovedEndpoints(t *testing.T) {
 		pods = append(pods, p)
 	}
 	client := n.addPod("client", 20)
-	web := &serviceDef{name: "web", ip: "10.96.0.10", port: 80, target: 8080, pods: pods}
+	web := &serviceDef{name: "web", ip: "10.96.0.20", port: 80, target: 8080, pods: pods}
 	n.sync(web)
-	vip := netip.MustParseAddrPort("10.96.0.10:80")
+	vip := netip.MustParseAddrPort("10.96.0.20:80")
 
 	count := map[string]int{}
 	for range 300 {
@@ -336,7 +336,7 @@ func TestNodePortFromAnotherHost(t *testing.T) {
 	n := newTestNet(t)
 	p := n.addPod("web-0", 10)
 	n.serve(p, 8080)
-	n.sync(&serviceDef{name: "web", ip: "10.96.0.10", port: 80, target: 8080, nodePort: 30080, pods: []pod{p}})
+	n.sync(&serviceDef{name: "web", ip: "10.96.0.20", port: 80, target: 8080, nodePort: 30080, pods: []pod{p}})
 	c, line, err := dial(n.other.NetNS, netip.AddrPortFrom(n.node.Addr, 30080))
 	if err != nil {
 		t.Fatal(err)
@@ -363,7 +363,7 @@ func TestExternalTrafficPolicyLocalKeepsTheClientAddress(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	n.sync(&serviceDef{name: "web", ip: "10.96.0.10", port: 80, target: 8080, nodePort: 30080, local: true, pods: []pod{p}})
+	n.sync(&serviceDef{name: "web", ip: "10.96.0.20", port: 80, target: 8080, nodePort: 30080, local: true, pods: []pod{p}})
 	c, line, err := dial(n.other.NetNS, netip.AddrPortFrom(n.node.Addr, 30080))
 	if err != nil {
 		t.Fatal(err)
@@ -378,9 +378,9 @@ func TestHairpin(t *testing.T) {
 	n := newTestNet(t)
 	p := n.addPod("web-0", 10)
 	n.serve(p, 8080)
-	n.sync(&serviceDef{name: "web", ip: "10.96.0.10", port: 80, target: 8080, pods: []pod{p}})
+	n.sync(&serviceDef{name: "web", ip: "10.96.0.20", port: 80, target: 8080, pods: []pod{p}})
 	// The only endpoint reaches its own Service.
-	if got := who(t, p.netns, netip.MustParseAddrPort("10.96.0.10:80")); got != "web-0" {
+	if got := who(t, p.netns, netip.MustParseAddrPort("10.96.0.20:80")); got != "web-0" {
 		t.Errorf("hairpin: answered by %q", got)
 	}
 }
@@ -421,9 +421,9 @@ func TestRestartKeepsOpenConnections(t *testing.T) {
 		pods = append(pods, p)
 	}
 	client := n.addPod("client", 20)
-	web := &serviceDef{name: "web", ip: "10.96.0.10", port: 80, target: 8080, pods: pods}
+	web := &serviceDef{name: "web", ip: "10.96.0.20", port: 80, target: 8080, pods: pods}
 	n.sync(web)
-	c, _, err := dial(client.netns, netip.MustParseAddrPort("10.96.0.10:80"))
+	c, _, err := dial(client.netns, netip.MustParseAddrPort("10.96.0.20:80"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,8 +481,8 @@ func TestPartialSyncTouchesOnlyWhatChanged(t *testing.T) {
 	a, b := n.addPod("web-0", 10), n.addPod("web-1", 11)
 	n.serve(a, 8080)
 	n.serve(b, 8080)
-	web := &serviceDef{name: "web", ip: "10.96.0.10", port: 80, target: 8080, pods: []pod{a, b}}
-	api := &serviceDef{name: "api", ip: "10.96.0.20", port: 80, target: 8080, pods: []pod{a}}
+	web := &serviceDef{name: "web", ip: "10.96.0.20", port: 80, target: 8080, pods: []pod{a, b}}
+	api := &serviceDef{name: "api", ip: "10.96.0.21", port: 80, target: 8080, pods: []pod{a}}
 	n.sync(web, api)
 	before := n.handles()
 	web.pods = []pod{a}
@@ -500,7 +500,7 @@ func TestPartialSyncTouchesOnlyWhatChanged(t *testing.T) {
 	if _, ok := after["ep-default/web/tcp/p__10.244.1.11/8080"]; ok {
 		t.Error("the chain of the removed endpoint is still there")
 	}
-	if got := who(t, n.node.NetNS, netip.MustParseAddrPort("10.96.0.10:80")); got != "web-0" {
+	if got := who(t, n.node.NetNS, netip.MustParseAddrPort("10.96.0.20:80")); got != "web-0" {
 		t.Errorf("after the partial sync web answered from %q", got)
 	}
 	if err := n.proxy.Delete(); err != nil {
