@@ -81,7 +81,7 @@ func FindEndpoints(eps []ServiceEndpoints, k Key) (ServiceEndpoints, bool) {
 // protocol); a pod with no such port is no endpoint of that port. A
 // numeric targetPort (or none: the port itself) is used as it is.
 func Endpoints(objects []runtime.Object, pods []PodStatus) []ServiceEndpoints {
-	templates := map[string]*workload{} // "ns/Kind/name"
+	templates := map[string]*workload{}                // "ns/Kind/name"
 	ws := workloads(objects, newBatchDecider(Batch{})) // templates only: no records needed
 	for i := range ws {
 		templates[ws[i].namespace+"/"+ws[i].kind+"/"+ws[i].name] = &ws[i]
