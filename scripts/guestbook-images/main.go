@@ -19,18 +19,12 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 )
@@ -129,29 +123,9 @@ func image(bin string, p program) (v1.Image, error) {
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	layerBytes := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerBytes)), nil
-	}, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		return nil, err
-	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: types.OCILayer})
-	if err != nil {
-		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS = "linux"
-	cf.Architecture = runtime.GOARCH
-	cf.Created = v1.Time{Time: stamp}
-	cf.Config.Entrypoint = []string{"/" + p.name}
-	cf.Config.Env = []string{"PATH=/"}
-	cf.Config.ExposedPorts = map[string]struct{}{p.port: {}}
-	return mutate.ConfigFile(img, cf)
+	return applytest.OneLayerImage(buf.Bytes(), stamp, func(c *v1.Config) {
+		c.Entrypoint = []string{"/" + p.name}
+		c.Env = []string{"PATH=/"}
+		c.ExposedPorts = map[string]struct{}{p.port: {}}
+	})
 }

@@ -73,16 +73,26 @@ func BusyboxImage(busybox string) (v1.Image, error) {
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
-	layerBytes := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerBytes)), nil
+	return OneLayerImage(buf.Bytes(), fixedTime, func(c *v1.Config) {
+		c.Env = []string{"PATH=/bin"}
+		c.Cmd = []string{"sh"}
+	})
+}
+
+// OneLayerImage is the linux OCI image of one layer, the tar stream
+// layer, created at created (a fixed time gives the same digest for the
+// same layer), for this machine's architecture; config sets its runtime
+// configuration (entrypoint, command, environment, ports).
+func OneLayerImage(layer []byte, created time.Time, config func(*v1.Config)) (v1.Image, error) {
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layer)), nil
 	}, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, err
 	}
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: types.OCILayer})
+	img, err = mutate.Append(img, mutate.Addendum{Layer: l, MediaType: types.OCILayer})
 	if err != nil {
 		return nil, err
 	}
@@ -93,9 +103,10 @@ func BusyboxImage(busybox string) (v1.Image, error) {
 	cf = cf.DeepCopy()
 	cf.OS = "linux"
 	cf.Architecture = runtime.GOARCH
-	cf.Created = v1.Time{Time: fixedTime}
-	cf.Config.Env = []string{"PATH=/bin"}
-	cf.Config.Cmd = []string{"sh"}
+	cf.Created = v1.Time{Time: created}
+	if config != nil {
+		config(&cf.Config)
+	}
 	return mutate.ConfigFile(img, cf)
 }
 
