@@ -1,0 +1,521 @@
+package e2e_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/apply/applytest"
+	"github.com/gitorch/gitorch/pkg/apply/nsfile"
+	"github.com/gitorch/gitorch/pkg/status"
+)
+
+// The Services of TestServicesAcrossThreeNodes, at fixed ClusterIPs so
+// that the test can dial them without asking DNS.
+var (
+	echoIP                = netip.MustParseAddr("10.96.0.80")
+	nobodyIP              = netip.MustParseAddr("10.96.0.81")
+	echoNodePort   uint16 = 30080
+	nobodyNodePort uint16 = 30081
+)
+
+// echoApp is a Deployment of 3 busybox pods, each answering its own name
+// on :8080/name (httpd) and echoing what it is sent on :9000 (nc), ready
+// while /www/ready exists. Each asks for more than half a node's CPUs, so
+// that each node runs one.
+func echoApp() string {
+	cpu := runtime.NumCPU()*1000/2 + 1
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: echo
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: echo}
+  template:
+    metadata:
+      labels: {app: echo}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: %s
+        imagePullPolicy: IfNotPresent
+        command:
+        - sh
+        - -c
+        - |
+          mkdir -p /www
+          hostname > /www/name
+          echo ok > /www/ready
+          nc -ll -p 9000 -e cat &
+          exec httpd -f -p 8080 -h /www
+        ports:
+        - {name: http, containerPort: 8080}
+        - {name: echo, containerPort: 9000}
+        readinessProbe:
+          httpGet: {path: /ready, port: 8080}
+          periodSeconds: 1
+          failureThreshold: 1
+        resources:
+          requests: {cpu: %dm, memory: 8Mi}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+spec:
+  type: NodePort
+  clusterIP: %s
+  selector: {app: echo}
+  ports:
+  - {name: http, port: 80, targetPort: http, nodePort: %d}
+  - {name: echo, port: 9000, targetPort: echo}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: nobody
+spec:
+  type: NodePort
+  clusterIP: %s
+  selector: {app: nobody}
+  ports:
+  - {port: 80, targetPort: 8080, nodePort: %d}
+`, applytest.BusyboxRef, cpu, echoIP, echoNodePort, nobodyIP, nobodyNodePort)
+}
+
+// svcPod is a pod of the test: where it runs, its IP, its network
+// namespace (a path through its container's PID) and how to run a
+// command in it.
+type svcPod struct {
+	Name, Node string
+	IP         netip.Addr
+	NetNS      string
+}
+
+// svcPods waits for the pods named prefix* (want of them) to be ready as
+// every member reports them, and returns them by name.
+func svcPods(t *testing.T, c *Cluster, prefix string, want int, check func(Placement) string) map[string]svcPod {
+	t.Helper()
+	c.AgreeOn(c.Members(), prefix, want, 90*time.Second, check)
+	st, err := c.Members()[0].Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := map[string]svcPod{}
+	for _, p := range st.Pods {
+		if !strings.HasPrefix(p.Name, prefix) {
+			continue
+		}
+		ip, err := netip.ParseAddr(p.IP)
+		if err != nil {
+			t.Fatalf("pod %s on %s: IP %q: %v", p.Name, p.Node, p.IP, err)
+		}
+		pods[p.Name] = svcPod{Name: p.Name, Node: p.Node, IP: ip}
+	}
+	Eventually(t, 30*time.Second, "containerd runs each "+prefix+"* pod once, where the status says", func() (bool, string) {
+		ctrs, err := c.Containers()
+		if err != nil {
+			return false, err.Error()
+		}
+		for name, p := range pods {
+			var on []string
+			for _, x := range ctrs {
+				if x.Pod == name && x.PID != 0 {
+					on = append(on, x.Node)
+					p.NetNS = fmt.Sprintf("/proc/%d/ns/net", x.PID)
+				}
+			}
+			if len(on) != 1 || on[0] != p.Node {
+				return false, fmt.Sprintf("containerd runs %s on %v; the status says %s", name, on, p.Node)
+			}
+			pods[name] = p
+		}
+		return true, ""
+	})
+	return pods
+}
+
+// exec runs cmd in the main container of pod p, through containerd as an
+// exec probe does, and returns its output.
+func (c *Cluster) exec(t *testing.T, p svcPod, cmd ...string) (string, error) {
+	t.Helper()
+	n := c.Node(p.Node)
+	rt, err := apply.NewContainerd(apply.ContainerdConfig{
+		Client: c.CD.Client, Namespace: n.Namespace, Snapshotter: c.CD.Snapshotter,
+		DataDir: n.DataDir, RuncRoot: c.CD.RuncRoot,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := rt.Exec(context.Background(), "default", p.Name, "main", cmd, 15*time.Second)
+	if err != nil {
+		return "", fmt.Errorf("exec %q in %s: %w", cmd, p.Name, err)
+	}
+	if res.ExitCode != 0 {
+		return string(res.Output), fmt.Errorf("exec %q in %s: exit status %d: %s", cmd, p.Name, res.ExitCode, res.Output)
+	}
+	return string(res.Output), nil
+}
+
+// dialIn connects to addr over TCP from inside the network namespace at
+// netns; the socket stays in it.
+func dialIn(netns string, addr netip.AddrPort, timeout time.Duration) (net.Conn, error) {
+	var conn net.Conn
+	err := nsfile.Do(netns, func() (err error) {
+		conn, err = net.DialTimeout("tcp", addr.String(), timeout)
+		return err
+	})
+	return conn, err
+}
+
+// getName asks the echo pod behind addr its name (GET /name), from
+// inside netns, on a connection of its own.
+func getName(netns string, addr netip.AddrPort) (string, error) {
+	conn, err := dialIn(netns, addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(conn, "GET /name HTTP/1.0\r\nHost: %s\r\n\r\n", addr); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET /name: %s", resp.Status)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// spread makes n connections to addr from netns and counts the answers
+// of each pod; any failed connection is an error.
+func spread(netns string, addr netip.AddrPort, n int) (map[string]int, error) {
+	got := map[string]int{}
+	for i := 0; i < n; i++ {
+		name, err := getName(netns, addr)
+		if err != nil {
+			return got, fmt.Errorf("connection %d of %d to %s: %w", i+1, n, addr, err)
+		}
+		got[name]++
+	}
+	return got, nil
+}
+
+// nodeStatus is GET /v1/status of the node, asked from its own network
+// namespace.
+func nodeStatus(n *Node) (status.Node, error) {
+	var st status.Node
+	token, err := os.ReadFile(n.c.TokenFile)
+	if err != nil {
+		return st, err
+	}
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialIn(n.Host.NetNS, netip.MustParseAddrPort(addr), 2*time.Second)
+		},
+	}}
+	req, err := http.NewRequest("GET", n.URL()+"/v1/status", nil)
+	if err != nil {
+		return st, err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := cl.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET /v1/status of %s: %s", n.Name, resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// refusedIn connects to addr from netns, expecting a refusal, and
+// returns how long the refusal took.
+func refusedIn(netns string, addr netip.AddrPort) (time.Duration, error) {
+	start := time.Now()
+	conn, err := dialIn(netns, addr, 3*time.Second)
+	took := time.Since(start)
+	if err == nil {
+		conn.Close()
+		return took, fmt.Errorf("connect to %s succeeded, want connection refused", addr)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return took, fmt.Errorf("connect to %s: %v after %v, want connection refused", addr, err, took.Round(time.Millisecond))
+	}
+	return took, nil
+}
+
+// oneEach says why a placement does not have a pod on each of n1-n3.
+func oneEach(p Placement) string {
+	if per := p.PerNode(); per["n1"] != 1 || per["n2"] != 1 || per["n3"] != 1 {
+		return fmt.Sprintf("not one pod on each node: %s", p)
+	}
+	return ""
+}
+
+// TestServicesAcrossThreeNodes runs Services on three real agents and a
+// LAN host that runs none, with a Deployment of 3 echo pods, one on each
+// node, and a client pod: ClusterIP from a pod and from every node, with
+// a fair share for each endpoint; an endpoint that turns unready leaves
+// every node's rules; NodePort from another node and from the LAN host;
+// hairpin; a Service without endpoints refuses at once; DNS and wget by
+// name from inside a pod; an open connection through a ClusterIP across
+// a kill -9 and restart of its node's agent.
+func TestServicesAcrossThreeNodes(t *testing.T) {
+	c := NewCluster(t, Options{Extra: 1})
+	c.Commit("services", map[string]string{"echo.yaml": echoApp(), "client.yaml": deployment("client", 1)})
+	c.Start()
+	lanHost := c.Nodes[3].Host
+	// A machine has a default route (here via the LAN host, its
+	// gateway); the node's own connections to a ClusterIP need it to
+	// leave the routing decision before the rules DNAT them
+	// (docs/services.md, Limits).
+	for _, n := range c.Members() {
+		if out, err := n.Host.Command("ip", "route", "add", "default", "via", lanHost.Addr.String()).CombinedOutput(); err != nil {
+			t.Fatalf("default route of %s: %v: %s", n.Name, err, out)
+		}
+	}
+	echo := svcPods(t, c, "echo-", 3, oneEach)
+	var client svcPod
+	for _, p := range svcPods(t, c, "client-", 1, nil) {
+		client = p
+	}
+	t.Logf("echo pods: %v; client %s on %s (%s)", echo, client.Name, client.Node, client.IP)
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range echo {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	http80 := netip.AddrPortFrom(echoIP, 80)
+
+	// ClusterIP from the pod: every node's rules must have all three
+	// endpoints (the pods' readiness reached every node by gossip).
+	Eventually(t, 30*time.Second, "the client pod reaches each echo pod through the ClusterIP", func() (bool, string) {
+		got, err := spread(client.NetNS, http80, 30)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(got) == 3, fmt.Sprintf("answers %v", got)
+	})
+	fair := func(from string, got map[string]int, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("from %s: %v", from, err)
+		}
+		t.Logf("300 connects to %s from %s: %v", http80, from, got)
+		for _, n := range names {
+			if got[n] < 50 {
+				t.Errorf("from %s: %s answered %d of 300 connects, want at least 50: %v", from, n, got[n], got)
+			}
+		}
+	}
+	got, err := spread(client.NetNS, http80, 300)
+	fair("the client pod on "+client.Node, got, err)
+	for _, n := range c.Members() {
+		got, err := spread(n.Host.NetNS, http80, 300)
+		fair("node "+n.Name, got, err)
+	}
+
+	// NodePort, from another node and from the LAN host (no agent): the
+	// rules of the node dialled pick among all endpoints, masquerading.
+	for _, from := range []struct {
+		name  string
+		netns string
+		to    *Node
+	}{
+		{"node n2", c.Node("n2").Host.NetNS, c.Node("n1")},
+		{"node n1", c.Node("n1").Host.NetNS, c.Node("n3")},
+		{"the LAN host", lanHost.NetNS, c.Node("n2")},
+	} {
+		addr := netip.AddrPortFrom(from.to.Host.Addr, echoNodePort)
+		got, err := spread(from.netns, addr, 60)
+		if err != nil {
+			t.Fatalf("NodePort %s from %s: %v", addr, from.name, err)
+		}
+		t.Logf("60 connects to NodePort %s (%s) from %s: %v", addr, from.to.Name, from.name, got)
+		if len(got) != 3 {
+			t.Errorf("NodePort %s from %s: answers %v, want all three echo pods", addr, from.name, got)
+		}
+	}
+
+	// Hairpin: an echo pod reaches its own Service and, picked, itself.
+	for _, name := range names {
+		p := echo[name]
+		self := false
+		for i := 0; i < 60 && !self; i++ {
+			got, err := getName(p.NetNS, http80)
+			if err != nil {
+				t.Fatalf("hairpin: %s → %s: %v", name, http80, err)
+			}
+			self = got == name
+		}
+		if !self {
+			t.Errorf("hairpin: %s never reached itself in 60 connects to its Service", name)
+		}
+	}
+
+	// A Service without a ready endpoint refuses at once: its ClusterIP
+	// from a pod and from nodes, its NodePort from another node and from
+	// the LAN host. The time is logged; the test asks only for a refusal,
+	// not a time-out (refusedIn gives up after 3 s).
+	for _, from := range []struct {
+		name, netns string
+		to          netip.AddrPort
+	}{
+		{"the client pod", client.NetNS, netip.AddrPortFrom(nobodyIP, 80)},
+		{"node n1", c.Node("n1").Host.NetNS, netip.AddrPortFrom(nobodyIP, 80)},
+		{"node n2", c.Node("n2").Host.NetNS, netip.AddrPortFrom(nobodyIP, 80)},
+		{"node n2", c.Node("n2").Host.NetNS, netip.AddrPortFrom(c.Node("n1").Host.Addr, nobodyNodePort)},
+		{"the LAN host", lanHost.NetNS, netip.AddrPortFrom(c.Node("n3").Host.Addr, nobodyNodePort)},
+	} {
+		took, err := refusedIn(from.netns, from.to)
+		if err != nil {
+			t.Errorf("Service nobody, %s from %s: %v", from.to, from.name, err)
+			continue
+		}
+		t.Logf("Service nobody, %s from %s: connection refused in %v", from.to, from.name, took.Round(time.Microsecond))
+	}
+
+	// DNS from inside the pod, through the resolv.conf gitorch wrote.
+	// busybox nslookup asks every search domain and exits 1 when one of
+	// them is NXDOMAIN, as all but the first are for a short name: the
+	// answer is what counts.
+	fqdn := "echo.default.svc.cluster.local"
+	for _, q := range []string{fqdn, "echo"} {
+		out, err := c.exec(t, client, "nslookup", q)
+		if !strings.Contains(out, "Name:\t"+fqdn+"\nAddress: "+echoIP.String()+"\n") {
+			t.Errorf("nslookup %s in the client pod: %v\n%s\nwant %s at %s", q, err, out, fqdn, echoIP)
+		}
+	}
+	// (busybox 1.35's wget crashes with -T: the exec's timeout bounds it.)
+	out, err := c.exec(t, client, "wget", "-q", "-O", "-", "http://echo/name")
+	if err != nil {
+		t.Errorf("wget http://echo/name in the client pod: %v", err)
+	} else if _, ok := echo[strings.TrimSpace(out)]; !ok {
+		t.Errorf("wget http://echo/name in the client pod: %q, want an echo pod's name", out)
+	}
+
+	// An endpoint turns unready (its readiness file goes): it leaves
+	// every node's rules; the time is from the file's removal, so it
+	// includes the probe's period (1 s).
+	gone := names[0]
+	if _, err := c.exec(t, echo[gone], "rm", "/www/ready"); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	froms := []struct{ name, netns string }{{"the client pod on " + client.Node, client.NetNS}}
+	for _, n := range c.Members() {
+		froms = append(froms, struct{ name, netns string }{"node " + n.Name, n.Host.NetNS})
+	}
+	for _, from := range froms {
+		// 30 answers in a row without it: (2/3)^30 < 1e-5 by chance.
+		Eventually(t, 15*time.Second, fmt.Sprintf("%s gets no answer from the unready %s", from.name, gone), func() (bool, string) {
+			got, err := spread(from.netns, http80, 30)
+			if err != nil {
+				return false, err.Error()
+			}
+			return got[gone] == 0, fmt.Sprintf("answers %v", got)
+		})
+		t.Logf("%s: no answer of the unready %s %v after its readiness file went", from.name, gone, time.Since(removed).Round(time.Millisecond))
+	}
+	for _, from := range froms {
+		got, err := spread(from.netns, http80, 100)
+		if err != nil {
+			t.Fatalf("from %s after %s turned unready: %v", from.name, gone, err)
+		}
+		if got[gone] != 0 || len(got) != 2 {
+			t.Errorf("from %s, 100 connects after %s turned unready: %v, want the other two only", from.name, gone, got)
+		}
+	}
+	if _, err := c.exec(t, echo[gone], "sh", "-c", "echo ok > /www/ready"); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 15*time.Second, gone+" back in the client's answers", func() (bool, string) {
+		got, err := spread(client.NetNS, http80, 30)
+		if err != nil {
+			return false, err.Error()
+		}
+		return got[gone] > 0, fmt.Sprintf("answers %v", got)
+	})
+
+	// An open connection through the ClusterIP outlives a kill -9 and
+	// restart of the agent of the client's node, and the first sync of
+	// the new agent, which makes the table anew.
+	conn, err := dialIn(client.NetNS, netip.AddrPortFrom(echoIP, 9000), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	echoLine := func(line string) error {
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(conn, line+"\n"); err != nil {
+			return err
+		}
+		got, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if got != line+"\n" {
+			return fmt.Errorf("echoed %q, want %q", got, line+"\n")
+		}
+		return nil
+	}
+	if err := echoLine("before"); err != nil {
+		t.Fatalf("echo through %s:9000 before the restart: %v", echoIP, err)
+	}
+	node := c.Node(client.Node)
+	node.Kill()
+	if err := echoLine("while the agent is down"); err != nil {
+		t.Fatalf("echo through %s:9000 with %s's agent killed: %v", echoIP, node.Name, err)
+	}
+	restarted := time.Now()
+	node.Start()
+	Eventually(t, 30*time.Second, "the restarted agent of "+node.Name+" syncs its Service rules", func() (bool, string) {
+		st, err := nodeStatus(node)
+		if err != nil {
+			return false, err.Error()
+		}
+		if st.Proxy == nil || st.Proxy.LastSync.Before(restarted) || st.Proxy.LastError != "" || st.Proxy.Services != 2 {
+			return false, fmt.Sprintf("proxy %+v", st.Proxy)
+		}
+		return true, ""
+	})
+	for i := 0; i < 3; i++ {
+		if err := echoLine(fmt.Sprintf("after %d", i)); err != nil {
+			t.Fatalf("echo through %s:9000 after %s's agent restarted: %v", echoIP, node.Name, err)
+		}
+	}
+	got, err = spread(client.NetNS, http80, 30)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("new connections from the client after the restart: %v %v", got, err)
+	}
+}
