@@ -29,12 +29,15 @@ import (
 var (
 	echoIP                = netip.MustParseAddr("10.96.0.80")
 	nobodyIP              = netip.MustParseAddr("10.96.0.81")
+	stickyIP              = netip.MustParseAddr("10.96.0.82")
 	echoNodePort   uint16 = 30080
 	nobodyNodePort uint16 = 30081
+	localNodePort  uint16 = 30082
 )
 
 // echoApp is a Deployment of 3 busybox pods, each answering its own name
-// on :8080/name (httpd) and echoing what it is sent on :9000 (nc), ready
+// on :8080/name (httpd), its name and the client's address on
+// :8080/cgi-bin/who, and echoing what it is sent on :9000 (nc), ready
 // while /www/ready exists. Each asks for more than half a node's CPUs, so
 // that each node runs one.
 func echoApp() string {
@@ -63,6 +66,9 @@ spec:
           mkdir -p /www
           hostname > /www/name
           echo ok > /www/ready
+          mkdir -p /www/cgi-bin
+          printf '#!/bin/sh\necho Content-Type: text/plain\necho\necho "$(hostname) $REMOTE_ADDR"\n' > /www/cgi-bin/who
+          chmod +x /www/cgi-bin/who
           nc -ll -p 9000 -e cat &
           exec httpd -f -p 8080 -h /www
         ports:
@@ -90,6 +96,29 @@ spec:
 apiVersion: v1
 kind: Service
 metadata:
+  name: echo-local
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: echo}
+  ports:
+  - {port: 80, targetPort: http, nodePort: %d}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo-sticky
+spec:
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}
+  clusterIP: %s
+  selector: {app: echo}
+  ports:
+  - {port: 80, targetPort: http}
+---
+apiVersion: v1
+kind: Service
+metadata:
   name: nobody
 spec:
   type: NodePort
@@ -97,7 +126,7 @@ spec:
   selector: {app: nobody}
   ports:
   - {port: 80, targetPort: 8080, nodePort: %d}
-`, applytest.BusyboxRef, cpu, echoIP, echoNodePort, nobodyIP, nobodyNodePort)
+`, applytest.BusyboxRef, cpu, echoIP, echoNodePort, localNodePort, stickyIP, nobodyIP, nobodyNodePort)
 }
 
 // svcPod is a pod of the test: where it runs, its IP, its network
@@ -188,13 +217,37 @@ func dialIn(netns string, addr netip.AddrPort, timeout time.Duration) (net.Conn,
 // getName asks the echo pod behind addr its name (GET /name), from
 // inside netns, on a connection of its own.
 func getName(netns string, addr netip.AddrPort) (string, error) {
+	return get(netns, addr, "/name")
+}
+
+// getWho asks the echo pod behind addr its name and the address it sees
+// the request come from.
+func getWho(netns string, addr netip.AddrPort) (name, client string, err error) {
+	b, err := get(netns, addr, "/cgi-bin/who")
+	if err != nil {
+		return "", "", err
+	}
+	name, client, ok := strings.Cut(b, " ")
+	if !ok {
+		return "", "", fmt.Errorf("GET /cgi-bin/who: %q", b)
+	}
+	// httpd listens on an IPv6 socket: [::ffff:10.1.2.3] is 10.1.2.3.
+	if a, err := netip.ParseAddr(strings.Trim(client, "[]")); err == nil {
+		client = a.Unmap().String()
+	}
+	return name, client, nil
+}
+
+// get is GET path of the HTTP server at addr, from inside netns, on a
+// connection of its own: the body, trimmed.
+func get(netns string, addr netip.AddrPort, path string) (string, error) {
 	conn, err := dialIn(netns, addr, 2*time.Second)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(conn, "GET /name HTTP/1.0\r\nHost: %s\r\n\r\n", addr); err != nil {
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr); err != nil {
 		return "", err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
@@ -207,7 +260,7 @@ func getName(netns string, addr netip.AddrPort) (string, error) {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET /name: %s", resp.Status)
+		return "", fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return strings.TrimSpace(string(b)), nil
 }
@@ -269,6 +322,15 @@ func refusedIn(netns string, addr netip.AddrPort) (time.Duration, error) {
 		return took, fmt.Errorf("connect to %s: %v after %v, want connection refused", addr, err, took.Round(time.Millisecond))
 	}
 	return took, nil
+}
+
+// logTables logs gitorch's nftables tables of the node, for a failure.
+func logTables(t *testing.T, n *Node) {
+	t.Helper()
+	for _, table := range []string{"gitorch", apply.PodNetTable} {
+		out, err := n.Host.Command("nft", "list", "table", "inet", table).CombinedOutput()
+		t.Logf("nft list table inet %s on %s (%v):\n%s", table, n.Name, err, out)
+	}
 }
 
 // oneEach says why a placement does not have a pod on each of n1-n3.
@@ -363,6 +425,43 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 		t.Logf("60 connects to NodePort %s (%s) from %s: %v", addr, from.to.Name, from.name, got)
 		if len(got) != 3 {
 			t.Errorf("NodePort %s from %s: answers %v, want all three echo pods", addr, from.name, got)
+		}
+	}
+
+	// externalTrafficPolicy: Local: from the LAN host, a node's NodePort
+	// leads to that node's own pod only, which sees the LAN host's
+	// address (no masquerade).
+	byNode := map[string]string{}
+	for _, p := range echo {
+		byNode[p.Node] = p.Name
+	}
+	for _, n := range c.Members() {
+		addr := netip.AddrPortFrom(n.Host.Addr, localNodePort)
+		for i := 0; i < 10; i++ {
+			name, seen, err := getWho(lanHost.NetNS, addr)
+			if err != nil {
+				t.Fatalf("NodePort %s (externalTrafficPolicy: Local) from the LAN host: %v", addr, err)
+			}
+			if name != byNode[n.Name] || seen != lanHost.Addr.String() {
+				logTables(t, n)
+				t.Fatalf("NodePort %s (externalTrafficPolicy: Local) from the LAN host: answered by %s seeing %s, want %s (on %s) seeing %s",
+					addr, name, seen, byNode[n.Name], n.Name, lanHost.Addr)
+			}
+		}
+	}
+
+	// sessionAffinity: ClientIP: every connection of a client goes to
+	// the endpoint its first one reached; clients on other nodes are
+	// remembered apart (the node's affinity sets are its own).
+	for _, from := range []struct{ name, netns string }{
+		{"the client pod", client.NetNS}, {"node n1", c.Node("n1").Host.NetNS}, {"node n2", c.Node("n2").Host.NetNS},
+	} {
+		got, err := spread(from.netns, netip.AddrPortFrom(stickyIP, 80), 30)
+		if err != nil {
+			t.Fatalf("ClientIP affinity from %s: %v", from.name, err)
+		}
+		if len(got) != 1 {
+			t.Errorf("ClientIP affinity: 30 connects from %s reached %v, want one endpoint", from.name, got)
 		}
 	}
 
@@ -493,22 +592,68 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 		t.Fatalf("echo through %s:9000 before the restart: %v", echoIP, err)
 	}
 	node := c.Node(client.Node)
+	// Meanwhile, new connections from the client, every 20 ms: the
+	// restarted agent's first sync must not leave the Service without
+	// its endpoints.
+	type attempt struct {
+		at  time.Duration
+		ans string
+		err error
+	}
+	hammerStart := time.Now()
+	stopHammer := make(chan struct{})
+	hammered := make(chan []attempt)
+	go func() {
+		var out []attempt
+		for i := 0; i < 1500; i++ {
+			select {
+			case <-stopHammer:
+				hammered <- out
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			name, err := getName(client.NetNS, http80)
+			out = append(out, attempt{time.Since(hammerStart), name, err})
+		}
+		<-stopHammer
+		hammered <- out
+	}()
 	node.Kill()
 	if err := echoLine("while the agent is down"); err != nil {
 		t.Fatalf("echo through %s:9000 with %s's agent killed: %v", echoIP, node.Name, err)
 	}
 	restarted := time.Now()
 	node.Start()
-	Eventually(t, 30*time.Second, "the restarted agent of "+node.Name+" syncs its Service rules", func() (bool, string) {
+	synced := Eventually(t, 30*time.Second, "the restarted agent of "+node.Name+" syncs its Service rules", func() (bool, string) {
 		st, err := nodeStatus(node)
 		if err != nil {
 			return false, err.Error()
 		}
-		if st.Proxy == nil || st.Proxy.LastSync.Before(restarted) || st.Proxy.LastError != "" || st.Proxy.Services != 2 {
+		if st.Proxy == nil || st.Proxy.LastSync.Before(restarted) || st.Proxy.LastError != "" || st.Proxy.Services != 4 {
 			return false, fmt.Sprintf("proxy %+v", st.Proxy)
 		}
 		return true, ""
 	})
+	t.Logf("the restarted agent of %s synced its Service rules within %v", node.Name, synced.Round(time.Millisecond))
+	time.Sleep(2 * time.Second) // a probe period and then some, of new connections after the sync
+	close(stopHammer)
+	attempts := <-hammered
+	failed, per := 0, map[string]int{}
+	for _, a := range attempts {
+		if a.err != nil {
+			failed++
+			if failed <= 5 {
+				t.Logf("new connection at +%v: %v", a.at.Round(time.Millisecond), a.err)
+			}
+			continue
+		}
+		per[a.ans]++
+	}
+	t.Logf("%d new connections from the client over %v while %s's agent was killed and restarted (at +%v): %d failed, answers %v",
+		len(attempts), time.Since(hammerStart).Round(time.Millisecond), node.Name, restarted.Sub(hammerStart).Round(time.Millisecond), failed, per)
+	if failed > 0 {
+		t.Errorf("%d of %d new connections to %s failed across the restart of %s's agent", failed, len(attempts), http80, node.Name)
+	}
 	for i := 0; i < 3; i++ {
 		if err := echoLine(fmt.Sprintf("after %d", i)); err != nil {
 			t.Fatalf("echo through %s:9000 after %s's agent restarted: %v", echoIP, node.Name, err)
