@@ -663,4 +663,34 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 	if err != nil || len(got) != 3 {
 		t.Fatalf("new connections from the client after the restart: %v %v", got, err)
 	}
+
+	// A node dies (its agent killed, its link cut): once its peers
+	// declare it dead, its pod is no endpoint of theirs. Its pod cannot
+	// run elsewhere (no node has room for two), so two endpoints stay.
+	var dead *Node
+	for _, n := range c.Members() {
+		if n.Name != client.Node {
+			dead = n
+			break
+		}
+	}
+	lost := byNode[dead.Name]
+	died := time.Now()
+	dead.Kill()
+	if err := dead.Host.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range froms {
+		if from.netns == dead.Host.NetNS {
+			continue
+		}
+		Eventually(t, 30*time.Second, fmt.Sprintf("%s reaches only live endpoints after %s died", from.name, dead.Name), func() (bool, string) {
+			got, err := spread(from.netns, http80, 30)
+			if err != nil {
+				return false, err.Error()
+			}
+			return got[lost] == 0 && len(got) == 2, fmt.Sprintf("answers %v", got)
+		})
+		t.Logf("%s: only live endpoints %v after %s died", from.name, time.Since(died).Round(time.Millisecond), dead.Name)
+	}
 }
