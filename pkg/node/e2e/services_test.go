@@ -119,6 +119,16 @@ spec:
 apiVersion: v1
 kind: Service
 metadata:
+  name: echo-headless
+spec:
+  clusterIP: None
+  selector: {app: echo}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+---
+apiVersion: v1
+kind: Service
+metadata:
   name: nobody
 spec:
   type: NodePort
@@ -514,8 +524,16 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 			t.Errorf("nslookup %s in the client pod: %v\n%s\nwant %s at %s", q, err, out, fqdn, echoIP)
 		}
 	}
+	// A headless Service's name is its ready pods' addresses, whichever
+	// node runs them.
+	out, err := c.exec(t, client, "nslookup", "echo-headless.default.svc.cluster.local")
+	for _, p := range echo {
+		if !strings.Contains(out, "Address: "+p.IP.String()+"\n") {
+			t.Errorf("nslookup echo-headless.default.svc.cluster.local in the client pod: %v\n%s\nwant %s (%s on %s)", err, out, p.IP, p.Name, p.Node)
+		}
+	}
 	// (busybox 1.35's wget crashes with -T: the exec's timeout bounds it.)
-	out, err := c.exec(t, client, "wget", "-q", "-O", "-", "http://echo/name")
+	out, err = c.exec(t, client, "wget", "-q", "-O", "-", "http://echo/name")
 	if err != nil {
 		t.Errorf("wget http://echo/name in the client pod: %v", err)
 	} else if _, ok := echo[strings.TrimSpace(out)]; !ok {
@@ -629,7 +647,7 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		if st.Proxy == nil || st.Proxy.LastSync.Before(restarted) || st.Proxy.LastError != "" || st.Proxy.Services != 4 {
+		if st.Proxy == nil || st.Proxy.LastSync.Before(restarted) || st.Proxy.LastError != "" || st.Proxy.Services != 5 {
 			return false, fmt.Sprintf("proxy %+v", st.Proxy)
 		}
 		return true, ""
