@@ -416,8 +416,13 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 		fair("node "+n.Name, got, err)
 	}
 
-	// NodePort, from another node and from the LAN host (no agent): the
-	// rules of the node dialled pick among all endpoints, masquerading.
+	// NodePort, from another node, from the LAN host (no agent) and
+	// from a pod, to its own node and to another: the rules of the node
+	// dialled pick among all endpoints, masquerading.
+	other := c.Node("n1")
+	if client.Node == other.Name {
+		other = c.Node("n2")
+	}
 	for _, from := range []struct {
 		name  string
 		netns string
@@ -426,6 +431,8 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 		{"node n2", c.Node("n2").Host.NetNS, c.Node("n1")},
 		{"node n1", c.Node("n1").Host.NetNS, c.Node("n3")},
 		{"the LAN host", lanHost.NetNS, c.Node("n2")},
+		{"the client pod", client.NetNS, c.Node(client.Node)},
+		{"the client pod", client.NetNS, other},
 	} {
 		addr := netip.AddrPortFrom(from.to.Host.Addr, echoNodePort)
 		got, err := spread(from.netns, addr, 60)
