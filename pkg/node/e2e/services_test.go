@@ -14,10 +14,12 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
@@ -368,8 +370,9 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 	// gateway); the node's own connections to a ClusterIP need it to
 	// leave the routing decision before the rules DNAT them
 	// (docs/services.md, Limits).
+	ip := testenv.RequireBinary(t, "ip")
 	for _, n := range c.Members() {
-		if out, err := n.Host.Command("ip", "route", "add", "default", "via", lanHost.Addr.String()).CombinedOutput(); err != nil {
+		if out, err := n.Host.Command(ip, "route", "add", "default", "via", lanHost.Addr.String()).CombinedOutput(); err != nil {
 			t.Fatalf("default route of %s: %v: %s", n.Name, err, out)
 		}
 	}
@@ -627,21 +630,21 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 	}
 	hammerStart := time.Now()
 	stopHammer := make(chan struct{})
-	hammered := make(chan []attempt)
+	stop := sync.OnceFunc(func() { close(stopHammer) })
+	defer stop() // a failed test stops it too
+	hammered := make(chan []attempt, 1)
 	go func() {
 		var out []attempt
-		for i := 0; i < 1500; i++ {
+		defer func() { hammered <- out }()
+		for i := 0; i < 1500; i++ { // 30 s at the most
 			select {
 			case <-stopHammer:
-				hammered <- out
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
 			name, err := getName(client.NetNS, http80)
 			out = append(out, attempt{time.Since(hammerStart), name, err})
 		}
-		<-stopHammer
-		hammered <- out
 	}()
 	node.Kill()
 	if err := echoLine("while the agent is down"); err != nil {
@@ -661,7 +664,7 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 	})
 	t.Logf("the restarted agent of %s synced its Service rules within %v", node.Name, synced.Round(time.Millisecond))
 	time.Sleep(2 * time.Second) // a probe period and then some, of new connections after the sync
-	close(stopHammer)
+	stop()
 	attempts := <-hammered
 	failed, per := 0, map[string]int{}
 	for _, a := range attempts {
