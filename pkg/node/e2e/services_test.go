@@ -32,6 +32,7 @@ var (
 	echoIP                = netip.MustParseAddr("10.96.0.80")
 	nobodyIP              = netip.MustParseAddr("10.96.0.81")
 	stickyIP              = netip.MustParseAddr("10.96.0.82")
+	udpIP                 = netip.MustParseAddr("10.96.0.83")
 	echoNodePort   uint16 = 30080
 	nobodyNodePort uint16 = 30081
 	localNodePort  uint16 = 30082
@@ -131,14 +132,25 @@ spec:
 apiVersion: v1
 kind: Service
 metadata:
+  name: echo-udp
+spec:
+  clusterIP: %s
+  selector: {app: echo}
+  ports:
+  - {port: 5353, protocol: UDP}
+---
+apiVersion: v1
+kind: Service
+metadata:
   name: nobody
 spec:
   type: NodePort
   clusterIP: %s
   selector: {app: nobody}
   ports:
-  - {port: 80, targetPort: 8080, nodePort: %d}
-`, applytest.BusyboxRef, cpu, echoIP, echoNodePort, localNodePort, stickyIP, nobodyIP, nobodyNodePort)
+  - {name: http, port: 80, targetPort: 8080, nodePort: %d}
+  - {name: dns, port: 53, protocol: UDP}
+`, applytest.BusyboxRef, cpu, echoIP, echoNodePort, localNodePort, stickyIP, udpIP, nobodyIP, nobodyNodePort)
 }
 
 // svcPod is a pod of the test: where it runs, its IP, its network
@@ -336,6 +348,51 @@ func refusedIn(netns string, addr netip.AddrPort) (time.Duration, error) {
 	return took, nil
 }
 
+// serveUDP answers every datagram to :5353 in the pod's network
+// namespace with the pod's name, until the test ends: a UDP server of
+// the pod's own, which busybox has not.
+func serveUDP(t *testing.T, p svcPod) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := nsfile.Do(p.NetNS, func() (err error) {
+		pc, err = net.ListenPacket("udp4", ":5353")
+		return err
+	}); err != nil {
+		t.Fatalf("UDP server in %s: %v", p.Name, err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo([]byte(p.Name), from)
+		}
+	}()
+}
+
+// askUDP sends a datagram to addr from netns, on a socket of its own,
+// and returns the answer.
+func askUDP(netns string, addr netip.AddrPort) (string, error) {
+	var conn net.Conn
+	if err := nsfile.Do(netns, func() (err error) {
+		conn, err = net.Dial("udp4", addr.String())
+		return err
+	}); err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write([]byte("?")); err != nil {
+		return "", err
+	}
+	b := make([]byte, 512)
+	n, err := conn.Read(b)
+	return string(b[:n]), err
+}
+
 // logTables logs gitorch's nftables tables of the node, for a failure.
 func logTables(t *testing.T, n *Node) {
 	t.Helper()
@@ -445,6 +502,39 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 		t.Logf("60 connects to NodePort %s (%s) from %s: %v", addr, from.to.Name, from.name, got)
 		if len(got) != 3 {
 			t.Errorf("NodePort %s from %s: answers %v, want all three echo pods", addr, from.name, got)
+		}
+	}
+
+	// UDP through the ClusterIP, from the pod and from a node, to pods
+	// on every node; a UDP port without endpoints answers ICMP port
+	// unreachable, which a connected socket reads as a refusal.
+	for _, p := range echo {
+		serveUDP(t, p)
+	}
+	for _, from := range []struct{ name, netns string }{
+		{"the client pod", client.NetNS}, {"node n1", c.Node("n1").Host.NetNS},
+	} {
+		got := map[string]int{}
+		for i := 0; i < 60; i++ {
+			name, err := askUDP(from.netns, netip.AddrPortFrom(udpIP, 5353))
+			if err != nil {
+				t.Fatalf("UDP %s:5353 from %s: %v", udpIP, from.name, err)
+			}
+			got[name]++
+		}
+		t.Logf("60 UDP queries to %s:5353 from %s: %v", udpIP, from.name, got)
+		if len(got) != 3 {
+			t.Errorf("UDP %s:5353 from %s: answers %v, want all three echo pods", udpIP, from.name, got)
+		}
+		// On the node itself the reject happens in the output hook,
+		// before the datagram leaves: the write fails at once with
+		// EPERM, as with kube-proxy's reject.
+		start := time.Now()
+		_, err := askUDP(from.netns, netip.AddrPortFrom(nobodyIP, 53))
+		if !errors.Is(err, syscall.ECONNREFUSED) && (from.netns == client.NetNS || !errors.Is(err, syscall.EPERM)) {
+			t.Errorf("UDP %s:53 (no endpoints) from %s: %v after %v, want connection refused", nobodyIP, from.name, err, time.Since(start).Round(time.Millisecond))
+		} else {
+			t.Logf("UDP %s:53 (no endpoints) from %s: %v in %v", nobodyIP, from.name, err, time.Since(start).Round(time.Microsecond))
 		}
 	}
 
@@ -657,7 +747,7 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		if st.Proxy == nil || st.Proxy.LastSync.Before(restarted) || st.Proxy.LastError != "" || st.Proxy.Services != 5 {
+		if st.Proxy == nil || st.Proxy.LastSync.Before(restarted) || st.Proxy.LastError != "" || st.Proxy.Services != 6 {
 			return false, fmt.Sprintf("proxy %+v", st.Proxy)
 		}
 		return true, ""
