@@ -153,9 +153,8 @@ spec:
 `, applytest.BusyboxRef, cpu, echoIP, echoNodePort, localNodePort, stickyIP, udpIP, nobodyIP, nobodyNodePort)
 }
 
-// svcPod is a pod of the test: where it runs, its IP, its network
-// namespace (a path through its container's PID) and how to run a
-// command in it.
+// svcPod is a pod of the test: where it runs, its IP and its network
+// namespace (a path through its container's PID).
 type svcPod struct {
 	Name, Node string
 	IP         netip.Addr
@@ -413,11 +412,13 @@ func oneEach(p Placement) string {
 // TestServicesAcrossThreeNodes runs Services on three real agents and a
 // LAN host that runs none, with a Deployment of 3 echo pods, one on each
 // node, and a client pod: ClusterIP from a pod and from every node, with
-// a fair share for each endpoint; an endpoint that turns unready leaves
-// every node's rules; NodePort from another node and from the LAN host;
+// a fair share for each endpoint; NodePort from another node, the LAN
+// host and a pod; externalTrafficPolicy Local; ClientIP affinity; UDP;
 // hairpin; a Service without endpoints refuses at once; DNS and wget by
-// name from inside a pod; an open connection through a ClusterIP across
-// a kill -9 and restart of its node's agent.
+// name from inside a pod; an endpoint that turns unready leaves every
+// node's rules; connections through a ClusterIP, open and new, across a
+// kill -9 and restart of their node's agent; a dead node's pod leaves
+// the survivors' rules.
 func TestServicesAcrossThreeNodes(t *testing.T) {
 	c := NewCluster(t, Options{Extra: 1})
 	c.Commit("services", map[string]string{"echo.yaml": echoApp(), "client.yaml": deployment("client", 1)})
@@ -653,9 +654,9 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 		froms = append(froms, struct{ name, netns string }{"node " + n.Name, n.Host.NetNS})
 	}
 	for _, from := range froms {
-		// 30 answers in a row without it: (2/3)^30 < 1e-5 by chance.
+		// 45 answers in a row without it: (2/3)^45 < 1e-7 by chance.
 		Eventually(t, 15*time.Second, fmt.Sprintf("%s gets no answer from the unready %s", from.name, gone), func() (bool, string) {
-			got, err := spread(from.netns, http80, 30)
+			got, err := spread(from.netns, http80, 45)
 			if err != nil {
 				return false, err.Error()
 			}
