@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -425,8 +426,8 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 	c.Start()
 	lanHost := c.Nodes[3].Host
 	// A machine has a default route (here via the LAN host, its
-	// gateway); the node's own connections to a ClusterIP need it to
-	// leave the routing decision before the rules DNAT them
+	// gateway): the node's own connections to a ClusterIP are routed
+	// before the rules DNAT them, and need a route to get that far
 	// (docs/services.md, Limits).
 	ip := testenv.RequireBinary(t, "ip")
 	for _, n := range c.Members() {
@@ -440,13 +441,7 @@ func TestServicesAcrossThreeNodes(t *testing.T) {
 		client = p
 	}
 	t.Logf("echo pods: %v; client %s on %s (%s)", echo, client.Name, client.Node, client.IP)
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range echo {
-			if !yield(n) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(echo))
 	http80 := netip.AddrPortFrom(echoIP, 80)
 
 	// ClusterIP from the pod: every node's rules must have all three
