@@ -1,0 +1,107 @@
+package schema
+
+import (
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// guardsFile holds the schemas' checks across the fields of one container,
+// probe, hook, environment variable and volume. The cue command applies
+// them; newValidator leaves the file out and checkGuards applies the same
+// checks to the decoded object, with the same messages: as CUE
+// comprehensions they were the largest part of a cold load's CPU time.
+const guardsFile = "guards.cue"
+
+// checkGuards applies the checks of guardsFile to an object that its
+// schema accepted, and reports every one that fails.
+func checkGuards(o *Object) []Finding {
+	t, ok := podTemplate(o)
+	if !ok {
+		return nil
+	}
+	var fs []Finding
+	add := func(path []string, msg string) {
+		fs = append(fs, o.finding(SeverityError, path, msg))
+	}
+	spec := at(t.path, "spec")
+	for i := range t.spec.InitContainers {
+		checkContainerGuards(&t.spec.InitContainers[i], at(spec, "initContainers", strconv.Itoa(i)), true, add)
+	}
+	for i := range t.spec.Containers {
+		checkContainerGuards(&t.spec.Containers[i], at(spec, "containers", strconv.Itoa(i)), false, add)
+	}
+	for i := range t.spec.Volumes {
+		checkVolumeGuards(&t.spec.Volumes[i], at(spec, "volumes", strconv.Itoa(i)), add)
+	}
+	return fs
+}
+
+// oneOf reports a message for each pair of sources that are both set, in
+// the order of names: "<what> has one <kind>, not a and b".
+func oneOf(path []string, prefix string, names []string, set []bool, add func([]string, string)) {
+	for i := range names {
+		for j := i + 1; j < len(names); j++ {
+			if set[i] && set[j] {
+				add(path, prefix+", not "+names[i]+" and "+names[j])
+			}
+		}
+	}
+}
+
+func checkContainerGuards(c *corev1.Container, path []string, init bool, add func([]string, string)) {
+	for i, e := range c.EnvFrom {
+		p := at(path, "envFrom", strconv.Itoa(i))
+		if e.ConfigMapRef == nil && e.SecretRef == nil {
+			add(path, "envFrom["+strconv.Itoa(i)+"] needs a source: configMapRef or secretRef")
+		}
+		oneOf(p, "envFrom has one source", []string{"configMapRef", "secretRef"},
+			[]bool{e.ConfigMapRef != nil, e.SecretRef != nil}, add)
+	}
+	for i, e := range c.Env {
+		if e.ValueFrom == nil {
+			continue
+		}
+		p := at(path, "env", strconv.Itoa(i))
+		s := e.ValueFrom
+		if e.Value != "" {
+			add(p, "env "+e.Name+": value and valueFrom may not both be set")
+		}
+		if s.ConfigMapKeyRef == nil && s.SecretKeyRef == nil && s.FieldRef == nil && s.ResourceFieldRef == nil {
+			add(p, "env "+e.Name+": valueFrom needs a source: configMapKeyRef, secretKeyRef, fieldRef or resourceFieldRef")
+		}
+		oneOf(at(p, "valueFrom"), "valueFrom has one source",
+			[]string{"configMapKeyRef", "secretKeyRef", "fieldRef", "resourceFieldRef"},
+			[]bool{s.ConfigMapKeyRef != nil, s.SecretKeyRef != nil, s.FieldRef != nil, s.ResourceFieldRef != nil}, add)
+	}
+	if init {
+		// An init container has no probes and no hooks (its schema
+		// refuses them).
+		return
+	}
+	for _, pr := range []struct {
+		name  string
+		probe *corev1.Probe
+	}{{"livenessProbe", c.LivenessProbe}, {"readinessProbe", c.ReadinessProbe}, {"startupProbe", c.StartupProbe}} {
+		if pr.probe == nil {
+			continue
+		}
+		h := pr.probe.ProbeHandler
+		if h.Exec == nil && h.HTTPGet == nil && h.TCPSocket == nil {
+			add(path, pr.name+" needs a handler: exec, httpGet or tcpSocket")
+		}
+		oneOf(at(path, pr.name), "a probe has one handler", []string{"exec", "httpGet", "tcpSocket"},
+			[]bool{h.Exec != nil, h.HTTPGet != nil, h.TCPSocket != nil}, add)
+	}
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+		h := c.Lifecycle.PreStop
+		oneOf(at(path, "lifecycle", "preStop"), "a lifecycle hook has one handler", []string{"exec", "httpGet"},
+			[]bool{h.Exec != nil, h.HTTPGet != nil}, add)
+	}
+}
+
+func checkVolumeGuards(v *corev1.Volume, path []string, add func([]string, string)) {
+	s := v.VolumeSource
+	oneOf(path, "volume "+v.Name+" has one source", []string{"emptyDir", "configMap", "secret", "hostPath"},
+		[]bool{s.EmptyDir != nil, s.ConfigMap != nil, s.Secret != nil, s.HostPath != nil}, add)
+}
