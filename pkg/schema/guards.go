@@ -3,19 +3,21 @@ package schema
 import (
 	"strconv"
 
+	"cuelang.org/go/cue"
 	corev1 "k8s.io/api/core/v1"
 )
 
-// guardsFile holds the schemas' checks across the fields of one container,
-// probe, hook, environment variable and volume. The cue command applies
+// guardsFile holds the schemas' checks across the fields of one pod,
+// container, probe, hook, environment variable and volume, and a
+// workload's required selector. The cue command applies
 // them; newValidator leaves the file out and checkGuards applies the same
 // checks to the decoded object, with the same messages: as CUE
 // comprehensions they were the largest part of a cold load's CPU time.
 const guardsFile = "guards.cue"
 
 // checkGuards applies the checks of guardsFile to an object that its
-// schema accepted, and reports every one that fails.
-func checkGuards(o *Object) []Finding {
+// schema accepted, doc its document, and reports every one that fails.
+func checkGuards(o *Object, doc cue.Value) []Finding {
 	t, ok := podTemplate(o)
 	if !ok {
 		return nil
@@ -24,7 +26,27 @@ func checkGuards(o *Object) []Finding {
 	add := func(path []string, msg string) {
 		fs = append(fs, o.finding(SeverityError, path, msg))
 	}
+	// Read in the document: the defaults of apps/v1beta2 set a selector
+	// that was left out.
+	if (o.APIVersion == "apps/v1" || o.APIVersion == "apps/v1beta2") &&
+		!doc.LookupPath(cue.MakePath(cue.Str("spec"), cue.Str("selector"))).Exists() {
+		add([]string{"spec", "selector"}, "field is required but not present")
+	}
 	spec := at(t.path, "spec")
+	if len(t.spec.Containers) == 0 {
+		add(spec, "containers is empty: a pod needs at least one container")
+	}
+	if t.spec.DNSPolicy == corev1.DNSNone {
+		// The words are CUE's, as the cue command gives them.
+		switch dc := t.spec.DNSConfig; {
+		case dc == nil:
+			add(at(spec, "dnsConfig"), "field is required but not present")
+		case dc.Nameservers == nil:
+			add(at(spec, "dnsConfig", "nameservers"), "field is required but not present")
+		case len(dc.Nameservers) == 0:
+			add(at(spec, "dnsConfig", "nameservers"), "incompatible list lengths (0 and 1)")
+		}
+	}
 	for i := range t.spec.InitContainers {
 		checkContainerGuards(&t.spec.InitContainers[i], at(spec, "initContainers", strconv.Itoa(i)), true, add)
 	}

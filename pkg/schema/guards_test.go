@@ -73,6 +73,53 @@ spec:
         hostPath: {path: /x}
       - {name: b, emptyDir: {}}
       containers: [{name: c, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: empty}
+spec:
+  containers: []
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dns1}
+spec:
+  dnsPolicy: None
+  containers: [{name: c, image: i}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dns2}
+spec:
+  dnsPolicy: None
+  dnsConfig: {searches: [a.b]}
+  containers: [{name: c, image: i}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dns3}
+spec:
+  dnsPolicy: None
+  dnsConfig: {nameservers: []}
+  containers: [{name: c, image: i}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: nosel}
+spec:
+  template:
+    metadata: {labels: {app: v}}
+    spec:
+      containers: [{name: c, image: busybox}]
+---
+apiVersion: apps/v1beta2
+kind: StatefulSet
+metadata: {name: nosel}
+spec:
+  template:
+    metadata: {labels: {app: v}}
+    spec:
+      containers: [{name: c, image: busybox}]
 `
 
 // withCUEGuards is the schemas as the cue command reads them: with

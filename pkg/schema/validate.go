@@ -153,7 +153,7 @@ func (v *validator) check(val cue.Value, expr ast.Expr, ref docRef) ([]Object, [
 		Pos: d.pos, APIVersion: d.apiVersion, Kind: d.kind,
 		Namespace: d.namespace, Name: d.name, Obj: obj, src: source(val, expr, ref),
 	}
-	if gs := checkGuards(&o); len(gs) > 0 {
+	if gs := checkGuards(&o, val); len(gs) > 0 {
 		return nil, append(findings, gs...)
 	}
 	return []Object{o}, findings
