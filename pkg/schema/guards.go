@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"fmt"
 	"strconv"
 
 	"cuelang.org/go/cue"
@@ -18,13 +19,17 @@ const guardsFile = "guards.cue"
 // checkGuards applies the checks of guardsFile to an object that its
 // schema accepted, doc its document, and reports every one that fails.
 func checkGuards(o *Object, doc cue.Value) []Finding {
-	t, ok := podTemplate(o)
-	if !ok {
-		return nil
-	}
 	var fs []Finding
 	add := func(path []string, msg string) {
 		fs = append(fs, o.finding(SeverityError, path, msg))
+	}
+	if svc, ok := o.Obj.(*corev1.Service); ok {
+		checkServiceGuards(&svc.Spec, add)
+		return fs
+	}
+	t, ok := podTemplate(o)
+	if !ok {
+		return nil
 	}
 	// Read in the document: the defaults of apps/v1beta2 set a selector
 	// that was left out.
@@ -126,4 +131,55 @@ func checkVolumeGuards(v *corev1.Volume, path []string, add func([]string, strin
 	s := v.VolumeSource
 	oneOf(path, "volume "+v.Name+" has one source", []string{"emptyDir", "configMap", "secret", "hostPath"},
 		[]bool{s.EmptyDir != nil, s.ConfigMap != nil, s.Secret != nil, s.HostPath != nil}, add)
+}
+
+// checkServiceGuards applies the rules of a Service's type. The type is
+// defaulted: left out, it is ClusterIP, for which the rules are the same.
+func checkServiceGuards(s *corev1.ServiceSpec, add func([]string, string)) {
+	spec := []string{"spec"}
+	external := s.Type == corev1.ServiceTypeExternalName
+	if external {
+		if s.ExternalName == "" {
+			add(at(spec, "externalName"), "field is required but not present")
+		}
+		if s.ClusterIP != "" {
+			add(at(spec, "clusterIP"), "clusterIP may not be set when type is ExternalName")
+		}
+	} else if s.ExternalName != "" {
+		add(spec, "externalName may only be set when type is ExternalName")
+	}
+	// Every Service but a headless or ExternalName one has a port (the
+	// words are CUE's).
+	if !external && s.ClusterIP != corev1.ClusterIPNone {
+		switch {
+		case s.Ports == nil:
+			add(at(spec, "ports"), "field is required but not present")
+		case len(s.Ports) == 0:
+			add(at(spec, "ports"), "incompatible list lengths (0 and 1)")
+		}
+	}
+	if len(s.Ports) > 1 {
+		for i, p := range s.Ports {
+			if p.Name == "" {
+				add(spec, fmt.Sprintf("ports[%d] (port %d) needs a name: every port of a Service with more than one port has a name", i, p.Port))
+			}
+		}
+	}
+	for i, p := range s.Ports {
+		for j := i + 1; j < len(s.Ports); j++ {
+			if p.Name != "" && p.Name == s.Ports[j].Name {
+				add(spec, fmt.Sprintf("ports[%d] and ports[%d] have the same name %s", i, j, p.Name))
+			}
+		}
+	}
+	if s.ClusterIP == corev1.ClusterIPNone && s.Type != corev1.ServiceTypeClusterIP {
+		add(spec, "clusterIP None (headless) may only be used with type ClusterIP")
+	}
+	if s.Type == corev1.ServiceTypeClusterIP || external {
+		for i, p := range s.Ports {
+			if p.NodePort != 0 {
+				add(at(spec, "ports", strconv.Itoa(i), "nodePort"), "nodePort may only be set when type is NodePort or LoadBalancer")
+			}
+		}
+	}
 }
