@@ -6,6 +6,8 @@ import (
 
 	"cuelang.org/go/cue"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/gitorch/gitorch/schemas"
 )
 
 // guardsFile holds the schemas' checks across the fields of one pod,
@@ -14,7 +16,7 @@ import (
 // them; newValidator leaves the file out and checkGuards applies the same
 // checks to the decoded object, with the same messages: as CUE
 // comprehensions they were the largest part of a cold load's CPU time.
-const guardsFile = "guards.cue"
+const guardsFile = schemas.GuardsFile
 
 // checkGuards applies the checks of guardsFile to an object that its
 // schema accepted, doc its document, and reports every one that fails.
