@@ -16,6 +16,7 @@ import (
 // them; newValidator leaves the file out and checkGuards applies the same
 // checks to the decoded object, with the same messages: as CUE
 // comprehensions they were the largest part of a cold load's CPU time.
+// A change to these checks changes loaderVersion too.
 const guardsFile = schemas.GuardsFile
 
 // checkGuards applies the checks of guardsFile to an object that its
