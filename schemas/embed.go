@@ -14,3 +14,9 @@ import "embed"
 //
 //go:embed *.cue
 var FS embed.FS
+
+// GuardsFile holds the rules across the fields of one object (one source
+// per volume, one handler per probe, a Service's type and ports, ...).
+// The cue command reads it with the rest of the package; pkg/schema
+// compiles the package without it and applies the same rules in Go.
+const GuardsFile = "guards.cue"

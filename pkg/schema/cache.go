@@ -25,7 +25,7 @@ type BlobHasher interface {
 // loaderVersion names the version of the loading rules written in Go (the
 // decoding, defaults and findings of one file). Change it with them: it is
 // part of every Cache key, with the hash of the schemas.
-const loaderVersion = "1"
+const loaderVersion = "2"
 
 // Cache keeps, between calls of Load, what validating each file (each
 // directory of .cue files) found: its decoded objects and findings. A load

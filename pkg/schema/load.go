@@ -85,6 +85,11 @@ func Load(fsys fs.FS, opts Options) (*Result, error) {
 		}
 		todo = append(todo, i)
 	}
+	nfiles := 0
+	for _, i := range todo {
+		nfiles += len(jobs[i].files)
+	}
+	defer tuneGC(nfiles)()
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)

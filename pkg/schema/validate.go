@@ -43,7 +43,7 @@ func newValidator(schemaFS fs.FS) (*validator, error) {
 	}
 	inst := build.NewContext().NewInstance("schemas", nil)
 	for _, e := range entries {
-		if e.IsDir() || path.Ext(e.Name()) != ".cue" {
+		if e.IsDir() || path.Ext(e.Name()) != ".cue" || e.Name() == guardsFile {
 			continue
 		}
 		src, err := fs.ReadFile(schemaFS, e.Name())
@@ -149,10 +149,14 @@ func (v *validator) check(val cue.Value, expr ast.Expr, ref docRef) ([]Object, [
 	if obj == nil {
 		return nil, findings
 	}
-	return []Object{{
+	o := Object{
 		Pos: d.pos, APIVersion: d.apiVersion, Kind: d.kind,
 		Namespace: d.namespace, Name: d.name, Obj: obj, src: source(val, expr, ref),
-	}}, findings
+	}
+	if gs := checkGuards(&o, val); len(gs) > 0 {
+		return nil, append(findings, gs...)
+	}
+	return []Object{o}, findings
 }
 
 func (v *validator) checkList(val cue.Value, expr ast.Expr, ref docRef) ([]Object, []Finding) {
