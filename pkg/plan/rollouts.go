@@ -57,6 +57,9 @@ type rolloutSpec struct {
 	// (StatefulSet, Job, Pod) only get a health.
 	rolls bool
 	job   *batchv1.Job
+	// sts is the StatefulSet (nil for one that left the manifests but
+	// whose pods still run).
+	sts *appsv1.StatefulSet
 }
 
 func (s *rolloutSpec) workload() string { return s.kind + "/" + s.name }
@@ -113,7 +116,7 @@ func rolloutSpecs(objects []runtime.Object) []rolloutSpec {
 			}
 			out = append(out, s)
 		case *appsv1.StatefulSet:
-			out = append(out, rolloutSpec{kind: "StatefulSet", namespace: o.Namespace, name: o.Name, hash: TemplateHash(&o.Spec.Template), replicas: replicas(o.Spec.Replicas)})
+			out = append(out, rolloutSpec{kind: "StatefulSet", namespace: o.Namespace, name: o.Name, hash: TemplateHash(&o.Spec.Template), replicas: replicas(o.Spec.Replicas), sts: o})
 		case *batchv1.Job:
 			out = append(out, rolloutSpec{kind: "Job", namespace: o.Namespace, name: o.Name, hash: TemplateHash(&o.Spec.Template), job: o})
 		}
@@ -147,9 +150,26 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 		k := wkey{p.Namespace, p.Workload.Kind + "/" + p.Workload.Name}
 		targets[k] = append(targets[k], RolloutTarget{Name: p.Name, Node: p.Node})
 	}
-	for _, spec := range rolloutSpecs(objects) {
+	specs := rolloutSpecs(objects)
+	for k := range byWorkload {
+		// A StatefulSet that left the manifests: its pods stop in
+		// reverse order.
+		if name, ok := strings.CutPrefix(k.workload, "StatefulSet/"); ok && !slices.ContainsFunc(specs, func(s rolloutSpec) bool {
+			return s.kind == "StatefulSet" && s.namespace == k.ns && s.name == name
+		}) {
+			specs = append(specs, rolloutSpec{kind: "StatefulSet", namespace: k.ns, name: name})
+		}
+	}
+	for _, spec := range specs {
 		k := wkey{spec.namespace, spec.workload()}
 		ps := byWorkload[k]
+		if spec.kind == "StatefulSet" {
+			st := statefulSets(&spec, ps, out.Share, retained, self, view.Waiting)
+			if spec.sts != nil {
+				out.Workloads = append(out.Workloads, st)
+			}
+			continue
+		}
 		if !spec.rolls {
 			out.Workloads = append(out.Workloads, otherHealth(&spec, targets[k], ps))
 			continue
