@@ -1,0 +1,105 @@
+package plan
+
+import (
+	"slices"
+	"testing"
+)
+
+// stsPods makes pods db-<i> from a compact form: per ordinal, "" absent,
+// "r" ready with the new template, "u" new and unready, "R" old and ready,
+// "U" old and unready.
+func stsPods(states ...string) []RolloutPod {
+	var out []RolloutPod
+	for i, s := range states {
+		if s == "" {
+			continue
+		}
+		p := RolloutPod{Name: "db-" + string(rune('0'+i)), Node: "n1", TemplateHash: "new", Ready: s == "r" || s == "R", Phase: PhaseRunning}
+		if s == "R" || s == "U" {
+			p.TemplateHash = "old"
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func TestDecideStatefulSet(t *testing.T) {
+	ordered := StatefulSetPolicy{MaxUnavailable: 1}
+	parallel := StatefulSetPolicy{Parallel: true, MaxUnavailable: 1}
+	cases := []struct {
+		name                string
+		replicas            int
+		policy              StatefulSetPolicy
+		deleted             bool
+		waiting             string
+		pods                []RolloutPod
+		start, replace, stop []string
+		health              Health
+	}{
+		{name: "ordered: only ordinal 0 starts in an empty set", replicas: 3, policy: ordered,
+			start: []string{"db-0"}, health: HealthProgressing},
+		{name: "ordered: 1 waits while 0 is not ready", replicas: 3, policy: ordered, pods: stsPods("u"),
+			start: []string{"db-0"}, health: HealthProgressing},
+		{name: "ordered: 1 starts once 0 is ready", replicas: 3, policy: ordered, pods: stsPods("r"),
+			start: []string{"db-0", "db-1"}, health: HealthProgressing},
+		{name: "ordered: a gap waits for its predecessors", replicas: 3, policy: ordered, pods: stsPods("u", "", "r"),
+			start: []string{"db-0", "db-2"}, health: HealthProgressing},
+		{name: "parallel: all start at once", replicas: 3, policy: parallel,
+			start: []string{"db-0", "db-1", "db-2"}, health: HealthProgressing},
+		{name: "all ready is healthy", replicas: 3, policy: ordered, pods: stsPods("r", "r", "r"),
+			start: []string{"db-0", "db-1", "db-2"}, health: HealthHealthy},
+		{name: "ordered scale-down stops the highest only", replicas: 1, policy: ordered, pods: stsPods("r", "r", "r"),
+			start: []string{"db-0"}, stop: []string{"db-2"}, health: HealthProgressing},
+		{name: "ordered scale-down waits for an unready predecessor", replicas: 1, policy: ordered, pods: stsPods("r", "u", "r"),
+			start: []string{"db-0"}, health: HealthProgressing},
+		{name: "ordered scale-down goes on once the highest is gone", replicas: 1, policy: ordered, pods: stsPods("r", "r"),
+			start: []string{"db-0"}, stop: []string{"db-1"}, health: HealthProgressing},
+		{name: "parallel scale-down stops all at once", replicas: 1, policy: parallel, pods: stsPods("r", "u", "r"),
+			start: []string{"db-0"}, stop: []string{"db-1", "db-2"}, health: HealthProgressing},
+		{name: "deletion stops the highest, ready or not", replicas: 3, deleted: true, policy: parallel, pods: stsPods("u", "u"),
+			stop: []string{"db-1"}, health: HealthProgressing},
+		{name: "rolling update replaces the highest first", replicas: 3, policy: ordered, pods: stsPods("R", "R", "R"),
+			replace: []string{"db-2"}, start: []string{"db-2"}, health: HealthProgressing},
+		{name: "rolling update waits for the replaced pod to be ready", replicas: 3, policy: ordered, pods: stsPods("R", "R", "u"),
+			start: []string{"db-2"}, health: HealthProgressing},
+		{name: "rolling update waits for the replaced pod to come back", replicas: 3, policy: ordered, pods: stsPods("R", "R", ""),
+			start: []string{"db-2"}, health: HealthProgressing},
+		{name: "rolling update goes on once it is ready", replicas: 3, policy: ordered, pods: stsPods("R", "R", "r"),
+			replace: []string{"db-1"}, start: []string{"db-1", "db-2"}, health: HealthProgressing},
+		{name: "partition keeps the lower ordinals", replicas: 3, policy: StatefulSetPolicy{Partition: 2, MaxUnavailable: 1}, pods: stsPods("R", "R", "r"),
+			start: []string{"db-2"}, health: HealthHealthy},
+		{name: "partition above the replicas replaces nothing", replicas: 3, policy: StatefulSetPolicy{Partition: 5, MaxUnavailable: 1}, pods: stsPods("R", "R", "R"),
+			health: HealthHealthy},
+		{name: "maxUnavailable 2 replaces two at a time", replicas: 4, policy: StatefulSetPolicy{Parallel: true, MaxUnavailable: 2}, pods: stsPods("R", "R", "R", "R"),
+			replace: []string{"db-2", "db-3"}, start: []string{"db-2", "db-3"}, health: HealthProgressing},
+		{name: "an old pod that is not ready is replaced at no cost", replicas: 3, policy: ordered, pods: stsPods("R", "R", "U"),
+			replace: []string{"db-2"}, start: []string{"db-2"}, health: HealthProgressing},
+		{name: "ordered rolls nothing while a lower pod is unready", replicas: 3, policy: ordered, pods: stsPods("u", "R", "R"),
+			start: []string{"db-0"}, health: HealthProgressing},
+		{name: "parallel rolls above an unready lower pod outside the partition", replicas: 3, policy: StatefulSetPolicy{Parallel: true, Partition: 1, MaxUnavailable: 1}, pods: stsPods("u", "R", "R"),
+			replace: []string{"db-2"}, start: []string{"db-0", "db-2"}, health: HealthProgressing},
+		{name: "OnDelete replaces nothing and is healthy", replicas: 2, policy: StatefulSetPolicy{OnDelete: true, MaxUnavailable: 1}, pods: stsPods("R", "R"),
+			health: HealthHealthy},
+		{name: "OnDelete: a pod that is gone comes back with the new template", replicas: 2, policy: StatefulSetPolicy{OnDelete: true, MaxUnavailable: 1}, pods: stsPods("R"),
+			start: []string{"db-1"}, health: HealthProgressing},
+		{name: "waiting starts, stops and replaces nothing", replicas: 2, policy: ordered, waiting: "no news", pods: stsPods("R", "", "r"),
+			health: HealthProgressing},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := DecideStatefulSet(&StatefulSetInput{Name: "db", Hash: "new", Replicas: c.replicas, Policy: c.policy, Deleted: c.deleted, Pods: c.pods, Waiting: c.waiting})
+			if got := setNames(d.Start); !slices.Equal(got, c.start) {
+				t.Errorf("start = %v, want %v", got, c.start)
+			}
+			if got := setNames(d.Replace); !slices.Equal(got, c.replace) {
+				t.Errorf("replace = %v, want %v", got, c.replace)
+			}
+			if got := setNames(d.Stop); !slices.Equal(got, c.stop) {
+				t.Errorf("stop = %v, want %v", got, c.stop)
+			}
+			if d.Status.Health != c.health {
+				t.Errorf("health = %s (%s), want %s", d.Status.Health, d.Status.Message, c.health)
+			}
+		})
+	}
+}
