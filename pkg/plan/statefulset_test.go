@@ -27,14 +27,14 @@ func TestDecideStatefulSet(t *testing.T) {
 	ordered := StatefulSetPolicy{MaxUnavailable: 1}
 	parallel := StatefulSetPolicy{Parallel: true, MaxUnavailable: 1}
 	cases := []struct {
-		name                string
-		replicas            int
-		policy              StatefulSetPolicy
-		deleted             bool
-		waiting             string
-		pods                []RolloutPod
+		name                 string
+		replicas             int
+		policy               StatefulSetPolicy
+		deleted              bool
+		waiting              string
+		pods                 []RolloutPod
 		start, replace, stop []string
-		health              Health
+		health               Health
 	}{
 		{name: "ordered: only ordinal 0 starts in an empty set", replicas: 3, policy: ordered,
 			start: []string{"db-0"}, health: HealthProgressing},
