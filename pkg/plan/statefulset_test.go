@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"fmt"
+	"math/rand"
 	"slices"
 	"testing"
 )
@@ -101,5 +103,77 @@ func TestDecideStatefulSet(t *testing.T) {
 				t.Errorf("health = %s (%s), want %s", d.Status.Health, d.Status.Message, c.health)
 			}
 		})
+	}
+}
+
+// A rolling update over nodes whose views of the others lag behind (each
+// pod on its own node, each node's news of a peer moving forward by random
+// amounts): with maxUnavailable 1, never more than one of the pods is
+// unavailable, and the update still completes, highest ordinal first.
+func TestDecideStatefulSetUnderGossipSkew(t *testing.T) {
+	const n = 5
+	type state struct {
+		hash          string
+		exists, ready bool
+	}
+	for seed := int64(1); seed <= 200; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		hist := [][n]state{{}}
+		for i := range n {
+			hist[0][i] = state{hash: "old", exists: true, ready: true}
+		}
+		seen := [n][n]int{} // seen[a][b]: the step of b's state that a knows
+		var order []int
+		for step := 0; step < 2000; step++ {
+			cur := hist[len(hist)-1]
+			done := true
+			for _, s := range cur {
+				done = done && s.hash == "new" && s.ready
+			}
+			if done {
+				break
+			}
+			a := rng.Intn(n)
+			for b := range n {
+				if b == a {
+					seen[a][b] = len(hist) - 1
+				} else if rng.Intn(3) == 0 {
+					seen[a][b] += rng.Intn(len(hist) - seen[a][b])
+				}
+			}
+			var pods []RolloutPod
+			for b := range n {
+				s := hist[seen[a][b]][b]
+				if s.exists {
+					pods = append(pods, RolloutPod{Name: fmt.Sprintf("db-%d", b), TemplateHash: s.hash, Ready: s.ready, Phase: PhaseRunning})
+				}
+			}
+			d := DecideStatefulSet(&StatefulSetInput{Name: "db", Hash: "new", Replicas: n, Policy: StatefulSetPolicy{MaxUnavailable: 1}, Pods: pods})
+			me := fmt.Sprintf("db-%d", a)
+			next := cur
+			s := &next[a]
+			switch {
+			case s.exists && s.hash == "old" && d.Replace[me]:
+				*s = state{}
+				order = append(order, a)
+			case !s.exists && d.Start[me]:
+				*s = state{hash: "new", exists: true}
+			case s.exists && !s.ready:
+				s.ready = true // probes pass
+			}
+			hist = append(hist, next)
+			unavailable := 0
+			for _, s := range next {
+				if !s.exists || !s.ready {
+					unavailable++
+				}
+			}
+			if unavailable > 1 {
+				t.Fatalf("seed %d step %d: %d pods unavailable: %+v", seed, step, unavailable, next)
+			}
+		}
+		if !slices.Equal(order, []int{4, 3, 2, 1, 0}) {
+			t.Fatalf("seed %d: replaced %v, want 4 3 2 1 0 (and all of them)", seed, order)
+		}
 	}
 }
