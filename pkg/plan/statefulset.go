@@ -254,6 +254,7 @@ func statefulSets(spec *rolloutSpec, ps []RolloutPod, share NodeShare, retained 
 		in.Policy = StatefulSetPolicyOf(spec.sts)
 	}
 	d := DecideStatefulSet(&in)
+	kept := map[string]bool{} // running, not to stop yet
 	for _, p := range ps {
 		if p.Node != self {
 			continue
@@ -268,10 +269,11 @@ func statefulSets(spec *rolloutSpec, ps []RolloutPod, share NodeShare, retained 
 		}
 		if r := retained[pk]; keep && r != nil && r.TemplateHash == p.TemplateHash {
 			share.Pods[pk] = r
+			kept[p.Name] = true
 		}
 	}
 	for pk, dp := range share.Pods {
-		if pk.Namespace != spec.namespace || dp.Workload != spec.workload() || dp.TemplateHash != spec.hash || d.Start[pk.Name] || dp.Hold != "" {
+		if pk.Namespace != spec.namespace || dp.Workload != spec.workload() || dp.TemplateHash != spec.hash || d.Start[pk.Name] || kept[pk.Name] || dp.Hold != "" {
 			continue
 		}
 		held := *dp

@@ -2,7 +2,9 @@ package plan
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -39,5 +41,60 @@ func TestNodePodsGivesStatefulSetPodsTheirNamesAndClaims(t *testing.T) {
 	}
 	if sts.Spec.Template.Spec.Volumes != nil || sts.Spec.Template.Spec.Hostname != "ignored" {
 		t.Error("NodePods changed the StatefulSet's template")
+	}
+}
+
+// Rollouts keeps the pods a StatefulSet scaled away from, or that left the
+// manifests, until DecideStatefulSet lets each stop, highest first, and
+// holds a new ordinal until its predecessor is ready.
+func TestRolloutsStopsStatefulSetPodsInReverse(t *testing.T) {
+	nodes := []Node{{Name: "n1", Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30, Pods: 110}}}
+	sts := func(n int32) *appsv1.StatefulSet {
+		return &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"}, Spec: appsv1.StatefulSetSpec{
+			Replicas: &n, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}}}
+	}
+	cidr := netip.MustParsePrefix("10.96.0.0/16")
+	three := NodePods([]runtime.Object{sts(3)}, nodes, "n1", "r1", cidr, nil)
+	retained := three.Pods
+	view := func(names ...string) RolloutView {
+		var v RolloutView
+		for _, n := range names {
+			v.Pods = append(v.Pods, ClusterPod{Namespace: "default", Workload: "StatefulSet/db", RolloutPod: RolloutPod{
+				Name: n, Node: "n1", TemplateHash: retained[Key{"default", n}].TemplateHash, Ready: true, Phase: PhaseRunning}})
+		}
+		return v
+	}
+	wanted := func(r RolloutResult) []string {
+		var out []string
+		for k, d := range r.Share.Pods {
+			if d.Hold == "" {
+				out = append(out, k.Name)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, c := range []struct {
+		name    string
+		objects []runtime.Object
+		running []string
+		want    []string
+	}{
+		{"scaled to 1: db-2 stops first", []runtime.Object{sts(1)}, []string{"db-0", "db-1", "db-2"}, []string{"db-0", "db-1"}},
+		{"scaled to 1: then db-1", []runtime.Object{sts(1)}, []string{"db-0", "db-1"}, []string{"db-0"}},
+		{"deleted: the highest first", nil, []string{"db-0", "db-1"}, []string{"db-0"}},
+		{"scaled up: db-1 starts after db-0, not db-2", []runtime.Object{sts(3)}, []string{"db-0"}, []string{"db-0", "db-1"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			running := map[Key]bool{}
+			for _, n := range c.running {
+				running[Key{"default", n}] = true
+			}
+			share := NodePods(c.objects, nodes, "n1", "r2", cidr, running)
+			r := Rollouts(c.objects, share, retained, "n1", view(c.running...), time.Time{})
+			if got := wanted(r); !slices.Equal(got, c.want) {
+				t.Fatalf("pods to run %v, want %v", got, c.want)
+			}
+		})
 	}
 }
