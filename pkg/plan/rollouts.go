@@ -325,6 +325,8 @@ type RolloutStep struct {
 	MaxUnavailable int  `json:"maxUnavailable"`
 	MaxSurge       int  `json:"maxSurge"`
 	Paused         bool `json:"paused,omitempty"`
+	// Partition: a StatefulSet's ordinals below it keep their template.
+	Partition int `json:"partition,omitempty"`
 	// Now is the workload's health in the live cluster, when the plan was
 	// made against it.
 	Now Health `json:"now,omitempty"`
@@ -340,6 +342,13 @@ func (s RolloutStep) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d %s replaced", s.Replaced, pods)
 	switch {
+	case s.Kind == "StatefulSet" && s.Strategy == "OnDelete":
+		b.WriteString(" (OnDelete: a running pod keeps its template, one that is gone comes back with the new one)")
+	case s.Kind == "StatefulSet":
+		fmt.Fprintf(&b, ", highest ordinal first, at most %d unavailable", s.MaxUnavailable)
+		if s.Partition > 0 {
+			fmt.Fprintf(&b, ", ordinals below %d kept", s.Partition)
+		}
 	case s.Paused:
 		b.WriteString(", paused: not until spec.paused is false")
 	case s.Strategy == "Recreate":
@@ -354,8 +363,8 @@ func (s RolloutStep) String() string {
 }
 
 // RolloutSteps are the rollouts that going from the objects old to new
-// makes: the Deployments, ReplicaSets, ReplicationControllers and
-// DaemonSets (nodes: how many the DaemonSet runs on) whose template
+// makes: the Deployments, ReplicaSets, ReplicationControllers, DaemonSets
+// (nodes: how many the DaemonSet runs on) and StatefulSets whose template
 // changed, sorted by namespace, kind and name.
 func RolloutSteps(old, new []runtime.Object, daemonNodes func(ns, name string) int) []RolloutStep {
 	before := map[string]rolloutSpec{}
@@ -365,6 +374,10 @@ func RolloutSteps(old, new []runtime.Object, daemonNodes func(ns, name string) i
 	var out []RolloutStep
 	for _, s := range rolloutSpecs(new) {
 		b, ok := before[s.namespace+"/"+s.workload()]
+		if ok && b.hash != s.hash && s.sts != nil {
+			out = append(out, statefulSetStep(&s, b.replicas))
+			continue
+		}
 		if !ok || b.hash == s.hash || !s.rolls {
 			continue
 		}
@@ -385,4 +398,18 @@ func RolloutSteps(old, new []runtime.Object, daemonNodes func(ns, name string) i
 		out = append(out, st)
 	}
 	return out
+}
+
+// statefulSetStep is the replacement of a StatefulSet's pods that existed
+// before (before: the replicas then) and that its update strategy replaces.
+func statefulSetStep(s *rolloutSpec, before int) RolloutStep {
+	p := StatefulSetPolicyOf(s.sts)
+	st := RolloutStep{Kind: s.kind, Namespace: s.namespace, Name: s.name, Strategy: "RollingUpdate",
+		MaxUnavailable: p.MaxUnavailable, Partition: p.Partition}
+	if p.OnDelete {
+		st.Strategy = "OnDelete"
+		return st
+	}
+	st.Replaced = max(0, min(before, s.replicas)-p.Partition)
+	return st
 }
