@@ -164,9 +164,12 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 		k := wkey{spec.namespace, spec.workload()}
 		ps := byWorkload[k]
 		if spec.kind == "StatefulSet" {
-			st := statefulSets(&spec, ps, out.Share, retained, self, view.Waiting)
+			st, wake := statefulSets(&spec, ps, out.Share, retained, self, view.Waiting, now)
 			if spec.sts != nil {
 				out.Workloads = append(out.Workloads, st)
+			}
+			if !wake.IsZero() && (out.Wake.IsZero() || wake.Before(out.Wake)) {
+				out.Wake = wake
 			}
 			continue
 		}

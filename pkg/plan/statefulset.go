@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -25,11 +27,15 @@ type StatefulSetPolicy struct {
 	// MaxUnavailable is how many of the replaced ordinals may be
 	// unavailable at once (at least 1).
 	MaxUnavailable int
+	// MinReady: a pod counts as Running and Ready once it has been ready
+	// this long (minReadySeconds), as the viewing node timed it.
+	MinReady time.Duration
 }
 
 // StatefulSetPolicyOf reads the policy of a StatefulSet's spec.
 func StatefulSetPolicyOf(s *appsv1.StatefulSet) StatefulSetPolicy {
-	p := StatefulSetPolicy{Parallel: s.Spec.PodManagementPolicy == appsv1.ParallelPodManagement, MaxUnavailable: 1}
+	p := StatefulSetPolicy{Parallel: s.Spec.PodManagementPolicy == appsv1.ParallelPodManagement, MaxUnavailable: 1,
+		MinReady: time.Duration(s.Spec.MinReadySeconds) * time.Second}
 	if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
 		p.OnDelete = true
 		return p
@@ -61,6 +67,8 @@ type StatefulSetInput struct {
 	Pods []RolloutPod
 	// Waiting, as in RolloutInput: nothing starts, stops or is replaced.
 	Waiting string
+	// Now, for MinReady.
+	Now time.Time
 }
 
 // StatefulSetDecision is what every node decides for one StatefulSet;
@@ -78,6 +86,9 @@ type StatefulSetDecision struct {
 	// Hold says why the pods not in Start wait.
 	Hold   string
 	Status WorkloadStatus
+	// Wake is when a ready pod's minReadySeconds ends, which may change
+	// the decision; zero if none.
+	Wake time.Time
 }
 
 // DecideStatefulSet orders a StatefulSet's pods by ordinal, from what the
@@ -103,34 +114,52 @@ type StatefulSetDecision struct {
 func DecideStatefulSet(in *StatefulSetInput) StatefulSetDecision {
 	out := StatefulSetDecision{Start: map[string]bool{}, Replace: map[string]bool{}, Stop: map[string]bool{},
 		Status: WorkloadStatus{Kind: "StatefulSet", Namespace: in.Namespace, Name: in.Name, TemplateHash: in.Hash}}
+	healthy := func(p RolloutPod) bool {
+		if !p.Ready || p.Unknown || p.Phase == PhaseTerminating {
+			return false
+		}
+		if in.Policy.MinReady <= 0 {
+			return true
+		}
+		until := p.ReadySince.Add(in.Policy.MinReady)
+		if in.Now.Before(until) {
+			if out.Wake.IsZero() || until.Before(out.Wake) {
+				out.Wake = until
+			}
+			return false
+		}
+		return true
+	}
 	n := in.Replicas
 	if in.Deleted {
 		n = 0
 	}
-	pods := map[int]RolloutPod{}
-	for _, p := range in.Pods {
-		i := ordinalOf(p.Name)
-		if i < 0 || p.Name != in.Name+"-"+strconv.Itoa(i) {
+	pods := ordinals{at: make([]int, max(n, len(in.Pods))), pods: in.Pods}
+	prefix := in.Name + "-"
+	for j, p := range in.Pods {
+		i, ok := ordinalAfter(p.Name, prefix)
+		if !ok {
 			continue
 		}
-		if q, ok := pods[i]; ok && healthy(q) {
+		if q, seen := pods.get(i); !seen || healthy(q) {
 			// Seen twice (moving): the unready copy counts.
-			pods[i] = p
-		} else if !ok {
-			pods[i] = p
+			pods.set(i, j)
 		}
 	}
-	name := func(i int) string { return in.Name + "-" + strconv.Itoa(i) }
+	name := func(i int) string { return prefix + strconv.Itoa(i) }
 	var condemned []int
-	for i := range pods {
-		if i >= n {
+	for i := n; i < len(pods.at); i++ {
+		if pods.at[i] != 0 {
 			condemned = append(condemned, i)
 		}
+	}
+	for i := range pods.beyond {
+		condemned = append(condemned, i)
 	}
 	slices.Sort(condemned)
 	out.Status.Replicas = n
 	for i := range n {
-		p, ok := pods[i]
+		p, ok := pods.get(i)
 		if !ok {
 			continue
 		}
@@ -156,8 +185,8 @@ func DecideStatefulSet(in *StatefulSetInput) StatefulSetDecision {
 	}
 	if in.Waiting != "" {
 		out.Hold = "StatefulSet waiting: " + in.Waiting
-		for i, p := range pods {
-			if i < n && p.TemplateHash == in.Hash {
+		for i := range n {
+			if p, ok := pods.get(i); ok && p.TemplateHash == in.Hash {
 				out.Start[p.Name] = true // it runs already
 			}
 		}
@@ -168,7 +197,7 @@ func DecideStatefulSet(in *StatefulSetInput) StatefulSetDecision {
 	// after its predecessors (OrderedReady).
 	blocked := -1 // the first ordinal not Running and Ready
 	for i := range n {
-		p, ok := pods[i]
+		p, ok := pods.get(i)
 		switch {
 		case ok && p.TemplateHash == in.Hash:
 			out.Start[p.Name] = true
@@ -192,7 +221,7 @@ func DecideStatefulSet(in *StatefulSetInput) StatefulSetDecision {
 			top := condemned[len(condemned)-1]
 			ok := in.Deleted || blocked < 0
 			for _, i := range condemned[:len(condemned)-1] {
-				if !healthy(pods[i]) && !in.Deleted {
+				if p, _ := pods.get(i); !healthy(p) && !in.Deleted {
 					ok = false
 				}
 			}
@@ -215,13 +244,13 @@ func DecideStatefulSet(in *StatefulSetInput) StatefulSetDecision {
 	}
 	unavailable := 0
 	for i := from; i < n; i++ {
-		if p, ok := pods[i]; !ok || !healthy(p) {
+		if p, ok := pods.get(i); !ok || !healthy(p) {
 			unavailable++
 		}
 	}
 	budget := max(in.Policy.MaxUnavailable, 1) - unavailable
 	for i := n - 1; i >= in.Policy.Partition; i-- {
-		p, ok := pods[i]
+		p, ok := pods.get(i)
 		if !ok || p.TemplateHash == in.Hash {
 			continue
 		}
@@ -237,19 +266,14 @@ func DecideStatefulSet(in *StatefulSetInput) StatefulSetDecision {
 	return out
 }
 
-// healthy: Running and Ready, as the viewing node knows it.
-func healthy(p RolloutPod) bool {
-	return p.Ready && !p.Unknown && p.Phase != PhaseTerminating
-}
-
 // statefulSets decides the StatefulSets of the objects and those that left
 // them but whose pods still run (ps: the cluster's pods by workload), and
 // adjusts the node's share: pods held until they may start, old pods kept
 // until they may be replaced, pods beyond the replicas kept until they may
 // stop (retained: the last desired pod the node knew of each).
-func statefulSets(spec *rolloutSpec, ps []RolloutPod, share NodeShare, retained map[Key]*DesiredPod, self, waiting string) WorkloadStatus {
+func statefulSets(spec *rolloutSpec, ps []RolloutPod, share NodeShare, retained map[Key]*DesiredPod, self, waiting string, now time.Time) (WorkloadStatus, time.Time) {
 	in := StatefulSetInput{Namespace: spec.namespace, Name: spec.name, Hash: spec.hash, Replicas: spec.replicas,
-		Pods: ps, Waiting: waiting, Deleted: spec.sts == nil}
+		Pods: ps, Waiting: waiting, Deleted: spec.sts == nil, Now: now}
 	if spec.sts != nil {
 		in.Policy = StatefulSetPolicyOf(spec.sts)
 	}
@@ -283,5 +307,55 @@ func statefulSets(spec *rolloutSpec, ps []RolloutPod, share NodeShare, retained 
 		}
 		share.Pods[pk] = &held
 	}
-	return d.Status
+	return d.Status, d.Wake
+}
+
+// ordinals are a StatefulSet's pods by ordinal: at[i] is 1 + the index in
+// pods of ordinal i, 0 when absent; ordinals past at (a few pods left
+// from a larger scale) are in beyond.
+type ordinals struct {
+	at     []int
+	beyond map[int]int
+	pods   []RolloutPod
+}
+
+func (o *ordinals) get(i int) (RolloutPod, bool) {
+	j := 0
+	if i < len(o.at) {
+		j = o.at[i]
+	} else {
+		j = o.beyond[i]
+	}
+	if j == 0 {
+		return RolloutPod{}, false
+	}
+	return o.pods[j-1], true
+}
+
+func (o *ordinals) set(i, j int) {
+	if i < len(o.at) {
+		o.at[i] = j + 1
+		return
+	}
+	if o.beyond == nil {
+		o.beyond = map[int]int{}
+	}
+	o.beyond[i] = j + 1
+}
+
+// ordinalAfter parses name as prefix followed by an ordinal written as
+// strconv.Itoa writes it (no sign, no leading zero).
+func ordinalAfter(name, prefix string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok || rest == "" || len(rest) > 9 || (rest[0] == '0' && len(rest) > 1) {
+		return 0, false
+	}
+	i := 0
+	for _, c := range []byte(rest) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		i = i*10 + int(c-'0')
+	}
+	return i, true
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"slices"
 	"testing"
+	"time"
 )
 
 // stsPods makes pods db-<i> from a compact form: per ordinal, "" absent,
@@ -16,7 +17,7 @@ func stsPods(states ...string) []RolloutPod {
 		if s == "" {
 			continue
 		}
-		p := RolloutPod{Name: "db-" + string(rune('0'+i)), Node: "n1", TemplateHash: "new", Ready: s == "r" || s == "R", Phase: PhaseRunning}
+		p := RolloutPod{Name: fmt.Sprintf("db-%d", i), Node: "n1", TemplateHash: "new", Ready: s == "r" || s == "R", Phase: PhaseRunning}
 		if s == "R" || s == "U" {
 			p.TemplateHash = "old"
 		}
@@ -84,6 +85,12 @@ func TestDecideStatefulSet(t *testing.T) {
 			health: HealthHealthy},
 		{name: "OnDelete: a pod that is gone comes back with the new template", replicas: 2, policy: StatefulSetPolicy{OnDelete: true, MaxUnavailable: 1}, pods: stsPods("R"),
 			start: []string{"db-1"}, health: HealthProgressing},
+		{name: "a pod far beyond the replicas stops first", replicas: 1, policy: ordered,
+			pods: append(stsPods("r", "r"), RolloutPod{Name: "db-50000", TemplateHash: "new", Ready: true, Phase: PhaseRunning}),
+			start: []string{"db-0"}, stop: []string{"db-50000"}, health: HealthProgressing},
+		{name: "names that are no ordinal of db are not its pods", replicas: 1, policy: ordered,
+			pods: append(stsPods("r"), RolloutPod{Name: "db-01", Ready: true}, RolloutPod{Name: "db-x-1", Ready: true}, RolloutPod{Name: "db-+1", Ready: true}),
+			start: []string{"db-0"}, health: HealthHealthy},
 		{name: "waiting starts, stops and replaces nothing", replicas: 2, policy: ordered, waiting: "no news", pods: stsPods("R", "", "r"),
 			health: HealthProgressing},
 	}
@@ -175,5 +182,39 @@ func TestDecideStatefulSetUnderGossipSkew(t *testing.T) {
 		if !slices.Equal(order, []int{4, 3, 2, 1, 0}) {
 			t.Fatalf("seed %d: replaced %v, want 4 3 2 1 0 (and all of them)", seed, order)
 		}
+	}
+}
+
+// With minReadySeconds, a pod counts as Running and Ready once it has been
+// ready that long: the next ordinal waits, and the decision says when to
+// look again.
+func TestDecideStatefulSetMinReady(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	pods := stsPods("r")
+	pods[0].ReadySince = now.Add(-5 * time.Second)
+	in := StatefulSetInput{Name: "db", Hash: "new", Replicas: 2, Policy: StatefulSetPolicy{MaxUnavailable: 1, MinReady: 10 * time.Second}, Pods: pods, Now: now}
+	d := DecideStatefulSet(&in)
+	if d.Start["db-1"] || !d.Wake.Equal(now.Add(5*time.Second)) {
+		t.Fatalf("start %v, wake %v; want db-1 waiting until %v", d.Start, d.Wake, now.Add(5*time.Second))
+	}
+	in.Now = d.Wake
+	if d := DecideStatefulSet(&in); !d.Start["db-1"] || !d.Wake.IsZero() {
+		t.Fatalf("at the wake: start %v, wake %v; want db-1 started", d.Start, d.Wake)
+	}
+}
+
+// The decision for one StatefulSet of 10,000 pods mid-update.
+func BenchmarkDecideStatefulSet10000(b *testing.B) {
+	states := make([]string, 10000)
+	for i := range states {
+		states[i] = "R"
+		if i > 5000 {
+			states[i] = "r"
+		}
+	}
+	in := StatefulSetInput{Name: "db", Hash: "new", Replicas: 10000, Policy: StatefulSetPolicy{MaxUnavailable: 1}, Pods: stsPods(states...)}
+	b.ReportAllocs()
+	for b.Loop() {
+		DecideStatefulSet(&in)
 	}
 }
