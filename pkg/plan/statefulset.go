@@ -279,6 +279,12 @@ func statefulSets(spec *rolloutSpec, ps []RolloutPod, share NodeShare, retained 
 	}
 	d := DecideStatefulSet(&in)
 	kept := map[string]bool{} // running, not to stop yet
+	placedOn := map[string]string{}
+	for _, pl := range share.Placement {
+		if pl.Namespace == spec.namespace && pl.Workload.Kind == "StatefulSet" && pl.Workload.Name == spec.name {
+			placedOn[pl.Name] = pl.Node
+		}
+	}
 	for _, p := range ps {
 		if p.Node != self {
 			continue
@@ -289,7 +295,9 @@ func statefulSets(spec *rolloutSpec, ps []RolloutPod, share NodeShare, retained 
 		case ordinalOf(p.Name) >= in.Replicas || in.Deleted:
 			keep = !d.Stop[p.Name]
 		case p.TemplateHash != spec.hash:
-			keep = !d.Replace[p.Name]
+			// A pod placement gives to another node is moving
+			// (HandOff released it): it is not kept here.
+			keep = !d.Replace[p.Name] && placedOn[p.Name] == self
 		}
 		if r := retained[pk]; keep && r != nil && r.TemplateHash == p.TemplateHash {
 			share.Pods[pk] = r
