@@ -2,10 +2,14 @@ package e2e_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gitorch/gitorch/pkg/apply/applytest"
 )
 
 // A StatefulSet's order over three real agents: with OrderedReady (the
@@ -62,4 +66,56 @@ func TestStatefulSetOrderedStartAndScaleDown(t *testing.T) {
 	if got := strings.Join(gone, " "); got != "db-2 db-1" {
 		t.Fatalf("stop order %q, want db-2 db-1", got)
 	}
+}
+
+// A claim template is a directory per ordinal under the data dir of the
+// node that runs the pod, mounted where the container names it; the pod's
+// hostname is its own name.
+func TestStatefulSetClaimIsALocalDirectory(t *testing.T) {
+	c := NewCluster(t, Options{})
+	c.Commit("kv", map[string]string{"kv.yaml": fmt.Sprintf(`apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: kv}
+spec:
+  replicas: 2
+  serviceName: kv
+  selector: {matchLabels: {app: kv}}
+  template:
+    metadata: {labels: {app: kv}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: %s
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "hostname > /data/host; exec sleep 86400"]
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Mi}}
+`, applytest.BusyboxRef)})
+	c.Start()
+	Eventually(t, 120*time.Second, "kv-0 and kv-1 wrote their hostnames to their claims", func() (bool, string) {
+		ctrs, err := c.Containers()
+		if err != nil {
+			return false, err.Error()
+		}
+		now := RunningPlacement(ctrs, "kv-")
+		for _, pod := range []string{"kv-0", "kv-1"} {
+			if len(now[pod]) != 1 {
+				return false, fmt.Sprintf("running %v", now)
+			}
+			file := filepath.Join(c.Node(now[pod][0]).DataDir, "volumes", "default", "data-"+pod, "host")
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return false, err.Error()
+			}
+			if got := strings.TrimSpace(string(b)); got != pod {
+				t.Fatalf("%s wrote hostname %q to %s, want %s", pod, got, file, pod)
+			}
+		}
+		return true, ""
+	})
 }
