@@ -328,7 +328,10 @@ func TestWorkloads(t *testing.T) {
 		{"StatefulSet apps/v1beta1 defaults the selector", "StatefulSet", workload("apps/v1beta1", "StatefulSet", "serviceName: db\n"), ""},
 		{"StatefulSet never was extensions/v1beta1", "StatefulSet", workload("extensions/v1beta1", "StatefulSet", selector+"\n"), "apiVersion"},
 		{"StatefulSet podManagementPolicy value", "StatefulSet", workload("apps/v1", "StatefulSet", selector+"\npodManagementPolicy: AllAtOnce\n"), "podManagementPolicy"},
-		{"StatefulSet volumeClaimTemplates are left out", "StatefulSet", workload("apps/v1", "StatefulSet", selector+"\nvolumeClaimTemplates: [{metadata: {name: data}}]\n"), "volumeClaimTemplates: field not allowed"},
+		{"StatefulSet volumeClaimTemplates", "StatefulSet", workload("apps/v1", "StatefulSet", selector+"\nvolumeClaimTemplates: [{metadata: {name: data}, spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}}]\n"), ""},
+		{"StatefulSet volumeClaimTemplates are local: no ReadWriteMany", "StatefulSet", workload("apps/v1", "StatefulSet", selector+"\nvolumeClaimTemplates: [{metadata: {name: data}, spec: {accessModes: [ReadWriteMany]}}]\n"), "accessModes"},
+		{"StatefulSet rollingUpdate partition", "StatefulSet", workload("apps/v1", "StatefulSet", selector+"\nupdateStrategy: {rollingUpdate: {partition: 2, maxUnavailable: 1}}\n"), ""},
+		{"StatefulSet OnDelete has no rollingUpdate", "StatefulSet", workload("apps/v1", "StatefulSet", selector+"\nupdateStrategy: {type: OnDelete, rollingUpdate: {partition: 2}}\n"), "rollingUpdate may not be set"},
 
 		// CronJob and PodDisruptionBudget.
 		{"CronJob", "CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: \"*/5 * * * *\"\n  timeZone: Europe/Paris\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: OnFailure\n          containers: [{name: c, image: busybox}]\n", ""},

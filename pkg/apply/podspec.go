@@ -11,6 +11,7 @@ import (
 	"github.com/gitorch/gitorch/pkg/plan"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // PodInputs is what a pod's containers need besides the pod itself
@@ -451,6 +452,12 @@ func volumeFor(v corev1.Volume, in PodInputs) (Volume, error) {
 		if v.HostPath.Type != nil {
 			out.HostPathType = string(*v.HostPath.Type)
 		}
+	case v.PersistentVolumeClaim != nil:
+		name := v.PersistentVolumeClaim.ClaimName
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			return Volume{}, fmt.Errorf("claim name %q: %s", name, errs[0])
+		}
+		out.Claim = name
 	case v.ConfigMap != nil:
 		src := v.ConfigMap
 		cm, ok := in.ConfigMaps[src.Name]

@@ -215,7 +215,8 @@ func TestPodSpecForRefusesWhatItCannotRun(t *testing.T) {
 		vol  corev1.Volume
 		want string
 	}{
-		{"pvc", corev1.Volume{Name: "v", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "x"}}}, "not supported"},
+		{"pvc named out of its directory", corev1.Volume{Name: "v", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "../x"}}}, `claim name "../x"`},
+		{"unknown source", corev1.Volume{Name: "v", VolumeSource: corev1.VolumeSource{NFS: &corev1.NFSVolumeSource{Server: "s", Path: "/"}}}, "not supported"},
 		{"missing configMap", corev1.Volume{Name: "v", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "nope"}}}}, `configMap "nope" not found`},
 		{"item escapes", corev1.Volume{Name: "v", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "app"}, Items: []corev1.KeyToPath{{Key: "mode", Path: "../../etc/passwd"}}}}}, "stay inside"},
 	} {

@@ -109,6 +109,10 @@ type Volume struct {
 	// Memory keeps the directory on tmpfs (emptyDir medium Memory, and
 	// secrets, which never touch the node's disk).
 	Memory bool
+	// Claim: a directory of the node, <data-dir>/volumes/<namespace>/<claim>,
+	// made when missing and kept when the pod goes (a StatefulSet's
+	// volumeClaimTemplates; plan.ClaimVolumes names it).
+	Claim string
 }
 
 // VolumeFile is one file of a Files volume.

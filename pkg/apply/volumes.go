@@ -11,10 +11,17 @@ import (
 
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 func (r *Containerd) volumeDir(key, name string) string {
 	return filepath.Join(r.podDir(key), "volumes", name)
+}
+
+// claimDir is where a claim's data lives on this node, outside any pod's
+// directory so that it outlives the pod.
+func (r *Containerd) claimDir(namespace, claim string) string {
+	return filepath.Join(r.cfg.DataDir, "volumes", namespace, claim)
 }
 
 // syncVolumes makes the pod's emptyDir and Files volumes, and brings the
@@ -30,6 +37,14 @@ func (r *Containerd) syncVolumes(pod PodSpec) error {
 		}
 		seen[v.Name] = true
 		switch {
+		case v.Claim != "":
+			// Both name a directory: no "/", no "..".
+			if len(validation.IsDNS1123Subdomain(v.Claim)) > 0 || !validName(pod.Namespace) {
+				return fmt.Errorf("volume %s: claim %q in namespace %q: want a DNS name and label", v.Name, v.Claim, pod.Namespace)
+			}
+			if err := os.MkdirAll(r.claimDir(pod.Namespace, v.Claim), 0o755); err != nil {
+				return fmt.Errorf("volume %s: %w", v.Name, err)
+			}
 		case v.HostPath != "":
 			if !filepath.IsAbs(v.HostPath) {
 				return fmt.Errorf("volume %s: hostPath %q is not absolute", v.Name, v.HostPath)
@@ -127,9 +142,12 @@ func (r *Containerd) mountSource(pod PodSpec, m Mount) (string, error) {
 		if vol == nil {
 			return "", fmt.Errorf("mount of %s: pod has no volume %q", m.Destination, m.Volume)
 		}
-		if vol.HostPath != "" {
+		switch {
+		case vol.Claim != "":
+			src = r.claimDir(pod.Namespace, vol.Claim)
+		case vol.HostPath != "":
 			src = vol.HostPath
-		} else {
+		default:
 			src = r.volumeDir(pod.dirName(), vol.Name)
 		}
 	case m.Source != "":

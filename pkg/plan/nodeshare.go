@@ -2,8 +2,10 @@ package plan
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -86,8 +88,11 @@ func NodePodsBatch(objects []runtime.Object, nodes []Node, self, revision string
 	configMaps := map[string]map[string]*corev1.ConfigMap{}
 	secrets := map[string]map[string]*corev1.Secret{}
 	var services []*corev1.Service
+	statefulSets := map[Key]*appsv1.StatefulSet{}
 	for _, o := range objects {
 		switch o := o.(type) {
+		case *appsv1.StatefulSet:
+			statefulSets[Key{o.Namespace, o.Name}] = o
 		case *corev1.ConfigMap:
 			if configMaps[o.Namespace] == nil {
 				configMaps[o.Namespace] = map[string]*corev1.ConfigMap{}
@@ -135,6 +140,12 @@ func NodePodsBatch(objects []runtime.Object, nodes []Node, self, revision string
 		}
 		pod.Name, pod.Namespace = p.Name, p.Namespace
 		pod.Spec.NodeName = self
+		if s := statefulSets[Key{p.Namespace, p.Workload.Name}]; s != nil && p.Workload.Kind == "StatefulSet" {
+			// As the StatefulSet controller names them, whatever the
+			// template says: <name>-<ordinal>.<serviceName>.
+			pod.Spec.Hostname, pod.Spec.Subdomain = pod.Name, s.Spec.ServiceName
+			ClaimVolumes(pod, s.Spec.VolumeClaimTemplates)
+		}
 		d := &DesiredPod{
 			Pod:          pod,
 			Workload:     p.Workload.Kind + "/" + p.Workload.Name,
@@ -157,4 +168,21 @@ func NodePodsBatch(objects []runtime.Object, nodes []Node, self, revision string
 		share.Pods[d.Key()] = d
 	}
 	return share
+}
+
+// ClaimVolumes gives a StatefulSet's pod (named <sts>-<ordinal>) a volume
+// per claim template, as the StatefulSet controller does: named after the
+// template, the claim <template>-<sts>-<ordinal>; a pod volume of the same
+// name is replaced. The runtime keeps a claim as a directory of the node
+// that outlives the pod.
+func ClaimVolumes(pod *corev1.Pod, templates []corev1.PersistentVolumeClaim) {
+	for _, t := range templates {
+		v := corev1.Volume{Name: t.Name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: t.Name + "-" + pod.Name}}}
+		if i := slices.IndexFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == t.Name }); i >= 0 {
+			pod.Spec.Volumes[i] = v
+		} else {
+			pod.Spec.Volumes = append(pod.Spec.Volumes, v)
+		}
+	}
 }

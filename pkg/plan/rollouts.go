@@ -57,6 +57,9 @@ type rolloutSpec struct {
 	// (StatefulSet, Job, Pod) only get a health.
 	rolls bool
 	job   *batchv1.Job
+	// sts is the StatefulSet (nil for one that left the manifests but
+	// whose pods still run).
+	sts *appsv1.StatefulSet
 }
 
 func (s *rolloutSpec) workload() string { return s.kind + "/" + s.name }
@@ -113,7 +116,7 @@ func rolloutSpecs(objects []runtime.Object) []rolloutSpec {
 			}
 			out = append(out, s)
 		case *appsv1.StatefulSet:
-			out = append(out, rolloutSpec{kind: "StatefulSet", namespace: o.Namespace, name: o.Name, hash: TemplateHash(&o.Spec.Template), replicas: replicas(o.Spec.Replicas)})
+			out = append(out, rolloutSpec{kind: "StatefulSet", namespace: o.Namespace, name: o.Name, hash: TemplateHash(&o.Spec.Template), replicas: replicas(o.Spec.Replicas), sts: o})
 		case *batchv1.Job:
 			out = append(out, rolloutSpec{kind: "Job", namespace: o.Namespace, name: o.Name, hash: TemplateHash(&o.Spec.Template), job: o})
 		}
@@ -147,9 +150,29 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 		k := wkey{p.Namespace, p.Workload.Kind + "/" + p.Workload.Name}
 		targets[k] = append(targets[k], RolloutTarget{Name: p.Name, Node: p.Node})
 	}
-	for _, spec := range rolloutSpecs(objects) {
+	specs := rolloutSpecs(objects)
+	for k := range byWorkload {
+		// A StatefulSet that left the manifests: its pods stop in
+		// reverse order.
+		if name, ok := strings.CutPrefix(k.workload, "StatefulSet/"); ok && !slices.ContainsFunc(specs, func(s rolloutSpec) bool {
+			return s.kind == "StatefulSet" && s.namespace == k.ns && s.name == name
+		}) {
+			specs = append(specs, rolloutSpec{kind: "StatefulSet", namespace: k.ns, name: name})
+		}
+	}
+	for _, spec := range specs {
 		k := wkey{spec.namespace, spec.workload()}
 		ps := byWorkload[k]
+		if spec.kind == "StatefulSet" {
+			st, wake := statefulSets(&spec, ps, out.Share, retained, self, view.Waiting, now)
+			if spec.sts != nil {
+				out.Workloads = append(out.Workloads, st)
+			}
+			if !wake.IsZero() && (out.Wake.IsZero() || wake.Before(out.Wake)) {
+				out.Wake = wake
+			}
+			continue
+		}
 		if !spec.rolls {
 			out.Workloads = append(out.Workloads, otherHealth(&spec, targets[k], ps))
 			continue
@@ -305,6 +328,8 @@ type RolloutStep struct {
 	MaxUnavailable int  `json:"maxUnavailable"`
 	MaxSurge       int  `json:"maxSurge"`
 	Paused         bool `json:"paused,omitempty"`
+	// Partition: a StatefulSet's ordinals below it keep their template.
+	Partition int `json:"partition,omitempty"`
 	// Now is the workload's health in the live cluster, when the plan was
 	// made against it.
 	Now Health `json:"now,omitempty"`
@@ -320,6 +345,13 @@ func (s RolloutStep) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d %s replaced", s.Replaced, pods)
 	switch {
+	case s.Kind == "StatefulSet" && s.Strategy == "OnDelete":
+		b.WriteString(" (OnDelete: a running pod keeps its template, one that is gone comes back with the new one)")
+	case s.Kind == "StatefulSet":
+		fmt.Fprintf(&b, ", highest ordinal first, at most %d unavailable", s.MaxUnavailable)
+		if s.Partition > 0 {
+			fmt.Fprintf(&b, ", ordinals below %d kept", s.Partition)
+		}
 	case s.Paused:
 		b.WriteString(", paused: not until spec.paused is false")
 	case s.Strategy == "Recreate":
@@ -334,8 +366,8 @@ func (s RolloutStep) String() string {
 }
 
 // RolloutSteps are the rollouts that going from the objects old to new
-// makes: the Deployments, ReplicaSets, ReplicationControllers and
-// DaemonSets (nodes: how many the DaemonSet runs on) whose template
+// makes: the Deployments, ReplicaSets, ReplicationControllers, DaemonSets
+// (nodes: how many the DaemonSet runs on) and StatefulSets whose template
 // changed, sorted by namespace, kind and name.
 func RolloutSteps(old, new []runtime.Object, daemonNodes func(ns, name string) int) []RolloutStep {
 	before := map[string]rolloutSpec{}
@@ -345,6 +377,10 @@ func RolloutSteps(old, new []runtime.Object, daemonNodes func(ns, name string) i
 	var out []RolloutStep
 	for _, s := range rolloutSpecs(new) {
 		b, ok := before[s.namespace+"/"+s.workload()]
+		if ok && b.hash != s.hash && s.sts != nil {
+			out = append(out, statefulSetStep(&s, b.replicas))
+			continue
+		}
 		if !ok || b.hash == s.hash || !s.rolls {
 			continue
 		}
@@ -365,4 +401,18 @@ func RolloutSteps(old, new []runtime.Object, daemonNodes func(ns, name string) i
 		out = append(out, st)
 	}
 	return out
+}
+
+// statefulSetStep is the replacement of a StatefulSet's pods that existed
+// before (before: the replicas then) and that its update strategy replaces.
+func statefulSetStep(s *rolloutSpec, before int) RolloutStep {
+	p := StatefulSetPolicyOf(s.sts)
+	st := RolloutStep{Kind: s.kind, Namespace: s.namespace, Name: s.name, Strategy: "RollingUpdate",
+		MaxUnavailable: p.MaxUnavailable, Partition: p.Partition}
+	if p.OnDelete {
+		st.Strategy = "OnDelete"
+		return st
+	}
+	st.Replaced = max(0, min(before, s.replicas)-p.Partition)
+	return st
 }

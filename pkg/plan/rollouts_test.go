@@ -37,13 +37,27 @@ func TestRolloutSteps(t *testing.T) {
 		return &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "agent"},
 			Spec: appsv1.DaemonSetSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Image: image}}}}}}
 	}
+	sts := func(name, image string, partition int32, onDelete bool) *appsv1.StatefulSet {
+		three := int32(3)
+		o := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+			Spec: appsv1.StatefulSetSpec{Replicas: &three, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Image: image}}}}}}
+		if partition > 0 {
+			o.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{Partition: &partition}
+		}
+		if onDelete {
+			o.Spec.UpdateStrategy.Type = appsv1.OnDeleteStatefulSetStrategyType
+		}
+		return o
+	}
 	old := []runtime.Object{rollingDeployment("web", "web:1", 3), rollingDeployment("db", "db:1", 1), ds("agent:1"),
-		rollingDeployment("same", "same:1", 2)}
+		rollingDeployment("same", "same:1", 2),
+		sts("kv", "kv:1", 0, false), sts("queue", "q:1", 0, false), sts("cache", "c:1", 0, false)}
 	recreate := func(d *appsv1.Deployment) {
 		d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	}
 	new := []runtime.Object{rollingDeployment("web", "web:2", 3), rollingDeployment("db", "db:2", 1, recreate), ds("agent:2"),
-		rollingDeployment("same", "same:1", 5)}
+		rollingDeployment("same", "same:1", 5),
+		sts("kv", "kv:2", 1, false), sts("queue", "q:2", 0, true), sts("cache", "c:1", 2, false)}
 	steps := RolloutSteps(old, new, func(string, string) int { return 4 })
 	var got []string
 	for _, s := range steps {
@@ -53,6 +67,8 @@ func TestRolloutSteps(t *testing.T) {
 		"DaemonSet agent: 4 pods replaced, at most 1 unavailable, at most 0 extra",
 		"Deployment db: 1 pod replaced, all stopped before the new ones start (Recreate)",
 		"Deployment web: 3 pods replaced, at most 1 unavailable, at most 1 extra",
+		"StatefulSet kv: 2 pods replaced, highest ordinal first, at most 1 unavailable, ordinals below 1 kept",
+		"StatefulSet queue: 0 pods replaced (OnDelete: a running pod keeps its template, one that is gone comes back with the new one)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

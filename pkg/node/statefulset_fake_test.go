@@ -1,0 +1,228 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitorch/gitorch/pkg/apply"
+)
+
+const orderedDB = `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: %d
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  updateStrategy:
+    rollingUpdate: {partition: %d}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      containers:
+      - name: app
+        image: %s
+        readinessProbe:
+          exec: {command: [ready]}
+          periodSeconds: 1
+`
+
+// dbPods are the db pods of every node's runtime, with the image of their
+// first container.
+func (c *fakeCluster) dbPods() map[string]string {
+	out := map[string]string{}
+	for _, n := range c.nodes {
+		pods, _ := n.rt.ListPods(context.Background())
+		for _, p := range pods {
+			if strings.HasPrefix(p.Name, "db-") && len(p.Containers) > 0 {
+				out[p.Name] = p.Containers[0].Image
+			}
+		}
+	}
+	return out
+}
+
+// markReady makes the pods ready on their next probe.
+func (r *readiness) markReady(pods map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name := range pods {
+		r.ready[name] = true
+	}
+}
+
+func (r *readiness) isReady(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready[name]
+}
+
+// step advances the cluster a second and lets its agents act.
+func (c *fakeCluster) step() {
+	c.clk.Advance(time.Second)
+	time.Sleep(5 * time.Millisecond)
+}
+
+// startDB starts a 3-node cluster with db (3 replicas, OrderedReady) and
+// checks, at every step, that db-N exists only once db-N-1 was let be
+// ready, and that the pods appear in the order 0, 1, 2.
+func startDB(t *testing.T) (*fakeCluster, *readiness) {
+	c := newFakeCluster(t, "n1", "n2", "n3")
+	r := &readiness{ready: map[string]bool{}}
+	for _, n := range c.nodes {
+		n.rt.SetExec(r.exec)
+	}
+	c.src.commit(map[string]string{"db.yaml": fmt.Sprintf(orderedDB, 3, 0, "busybox:1.36")})
+	for _, name := range []string{"n1", "n2", "n3"} {
+		c.start(name)
+	}
+	var order []string
+	for step := 0; ; step++ {
+		if step > 200 {
+			t.Fatalf("db did not start 3 pods in 200 steps (started %v)", order)
+		}
+		pods := c.dbPods()
+		for i := 1; i < 3; i++ {
+			if _, ok := pods[fmt.Sprintf("db-%d", i)]; ok && !r.isReady(fmt.Sprintf("db-%d", i-1)) {
+				t.Fatalf("step %d: db-%d exists before db-%d was ready (%v)", step, i, i-1, pods)
+			}
+		}
+		for name := range pods {
+			if !strings.Contains(strings.Join(order, " "), name) {
+				order = append(order, name)
+			}
+		}
+		if len(pods) == 3 && allReady(c, 3) {
+			break
+		}
+		// Let the pods that exist now be ready, one step later.
+		c.step()
+		r.markReady(pods)
+	}
+	if got := strings.Join(order, " "); got != "db-0 db-1 db-2" {
+		t.Fatalf("start order %q, want db-0 db-1 db-2", got)
+	}
+	return c, r
+}
+
+// allReady: every node's status reports n ready db pods.
+func allReady(c *fakeCluster, n int) bool {
+	ready := 0
+	for _, cn := range c.nodes {
+		for _, p := range cn.ag.Status().Pods {
+			if strings.HasPrefix(p.Name, "db-") && p.Ready {
+				ready++
+			}
+		}
+	}
+	return ready == n
+}
+
+func (c *fakeCluster) commitDB(t *testing.T, replicas, partition int, image string) {
+	commit := c.src.commit(map[string]string{"db.yaml": fmt.Sprintf(orderedDB, replicas, partition, image)})
+	for _, n := range c.nodes {
+		n.ag.Sync()
+	}
+	for _, n := range c.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := n.ag.WaitRevision(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+}
+
+// OrderedReady over three nodes: db-0, db-1, db-2 start in order, each
+// once its predecessor is ready; scaled to 1, db-2 stops before db-1.
+func TestFakeClusterStatefulSetOrderedStartAndReverseScaleDown(t *testing.T) {
+	c, r := startDB(t)
+	c.commitDB(t, 1, 0, "busybox:1.36")
+	var gone []string
+	for step := 0; ; step++ {
+		if step > 200 {
+			t.Fatalf("db did not scale down to 1 in 200 steps (stopped %v)", gone)
+		}
+		pods := c.dbPods()
+		if _, ok := pods["db-0"]; !ok {
+			t.Fatalf("step %d: db-0 stopped", step)
+		}
+		_, has1 := pods["db-1"]
+		_, has2 := pods["db-2"]
+		if has2 && !has1 {
+			t.Fatalf("step %d: db-1 stopped before db-2", step)
+		}
+		if !has2 && len(gone) == 0 {
+			gone = append(gone, "db-2")
+		}
+		if !has1 && len(gone) == 1 {
+			gone = append(gone, "db-1")
+		}
+		if len(pods) == 1 {
+			break
+		}
+		c.step()
+		r.markReady(pods)
+	}
+	if got := strings.Join(gone, " "); got != "db-2 db-1" {
+		t.Fatalf("stop order %q, want db-2 db-1", got)
+	}
+}
+
+// A rolling update with partition 1: db-2 is replaced first, db-1 only once
+// the new db-2 is ready, and db-0 keeps the old image. Readiness is per pod
+// and image, so a replaced pod is not ready until the test lets it be.
+func TestFakeClusterStatefulSetPartitionedRollingUpdate(t *testing.T) {
+	c, _ := startDB(t)
+	byImage := &readiness{ready: map[string]bool{}}
+	for name, img := range c.dbPods() {
+		byImage.ready[name+"@"+img] = true
+	}
+	for _, n := range c.nodes {
+		rt := n.rt
+		rt.SetExec(func(ns, pod, container string, cmd []string) apply.ExecResult {
+			pods, _ := rt.ListPods(context.Background())
+			for _, p := range pods {
+				if p.Name == pod && len(p.Containers) > 0 {
+					return byImage.exec(ns, pod+"@"+p.Containers[0].Image, container, cmd)
+				}
+			}
+			return apply.ExecResult{ExitCode: 1}
+		})
+	}
+	c.commitDB(t, 3, 1, "busybox:1.37")
+	const newImage = "docker.io/library/busybox:1.37"
+	var replaced []string
+	for step := 0; ; step++ {
+		if step > 300 {
+			t.Fatalf("db-1 and db-2 were not replaced in 300 steps (replaced %v)", replaced)
+		}
+		pods := c.dbPods()
+		if img := pods["db-0"]; img != "docker.io/library/busybox:1.36" {
+			t.Fatalf("step %d: db-0 runs %q, want the old image (below the partition)", step, img)
+		}
+		for _, name := range []string{"db-2", "db-1"} {
+			if pods[name] == newImage && !slices.Contains(replaced, name) {
+				replaced = append(replaced, name)
+			}
+		}
+		if pods["db-1"] == newImage || pods["db-1"] == "" {
+			if pods["db-2"] != newImage || !byImage.isReady("db-2@"+newImage) {
+				t.Fatalf("step %d: db-1 replaced before the new db-2 was ready (%v)", step, pods)
+			}
+		}
+		if len(replaced) == 2 && allReady(c, 3) {
+			break
+		}
+		c.step()
+		for name, img := range pods {
+			byImage.markReady(map[string]string{name + "@" + img: img})
+		}
+	}
+	if got := strings.Join(replaced, " "); got != "db-2 db-1" {
+		t.Fatalf("replacement order %q, want db-2 db-1", got)
+	}
+}
