@@ -160,6 +160,9 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 			specs = append(specs, rolloutSpec{kind: "StatefulSet", namespace: k.ns, name: name})
 		}
 	}
+	held := budgetHolds(budgetSpecs(objects, specs), specs, func(ns, workload string) []RolloutPod {
+		return byWorkload[wkey{ns, workload}]
+	})
 	for _, spec := range specs {
 		k := wkey{spec.namespace, spec.workload()}
 		ps := byWorkload[k]
@@ -189,6 +192,7 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 		in := RolloutInput{Kind: spec.kind, Namespace: spec.namespace, Name: spec.name, Hash: spec.hash,
 			Targets: ts, Daemon: spec.daemon, Strategy: spec.strategy, Pods: ps, Waiting: view.Waiting, Started: view.Started}
 		d := DecideRollout(&in, now)
+		holdForBudgets(&d, spec.namespace, held)
 		out.Workloads = append(out.Workloads, d.Status)
 		if !d.Wake.IsZero() && (out.Wake.IsZero() || d.Wake.Before(out.Wake)) {
 			out.Wake = d.Wake
@@ -218,6 +222,24 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 		}
 	}
 	return out
+}
+
+// holdForBudgets keeps running the old pods a rollout would stop that a
+// PodDisruptionBudget holds, and says so in the status.
+func holdForBudgets(d *RolloutDecision, ns string, held map[Key]string) {
+	var by []string
+	for name := range d.Stop {
+		if b, ok := held[Key{ns, name}]; ok {
+			delete(d.Stop, name)
+			if !slices.Contains(by, b) {
+				by = append(by, b)
+			}
+		}
+	}
+	if len(by) > 0 {
+		slices.Sort(by)
+		d.Status.Message += "; old pods held by PodDisruptionBudget " + strings.Join(by, ", ")
+	}
 }
 
 // rolloutHold says why a new pod waits.

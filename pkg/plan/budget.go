@@ -1,0 +1,189 @@
+package plan
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Budget is a PodDisruptionBudget as DisruptionsAllowed needs it.
+type Budget struct {
+	Namespace, Name string
+	// MinAvailable or MaxUnavailable (one of them; a count or a
+	// percentage).
+	MinAvailable, MaxUnavailable *intstr.IntOrString
+	// Expected is how many pods the budget's workloads ask for (the sum
+	// of their replicas, as Kubernetes takes the scale of the pods'
+	// controllers); 0 counts the pods given.
+	Expected int
+}
+
+// BudgetPod is one pod a budget selects, as gossip reports it.
+type BudgetPod struct {
+	Name  string
+	Ready bool
+}
+
+// DisruptionsAllowed is how many of the pods a budget selects may be
+// disrupted now, as Kubernetes computes status.disruptionsAllowed:
+// currentHealthy is the ready pods; desiredHealthy is minAvailable (a
+// percentage of the expected pods, rounded up) or the expected pods less
+// maxUnavailable (a percentage rounded up); allowed is currentHealthy −
+// desiredHealthy, at least 0. A budget with neither bound allows none
+// when it selects pods (maxUnavailable 0 would allow none; minAvailable
+// 0 is spelt out).
+func DisruptionsAllowed(b Budget, pods []BudgetPod) int {
+	expected := b.Expected
+	if expected <= 0 {
+		expected = len(pods)
+	}
+	healthy := 0
+	for _, p := range pods {
+		if p.Ready {
+			healthy++
+		}
+	}
+	var desired int
+	switch {
+	case b.MinAvailable != nil:
+		n, err := intstr.GetScaledValueFromIntOrPercent(b.MinAvailable, expected, true)
+		if err != nil {
+			return 0
+		}
+		desired = n
+	case b.MaxUnavailable != nil:
+		n, err := intstr.GetScaledValueFromIntOrPercent(b.MaxUnavailable, expected, true)
+		if err != nil {
+			return 0
+		}
+		desired = max(0, expected-n)
+	default:
+		desired = expected
+	}
+	return max(0, healthy-desired)
+}
+
+// budgetSpec is a PodDisruptionBudget of the revision with its selector.
+type budgetSpec struct {
+	Budget
+	selector labels.Selector
+	// workloads are "Kind/name" of the workloads whose pod template the
+	// selector matches, in the revision's fixed order.
+	workloads []string
+}
+
+// budgetSpecs are the revision's PodDisruptionBudgets, each with the
+// workloads it selects: a budget selects a workload's pods when its
+// selector matches the workload's pod template labels (gossip reports a
+// pod's workload, not its labels). Budgets with a selector that does not
+// parse or selects nothing are left out.
+func budgetSpecs(objects []runtime.Object, specs []rolloutSpec) []budgetSpec {
+	type tmpl struct {
+		ns, workload string
+		labels       labels.Set
+		replicas     int
+	}
+	var tmpls []tmpl
+	for _, o := range objects {
+		var t *corev1.PodTemplateSpec
+		var ns, w string
+		r := 0
+		switch o := o.(type) {
+		case *appsv1.Deployment:
+			t, ns, w, r = &o.Spec.Template, o.Namespace, "Deployment/"+o.Name, replicas(o.Spec.Replicas)
+		case *appsv1.ReplicaSet:
+			t, ns, w, r = &o.Spec.Template, o.Namespace, "ReplicaSet/"+o.Name, replicas(o.Spec.Replicas)
+		case *corev1.ReplicationController:
+			t, ns, w, r = o.Spec.Template, o.Namespace, "ReplicationController/"+o.Name, replicas(o.Spec.Replicas)
+		case *appsv1.DaemonSet:
+			t, ns, w = &o.Spec.Template, o.Namespace, "DaemonSet/"+o.Name
+		case *appsv1.StatefulSet:
+			t, ns, w, r = &o.Spec.Template, o.Namespace, "StatefulSet/"+o.Name, replicas(o.Spec.Replicas)
+		}
+		if t != nil {
+			tmpls = append(tmpls, tmpl{ns, w, labels.Set(t.Labels), r})
+		}
+	}
+	order := map[string]int{}
+	for i, s := range specs {
+		order[s.namespace+"/"+s.workload()] = i
+	}
+	var out []budgetSpec
+	for _, o := range objects {
+		pdb, ok := o.(*policyv1.PodDisruptionBudget)
+		if !ok || pdb.Spec.Selector == nil {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil || sel.Empty() {
+			continue
+		}
+		b := budgetSpec{Budget: Budget{Namespace: pdb.Namespace, Name: pdb.Name,
+			MinAvailable: pdb.Spec.MinAvailable, MaxUnavailable: pdb.Spec.MaxUnavailable}, selector: sel}
+		daemon := false
+		for _, t := range tmpls {
+			if t.ns == pdb.Namespace && sel.Matches(t.labels) {
+				b.workloads = append(b.workloads, t.workload)
+				b.Expected += t.replicas
+				daemon = daemon || strings.HasPrefix(t.workload, "DaemonSet/")
+			}
+		}
+		if daemon {
+			// A DaemonSet asks for a pod per node: count the pods.
+			b.Expected = 0
+		}
+		if len(b.workloads) == 0 {
+			continue
+		}
+		slices.SortFunc(b.workloads, func(x, y string) int {
+			return cmp.Compare(order[b.Namespace+"/"+x], order[b.Namespace+"/"+y])
+		})
+		out = append(out, b)
+	}
+	return out
+}
+
+// budgetHolds are the old pods that budgets keep running, keyed by
+// namespace and pod name, each with the budget that keeps it. For each
+// budget, its Ready old pods are put in one fixed order (its workloads in
+// the revision's order, each's in stop order); the first allowed of them
+// may stop, the others are held. A pod several budgets select is held by
+// any that holds it. Unready pods are not protected and take no place in
+// the order.
+func budgetHolds(budgets []budgetSpec, specs []rolloutSpec, pods func(ns, workload string) []RolloutPod) map[Key]string {
+	hash := map[string]string{}
+	for _, s := range specs {
+		hash[s.namespace+"/"+s.workload()] = s.hash
+	}
+	held := map[Key]string{}
+	for _, b := range budgets {
+		var all []BudgetPod
+		var old []*RolloutPod
+		for _, w := range b.workloads {
+			h, ok := hash[b.Namespace+"/"+w]
+			var wold []*RolloutPod
+			for _, p := range pods(b.Namespace, w) {
+				ready := p.Ready && !p.Unknown
+				all = append(all, BudgetPod{Name: p.Name, Ready: ready})
+				if ok && ready && p.TemplateHash != h {
+					wold = append(wold, &p)
+				}
+			}
+			sortStopOrder(wold)
+			old = append(old, wold...)
+		}
+		allowed := DisruptionsAllowed(b.Budget, all)
+		for _, p := range old[min(allowed, len(old)):] {
+			held[Key{b.Namespace, p.Name}] = b.Name
+		}
+	}
+	return held
+}

@@ -1,0 +1,229 @@
+package plan
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+func readyPods(ready, unready int) []BudgetPod {
+	var ps []BudgetPod
+	for i := range ready + unready {
+		ps = append(ps, BudgetPod{Name: fmt.Sprintf("p-%d", i), Ready: i < ready})
+	}
+	return ps
+}
+
+func TestDisruptionsAllowed(t *testing.T) {
+	n := func(v int) *intstr.IntOrString { x := intstr.FromInt32(int32(v)); return &x }
+	pct := func(s string) *intstr.IntOrString { x := intstr.FromString(s); return &x }
+	for _, c := range []struct {
+		name string
+		b    Budget
+		pods []BudgetPod
+		want int
+	}{
+		{"minAvailable count, all ready", Budget{MinAvailable: n(2)}, readyPods(3, 0), 1},
+		{"minAvailable count, one unready", Budget{MinAvailable: n(2)}, readyPods(2, 1), 0},
+		{"minAvailable above healthy", Budget{MinAvailable: n(5)}, readyPods(3, 0), 0},
+		{"minAvailable 0", Budget{MinAvailable: n(0)}, readyPods(3, 0), 3},
+		{"minAvailable percent rounds up", Budget{MinAvailable: pct("50%")}, readyPods(3, 0), 1},
+		{"minAvailable 100%", Budget{MinAvailable: pct("100%")}, readyPods(4, 0), 0},
+		{"minAvailable percent of expected", Budget{MinAvailable: pct("50%"), Expected: 6}, readyPods(4, 0), 1},
+		{"maxUnavailable count", Budget{MaxUnavailable: n(1)}, readyPods(3, 0), 1},
+		{"maxUnavailable count, one unready", Budget{MaxUnavailable: n(1)}, readyPods(2, 1), 0},
+		{"maxUnavailable of expected replicas", Budget{MaxUnavailable: n(1), Expected: 3}, readyPods(4, 0), 2},
+		{"maxUnavailable percent rounds up", Budget{MaxUnavailable: pct("30%")}, readyPods(4, 0), 2},
+		{"maxUnavailable 0", Budget{MaxUnavailable: n(0)}, readyPods(3, 0), 0},
+		{"no pods", Budget{MinAvailable: n(1)}, nil, 0},
+		{"no pods, maxUnavailable", Budget{MaxUnavailable: n(1)}, nil, 0},
+		{"no pods expected", Budget{MaxUnavailable: n(1), Expected: 2}, nil, 0},
+		{"no bound", Budget{}, readyPods(3, 0), 0},
+	} {
+		if got := DisruptionsAllowed(c.b, c.pods); got != c.want {
+			t.Errorf("%s: %d disruptions allowed, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func budget(name string, mod func(*policyv1.PodDisruptionBudget)) *policyv1.PodDisruptionBudget {
+	b := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec: policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
+	mod(b)
+	return b
+}
+
+// budgetSimPod is a pod of simulateOneNode's one-node cluster.
+type budgetSimPod struct {
+	hash  string
+	ready bool
+}
+
+// simulateOneNode rolls a Deployment of one node from v1 to v2 through
+// Rollouts, one decision a step: a new pod started in a step is ready
+// from the next, an old pod left out of the share stops. It returns, for
+// each step, the ready pods left after the decision acted, and the step
+// the rollout completed at (-1 if it did not within steps).
+func simulateOneNode(t *testing.T, v1, v2 []runtime.Object, steps int) (readyAfter []int, done int) {
+	t.Helper()
+	nodes := []Node{{Name: "a", Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30, Pods: 110}}}
+	cidr := DefaultServiceCIDR
+	old := NodePods(v1, nodes, "a", "r1", cidr, nil)
+	retained := map[Key]*DesiredPod{}
+	pods := map[Key]budgetSimPod{}
+	for k, d := range old.Pods {
+		retained[k] = d
+		pods[k] = budgetSimPod{d.TemplateHash, true}
+	}
+	now := rt0
+	for step := range steps {
+		now = now.Add(time.Second)
+		view := RolloutView{Started: rt0}
+		running := map[Key]bool{}
+		for k, p := range pods {
+			running[k] = true
+			view.Pods = append(view.Pods, ClusterPod{Namespace: "default", Workload: "Deployment/web",
+				RolloutPod: RolloutPod{Name: k.Name, Node: "a", TemplateHash: p.hash, Ready: p.ready, ReadySince: rt0}})
+		}
+		share := NodePods(v2, nodes, "a", "r2", cidr, running)
+		r := Rollouts(v2, share, retained, "a", view, now)
+		if r.Workloads[0].Health == HealthHealthy {
+			return readyAfter, step
+		}
+		next := map[Key]budgetSimPod{}
+		ready := 0
+		for k, d := range r.Share.Pods {
+			if d.Hold != "" {
+				continue
+			}
+			p, ok := pods[k]
+			if !ok {
+				p = budgetSimPod{d.TemplateHash, false}
+			} else if p.ready {
+				ready++
+			}
+			next[k] = p
+		}
+		readyAfter = append(readyAfter, ready)
+		// Pods started in this step are ready from the next.
+		for k, p := range next {
+			p.ready = true
+			next[k] = p
+		}
+		pods = next
+	}
+	return readyAfter, -1
+}
+
+// A budget of minAvailable = replicas holds every old pod until a new one
+// is ready: the rollout proceeds on its surge alone, never below the
+// replicas ready, one pod a step.
+func TestRolloutsBudgetMinAvailableAllHoldsOldPods(t *testing.T) {
+	three := intstr.FromInt32(3)
+	pdb := budget("web", func(b *policyv1.PodDisruptionBudget) { b.Spec.MinAvailable = &three })
+	v1 := []runtime.Object{rollingDeployment("web", "web:1", 3), pdb}
+	v2 := []runtime.Object{rollingDeployment("web", "web:2", 3), pdb}
+	ready, done := simulateOneNode(t, v1, v2, 20)
+	if done < 0 {
+		t.Fatalf("rollout did not complete; ready pods by step %v", ready)
+	}
+	for i, n := range ready {
+		if n < 3 {
+			t.Errorf("step %d: %d pods ready, the budget wants 3 (%v)", i, n, ready)
+		}
+	}
+	// Without the budget, maxUnavailable 1 lets it go below 3.
+	free, _ := simulateOneNode(t, v1[:1], v2[:1], 20)
+	t.Logf("ready pods by step: %v with the budget (done at step %d), %v without", ready, done, free)
+	if !containsBelow(free, 3) {
+		t.Errorf("without the budget, ready pods by step %v: never below 3, so the budget test proves nothing", free)
+	}
+}
+
+func containsBelow(xs []int, n int) bool {
+	for _, x := range xs {
+		if x < n {
+			return true
+		}
+	}
+	return false
+}
+
+// A budget of maxUnavailable 1 paces a rollout whose own maxUnavailable
+// is larger: at most one pod below the replicas at any step.
+func TestRolloutsBudgetMaxUnavailablePaces(t *testing.T) {
+	one := intstr.FromInt32(1)
+	pdb := budget("web", func(b *policyv1.PodDisruptionBudget) { b.Spec.MaxUnavailable = &one })
+	wide := func(d *appsv1.Deployment) {
+		zero, three := intstr.FromInt32(0), intstr.FromInt32(3)
+		d.Spec.Strategy.RollingUpdate.MaxSurge = &zero
+		d.Spec.Strategy.RollingUpdate.MaxUnavailable = &three
+	}
+	v1 := []runtime.Object{rollingDeployment("web", "web:1", 4, wide), pdb}
+	v2 := []runtime.Object{rollingDeployment("web", "web:2", 4, wide), pdb}
+	ready, done := simulateOneNode(t, v1, v2, 20)
+	if done < 0 {
+		t.Fatalf("rollout did not complete; ready pods by step %v", ready)
+	}
+	for i, n := range ready {
+		if n < 3 {
+			t.Errorf("step %d: %d pods ready, the budget allows at most 1 unavailable of 4 (%v)", i, n, ready)
+		}
+	}
+	free, _ := simulateOneNode(t, v1[:1], v2[:1], 20)
+	t.Logf("ready pods by step: %v with the budget (done at step %d), %v without", ready, done, free)
+	if !containsBelow(free, 3) {
+		t.Errorf("without the budget, ready pods by step %v: never below 3, so the budget test proves nothing", free)
+	}
+}
+
+// The status says which budget holds old pods, and an unready old pod is
+// not protected.
+func TestRolloutsBudgetStatusAndUnreadyPods(t *testing.T) {
+	three := intstr.FromInt32(3)
+	pdb := budget("web-pdb", func(b *policyv1.PodDisruptionBudget) { b.Spec.MinAvailable = &three })
+	nodes := []Node{{Name: "a", Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30, Pods: 110}}}
+	v1 := []runtime.Object{rollingDeployment("web", "web:1", 3), pdb}
+	v2 := []runtime.Object{rollingDeployment("web", "web:2", 3), pdb}
+	old := NodePods(v1, nodes, "a", "r1", DefaultServiceCIDR, nil)
+	retained := map[Key]*DesiredPod{}
+	view := RolloutView{Started: rt0}
+	running := map[Key]bool{}
+	unready := ""
+	for k, d := range old.Pods {
+		retained[k] = d
+		running[k] = true
+		ready := unready != ""
+		if !ready {
+			unready = k.Name
+		}
+		view.Pods = append(view.Pods, ClusterPod{Namespace: "default", Workload: "Deployment/web",
+			RolloutPod: RolloutPod{Name: k.Name, Node: "a", TemplateHash: d.TemplateHash, Ready: ready, ReadySince: rt0}})
+	}
+	share := NodePods(v2, nodes, "a", "r2", DefaultServiceCIDR, running)
+	r := Rollouts(v2, share, retained, "a", view, rt0.Add(time.Second))
+	kept := map[string]bool{}
+	for k, d := range r.Share.Pods {
+		if d.Revision == "r1" {
+			kept[k.Name] = true
+		}
+	}
+	// Two ready old pods of 3 wanted: the budget allows no disruption of
+	// a ready pod; the rollout's stop of one old pod goes ahead only if
+	// it is the unready one.
+	for k := range old.Pods {
+		if k.Name != unready && !kept[k.Name] {
+			t.Errorf("ready old pod %s stopped while the budget allows no disruption", k.Name)
+		}
+	}
+	if len(kept) == 3 && !strings.Contains(r.Workloads[0].Message, "PodDisruptionBudget web-pdb") {
+		t.Errorf("status %q does not name the budget holding the old pods", r.Workloads[0].Message)
+	}
+}
