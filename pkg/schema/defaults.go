@@ -117,7 +117,7 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 			o.Spec.FailedJobsHistoryLimit = ptr(int32(1))
 		}
 	case *policyv1.PodDisruptionBudget:
-		notes = append(notes, defaultNote{"spec", "gitorch validates PodDisruptionBudgets but does not honour them yet: rollouts keep their own maxUnavailable, node leave moves pods make-before-break"})
+		notes = append(notes, defaultNote{"spec", "rollouts of Deployments, ReplicaSets, ReplicationControllers and DaemonSets honour this budget; StatefulSet rollouts and node leave do not yet"})
 	case *corev1.Service:
 		if o.Spec.Type == "" {
 			o.Spec.Type = corev1.ServiceTypeClusterIP

@@ -66,7 +66,7 @@ func TestDeploymentGetsItsProgressDeadline(t *testing.T) {
 }
 
 // A CronJob is run (docs/jobs.md) and needs no note; a PodDisruptionBudget
-// is validated and not honoured yet, which its note says.
+// is validated, and its note says what does not honour it yet.
 func TestCronJobAndPodDisruptionBudgetAreValidatedWithANote(t *testing.T) {
 	res := load(t, map[string]string{"c.yaml": `apiVersion: batch/v1
 kind: CronJob
@@ -88,7 +88,7 @@ spec:
   selector: {matchLabels: {app: web}}
 `})
 	expect(t, res,
-		"PodDisruptionBudget/default/web: spec: warning: gitorch validates PodDisruptionBudgets but does not honour them yet")
+		"PodDisruptionBudget/default/web: spec: warning: rollouts of Deployments, ReplicaSets, ReplicationControllers and DaemonSets honour this budget; StatefulSet rollouts and node leave do not yet")
 	if len(res.Objects) != 2 {
 		t.Fatalf("%d objects, want 2", len(res.Objects))
 	}
