@@ -267,3 +267,61 @@ func TestFakeClusterRestartMidRolloutKeepsOldPods(t *testing.T) {
 		}
 	}
 }
+
+const webBudget = `apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: web}}
+`
+
+// A Deployment allowed 3 unavailable pods by its strategy rolls within its
+// PodDisruptionBudget of maxUnavailable 1: at every step at least 5 of the
+// 6 pods ready, over three agents.
+func TestFakeClusterRollingUpdateKeepsItsDisruptionBudget(t *testing.T) {
+	wide := func(image string) string {
+		return strings.Replace(fmt.Sprintf(rollingWeb, 600, image),
+			"{maxSurge: 1, maxUnavailable: 1}", "{maxSurge: 0, maxUnavailable: 3}", 1)
+	}
+	c := newFakeCluster(t, "n1", "n2", "n3")
+	r := &readiness{ready: map[string]bool{}}
+	for _, n := range c.nodes {
+		n.rt.SetExec(r.exec)
+	}
+	c.src.commit(map[string]string{"web.yaml": wide("busybox:1.36"), "pdb.yaml": webBudget})
+	for _, name := range []string{"n1", "n2", "n3"} {
+		c.start(name)
+	}
+	waitFor(t, "6 ready pods", func() bool {
+		c.clk.Advance(time.Second)
+		_, ready, _ := c.sample(r, c.hashOf("n1"))
+		return ready == 6
+	})
+	commit := c.src.commit(map[string]string{"web.yaml": wide("busybox:1.37"), "pdb.yaml": webBudget})
+	for _, n := range c.nodes {
+		n.ag.Sync()
+	}
+	for _, n := range c.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := n.ag.WaitRevision(ctx, commit); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	hash := c.hashOf("n1")
+	for step := 0; ; step++ {
+		if step > 400 {
+			t.Fatal("the rollout did not complete in 400 steps")
+		}
+		_, ready, done := c.sample(r, hash)
+		if ready < 5 {
+			t.Fatalf("step %d: %d pods ready, fewer than the budget's 6 − maxUnavailable 1", step, ready)
+		}
+		if done {
+			break
+		}
+		c.clk.Advance(500 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
