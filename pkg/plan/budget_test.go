@@ -193,37 +193,37 @@ func TestRolloutsBudgetStatusAndUnreadyPods(t *testing.T) {
 	v1 := []runtime.Object{rollingDeployment("web", "web:1", 3), pdb}
 	v2 := []runtime.Object{rollingDeployment("web", "web:2", 3), pdb}
 	old := NodePods(v1, nodes, "a", "r1", DefaultServiceCIDR, nil)
-	retained := map[Key]*DesiredPod{}
-	view := RolloutView{Started: rt0}
-	running := map[Key]bool{}
-	unready := ""
-	for k, d := range old.Pods {
-		retained[k] = d
-		running[k] = true
-		ready := unready != ""
-		if !ready {
-			unready = k.Name
+	// The rollout (3 replicas, maxUnavailable 1) would stop the old pod
+	// of the highest ordinal; the budget allows no disruption of the two
+	// ready ones.
+	for _, c := range []struct {
+		unready  int
+		stopped  int // ordinal of the old pod that stops, -1 for none
+		messaged bool
+	}{
+		{unready: 0, stopped: -1, messaged: true},
+		{unready: 2, stopped: 2, messaged: false},
+	} {
+		retained := map[Key]*DesiredPod{}
+		view := RolloutView{Started: rt0}
+		running := map[Key]bool{}
+		for k, d := range old.Pods {
+			retained[k] = d
+			running[k] = true
+			view.Pods = append(view.Pods, ClusterPod{Namespace: "default", Workload: "Deployment/web",
+				RolloutPod: RolloutPod{Name: k.Name, Node: "a", TemplateHash: d.TemplateHash, Ready: ordinalOf(k.Name) != c.unready, ReadySince: rt0}})
 		}
-		view.Pods = append(view.Pods, ClusterPod{Namespace: "default", Workload: "Deployment/web",
-			RolloutPod: RolloutPod{Name: k.Name, Node: "a", TemplateHash: d.TemplateHash, Ready: ready, ReadySince: rt0}})
-	}
-	share := NodePods(v2, nodes, "a", "r2", DefaultServiceCIDR, running)
-	r := Rollouts(v2, share, retained, "a", view, rt0.Add(time.Second))
-	kept := map[string]bool{}
-	for k, d := range r.Share.Pods {
-		if d.Revision == "r1" {
-			kept[k.Name] = true
+		share := NodePods(v2, nodes, "a", "r2", DefaultServiceCIDR, running)
+		r := Rollouts(v2, share, retained, "a", view, rt0.Add(time.Second))
+		for k := range old.Pods {
+			d := r.Share.Pods[k]
+			kept := d != nil && d.Revision == "r1"
+			if want := ordinalOf(k.Name) != c.stopped; kept != want {
+				t.Errorf("unready old pod %d: old pod %s kept %v, want %v", c.unready, k.Name, kept, want)
+			}
 		}
-	}
-	// Two ready old pods of 3 wanted: the budget allows no disruption of
-	// a ready pod; the rollout's stop of one old pod goes ahead only if
-	// it is the unready one.
-	for k := range old.Pods {
-		if k.Name != unready && !kept[k.Name] {
-			t.Errorf("ready old pod %s stopped while the budget allows no disruption", k.Name)
+		if got := strings.Contains(r.Workloads[0].Message, "PodDisruptionBudget web-pdb"); got != c.messaged {
+			t.Errorf("unready old pod %d: status %q names the budget: %v, want %v", c.unready, r.Workloads[0].Message, got, c.messaged)
 		}
-	}
-	if len(kept) == 3 && !strings.Contains(r.Workloads[0].Message, "PodDisruptionBudget web-pdb") {
-		t.Errorf("status %q does not name the budget holding the old pods", r.Workloads[0].Message)
 	}
 }
