@@ -170,11 +170,13 @@ func budgetHolds(budgets []budgetSpec, specs []rolloutSpec, pods func(ns, worklo
 		for _, w := range b.workloads {
 			h, ok := hash[b.Namespace+"/"+w]
 			var wold []*RolloutPod
-			for _, p := range pods(b.Namespace, w) {
+			ps := pods(b.Namespace, w)
+			for i := range ps {
+				p := &ps[i]
 				ready := p.Ready && !p.Unknown
 				all = append(all, BudgetPod{Name: p.Name, Ready: ready})
 				if ok && ready && p.TemplateHash != h {
-					wold = append(wold, &p)
+					wold = append(wold, p)
 				}
 			}
 			sortStopOrder(wold)
