@@ -12,9 +12,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -212,6 +216,9 @@ func (c *Containerd) stop(t testing.TB) {
 		t.Errorf("unmount under %s: %v", c.Dir, err)
 	}
 	for _, ns := range append(used, c.Namespace) {
+		if pids := killCgroupProcs(ns); len(pids) > 0 {
+			t.Logf("killed processes %v left in the cgroups of containerd namespace %s (a container whose shim was gone)", pids, ns)
+		}
 		RemoveCgroups(ns)
 	}
 	// A task made without the daemon's RuncRoot left its state in the
@@ -269,9 +276,68 @@ func RemoveCgroups(ns string) {
 	if ns == "" {
 		return
 	}
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", ns))
-	dirs = append(dirs, filepath.Join("/sys/fs/cgroup", ns))
-	for _, d := range dirs {
-		_ = syscall.Rmdir(d) // only an empty cgroup goes
+	for _, d := range cgroupDirs(ns) {
+		var sub []string
+		_ = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				sub = append(sub, p)
+			}
+			return nil
+		})
+		// Deepest first; only an empty cgroup goes.
+		slices.SortFunc(sub, func(a, b string) int { return len(b) - len(a) })
+		for _, p := range sub {
+			_ = syscall.Rmdir(p)
+		}
 	}
+}
+
+// cgroupDirs are the cgroups of the containerd namespace ns, in every
+// hierarchy (v1 and v2).
+func cgroupDirs(ns string) []string {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", ns))
+	if d := filepath.Join("/sys/fs/cgroup", ns); exists(d) {
+		dirs = append(dirs, d)
+	}
+	return dirs
+}
+
+// killCgroupProcs kills the processes still in the cgroups of the
+// containerd namespace ns once its containerd has stopped: a container
+// whose shim went away before its task was killed keeps running,
+// orphaned, and only its cgroup still names it. It returns their pids,
+// after they are gone (or 5 s).
+func killCgroupProcs(ns string) []int {
+	if ns == "" {
+		return nil
+	}
+	var pids []int
+	for _, d := range cgroupDirs(ns) {
+		_ = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() || e.Name() != "cgroup.procs" {
+				return nil
+			}
+			data, _ := os.ReadFile(p)
+			for _, f := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() && !slices.Contains(pids, pid) {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+					pids = append(pids, pid)
+				}
+			}
+			return nil
+		})
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		alive := false
+		for _, pid := range pids {
+			if syscall.Kill(pid, 0) == nil {
+				alive = true
+			}
+		}
+		if !alive {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return pids
 }
