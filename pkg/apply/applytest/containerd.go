@@ -190,11 +190,15 @@ func (c *Containerd) stop(t testing.TB) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if nss, err := c.Client.NamespaceService().List(ctx); err == nil {
 			used = nss
-			for _, ns := range nss {
-				killAll(namespaces.WithNamespace(ctx, ns), c.Client)
-			}
 		}
 		cancel()
+		// Each namespace has a time of its own, so that one slow to
+		// clean does not leave the others' tasks running.
+		for _, ns := range used {
+			ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 30*time.Second)
+			killAll(ctx, c.Client)
+			cancel()
+		}
 		c.Client.Close()
 	}
 	if c.cmd != nil && c.cmd.Process != nil {
@@ -211,6 +215,13 @@ func (c *Containerd) stop(t testing.TB) {
 	// that the leak check reports only those that stay.
 	for deadline := time.Now().Add(10 * time.Second); len(processesNaming(c.Dir)) > 0 && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
+	}
+	// A shim whose task containerd could not delete in time stays with
+	// its container after containerd is gone: kill both (the containers
+	// below, by their cgroups) and say so.
+	for _, pid := range processesNaming(c.Dir) {
+		t.Logf("killed process %d left after containerd stopped: %s", pid, cmdline(pid))
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	if err := UnmountUnder(c.Dir); err != nil {
 		t.Errorf("unmount under %s: %v", c.Dir, err)
@@ -240,19 +251,36 @@ func killAll(ctx context.Context, cl *client.Client) {
 	if err != nil {
 		return
 	}
+	// Kill every task first, then wait for each and delete it: waiting
+	// for one before killing the next could use up ctx on a slow one.
+	type killed struct {
+		ctr  client.Container
+		task client.Task
+		exit <-chan client.ExitStatus
+	}
+	var ks []killed
 	for _, ctr := range ctrs {
+		k := killed{ctr: ctr}
 		if task, err := ctr.Task(ctx, nil); err == nil {
-			if ch, err := task.Wait(ctx); err == nil {
-				if task.Kill(ctx, syscall.SIGKILL) == nil {
-					select {
-					case <-ch:
-					case <-time.After(10 * time.Second):
-					}
-				}
+			k.task = task
+			if ch, err := task.Wait(ctx); err == nil && task.Kill(ctx, syscall.SIGKILL) == nil {
+				k.exit = ch
 			}
-			_, _ = task.Delete(ctx, client.WithProcessKill)
 		}
-		_ = ctr.Delete(ctx, client.WithSnapshotCleanup)
+		ks = append(ks, k)
+	}
+	for _, k := range ks {
+		if k.exit != nil {
+			select {
+			case <-k.exit:
+			case <-time.After(10 * time.Second):
+			case <-ctx.Done():
+			}
+		}
+		if k.task != nil {
+			_, _ = k.task.Delete(ctx, client.WithProcessKill)
+		}
+		_ = k.ctr.Delete(ctx, client.WithSnapshotCleanup)
 	}
 }
 
