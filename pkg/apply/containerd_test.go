@@ -1,13 +1,9 @@
 package apply_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +14,6 @@ import (
 
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
-	"github.com/gitorch/gitorch/pkg/apply/nsfile"
 )
 
 // newNode makes a node for the test, with the busybox image.
@@ -81,36 +76,6 @@ func findPod(t *testing.T, rt apply.Runtime, namespace, name string) (apply.PodS
 	return apply.PodStatus{}, false
 }
 
-// httpGetInNetNS dials addr from inside the network namespace at nsPath
-// and GETs path over that connection.
-func httpGetInNetNS(nsPath, addr, path string) ([]byte, error) {
-	var conn net.Conn
-	if err := nsfile.Do(nsPath, func() (err error) {
-		conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr); err != nil {
-		return nil, err
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return body, fmt.Errorf("status %s, body %q", resp.Status, body)
-	}
-	return body, nil
-}
-
 func TestPodContainersShareNetworkIPCAndUTS(t *testing.T) {
 	n := newNode(t)
 	ctx := context.Background()
@@ -151,7 +116,7 @@ func TestPodContainersShareNetworkIPCAndUTS(t *testing.T) {
 	// The pod's IP answers from the bridge side. The connection is made
 	// on the thread inside the test's namespace (http.Client would dial
 	// from another goroutine, outside it).
-	body, err := httpGetInNetNS(n.NetNS, net.JoinHostPort(st.IP.String(), "8080"), "/")
+	body, err := applytest.HTTPGetInNetNS(n.NetNS, net.JoinHostPort(st.IP.String(), "8080"), "/", 5*time.Second, 10*time.Second)
 	if err != nil {
 		t.Fatalf("GET pod IP from the bridge side: %v", err)
 	}

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"github.com/gitorch/gitorch/internal/testenv"
 	"github.com/gitorch/gitorch/pkg/apply"
 	"github.com/gitorch/gitorch/pkg/apply/applytest"
-	"github.com/gitorch/gitorch/pkg/apply/nsfile"
 )
 
 // TestImagesRun builds both images, imports them into a containerd of the
@@ -100,29 +97,16 @@ func poll(get func() (map[string]string, error), ok func(map[string]string) bool
 	}
 }
 
-// getJSON GETs path of addr from inside the network namespace nsPath (on
-// the thread that is inside it) and decodes the JSON reply.
+// getJSON GETs path of addr from inside the network namespace nsPath
+// and decodes the JSON reply.
 func getJSON(nsPath, addr, path string) (map[string]string, error) {
-	var conn net.Conn
-	if err := nsfile.Do(nsPath, func() (err error) {
-		conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr); err != nil {
-		return nil, err
-	}
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
+	body, err := applytest.HTTPGetInNetNS(nsPath, addr, path, 5*time.Second, 10*time.Second)
 	var m map[string]string
-	if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: %w", res.Status, err)
+	if jerr := json.Unmarshal(body, &m); jerr != nil {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("GET %s: %w", path, jerr)
 	}
 	return m, nil
 }

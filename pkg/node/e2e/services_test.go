@@ -265,26 +265,9 @@ func getWho(netns string, addr netip.AddrPort) (name, client string, err error) 
 // get is GET path of the HTTP server at addr, from inside netns, on a
 // connection of its own: the body, trimmed.
 func get(netns string, addr netip.AddrPort, path string) (string, error) {
-	conn, err := dialIn(netns, addr, 2*time.Second)
+	b, err := applytest.HTTPGetInNetNS(netns, addr.String(), path, 2*time.Second, 5*time.Second)
 	if err != nil {
 		return "", err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr); err != nil {
-		return "", err
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return strings.TrimSpace(string(b)), nil
 }
