@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -125,17 +124,17 @@ without a key; the file decrypts with the sops tool too.`,
 			}
 			rules := secrets.SecretRules
 			if len(recipients) == 0 {
-				rule, from, err := findCreationRule(path)
+				rule, from, err := secrets.FindCreationRule(path)
 				if err != nil {
 					return err
 				}
 				if rule == nil {
 					return usageError(errors.New("no --recipient, and no .sops.yaml creation rule with age recipients matches " + path))
 				}
-				if recipients = rule.recipients(); len(recipients) == 0 {
+				if recipients = rule.Recipients(); len(recipients) == 0 {
 					return fmt.Errorf("the creation rule of %s that matches %s has no age recipients", from, path)
 				}
-				if r := rule.rules(); r != (secrets.Rules{}) {
+				if r := rule.Rules(); r != (secrets.Rules{}) {
 					rules = r
 				}
 				fmt.Fprintf(a.stderr, "recipients from %s: %s\n", from, strings.Join(recipients, ", "))
@@ -257,95 +256,6 @@ func writeInPlace(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-// creationRule is one rule of a .sops.yaml, the fields gitorch reads.
-type creationRule struct {
-	PathRegex         string `yaml:"path_regex"`
-	Age               any    `yaml:"age"` // "a,b" or a list
-	EncryptedRegex    string `yaml:"encrypted_regex"`
-	UnencryptedRegex  string `yaml:"unencrypted_regex"`
-	EncryptedSuffix   string `yaml:"encrypted_suffix"`
-	UnencryptedSuffix string `yaml:"unencrypted_suffix"`
-	MACOnlyEncrypted  bool   `yaml:"mac_only_encrypted"`
-	KeyGroups         []struct {
-		Age []string `yaml:"age"`
-	} `yaml:"key_groups"`
-}
-
-func (r *creationRule) recipients() []string {
-	var out []string
-	add := func(s string) {
-		for _, p := range strings.Split(s, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	}
-	switch v := r.Age.(type) {
-	case string:
-		add(v)
-	case []any:
-		for _, e := range v {
-			if s, ok := e.(string); ok {
-				add(s)
-			}
-		}
-	}
-	for _, g := range r.KeyGroups {
-		for _, s := range g.Age {
-			add(s)
-		}
-	}
-	return out
-}
-
-func (r *creationRule) rules() secrets.Rules {
-	return secrets.Rules{EncryptedRegex: r.EncryptedRegex, UnencryptedRegex: r.UnencryptedRegex,
-		EncryptedSuffix: r.EncryptedSuffix, UnencryptedSuffix: r.UnencryptedSuffix, MACOnlyEncrypted: r.MACOnlyEncrypted}
-}
-
-// findCreationRule finds the nearest .sops.yaml above path and the first
-// of its creation rules whose path_regex matches path relative to that
-// file's directory (the first match wins, as in sops).
-func findCreationRule(path string) (*creationRule, string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, "", err
-	}
-	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
-		conf := filepath.Join(dir, ".sops.yaml")
-		b, err := os.ReadFile(conf)
-		if err == nil {
-			var c struct {
-				CreationRules []creationRule `yaml:"creation_rules"`
-			}
-			if err := yaml.Unmarshal(b, &c); err != nil {
-				return nil, conf, fmt.Errorf("%s: %w", conf, err)
-			}
-			rel, _ := filepath.Rel(dir, abs)
-			rel = filepath.ToSlash(rel)
-			for i := range c.CreationRules {
-				r := &c.CreationRules[i]
-				if r.PathRegex != "" {
-					re, err := regexp.Compile(r.PathRegex)
-					if err != nil {
-						return nil, conf, fmt.Errorf("%s: creation_rules[%d].path_regex: %w", conf, i, err)
-					}
-					if !re.MatchString(rel) {
-						continue
-					}
-				}
-				return r, conf, nil
-			}
-			return nil, conf, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, conf, err
-		}
-		if dir == filepath.Dir(dir) {
-			return nil, "", nil
-		}
-	}
 }
 
 // usageArgs makes the errors of an argument check usage errors (exit 2).
