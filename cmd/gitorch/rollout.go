@@ -65,7 +65,7 @@ still rolling when --timeout passes; 2 for a mistake in the command line.`,
 
   # In a script, after pushing a change
   git push && gitorch sync && gitorch rollout status deploy/web --timeout 10m || gitorch rollout undo deploy/web --push`,
-		Args: exactArgs(1),
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := history.ParseRef(args[0], a.cfg.GetString("namespace"))
 			if err != nil {
@@ -175,7 +175,7 @@ has.`,
 
   # A DaemonSet of another namespace, over a longer history
   gitorch rollout history ds/agent -n kube-system --max-commits 5000`,
-		Args: rangeArgs(1, 2),
+		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, repo, err := a.rolloutRepo(args)
 			if err != nil {
@@ -231,7 +231,7 @@ when it reaches the branch the agents follow: push it yourself, or give
 
   # To the template of a given commit, pushed at once
   gitorch rollout undo deployment/web ./deploy --to-revision 4f1c0d9 --push`,
-		Args: rangeArgs(1, 2),
+		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, repo, err := a.rolloutRepo(args)
 			if err != nil {
@@ -278,22 +278,4 @@ func (a *app) rolloutRepo(args []string) (history.Ref, *history.Repo, error) {
 	}
 	repo, err := history.Open(dir)
 	return ref, repo, err
-}
-
-func exactArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageError(err)
-		}
-		return nil
-	}
-}
-
-func rangeArgs(lo, hi int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.RangeArgs(lo, hi)(cmd, args); err != nil {
-			return usageError(err)
-		}
-		return nil
-	}
 }
