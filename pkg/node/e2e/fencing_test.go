@@ -129,7 +129,13 @@ func TestStatefulSetPodNeverRunsTwice(t *testing.T) {
 	// 5 s was seen here (docs/cluster.md). 8 s is short of the default,
 	// 15 s, to keep the test quick.
 	c := NewCluster(t, Options{Args: []string{"--fence-timeout", "8s", "--rejoin-settle", "5s"}})
-	c.Commit("db", map[string]string{"db.yaml": statefulSet("db", 3, grace)})
+	// Parallel: this test is about fencing. With OrderedReady, a node
+	// that placed db-1 before the third node joined can keep reporting it
+	// Pending (held for db-0) after placement gives it to that node, which
+	// then holds it too, and neither starts it: a known fault of the
+	// ordered start, open in docs/rollouts.md.
+	sts := strings.Replace(statefulSet("db", 3, grace), "  serviceName: db\n", "  serviceName: db\n  podManagementPolicy: Parallel\n", 1)
+	c.Commit("db", map[string]string{"db.yaml": sts})
 	w := watchCopies(c, "db-")
 	defer w.Stop()
 	w.Phase("start")
