@@ -68,6 +68,9 @@ type Proxy struct {
 	// then, and after a failure (the next Sync rebuilds the table).
 	applied *plan.Ruleset
 	maps    map[string]*nftables.Set
+	// nl is the netlink connection, kept from one Sync to the next:
+	// closing a netlink socket costs the kernel milliseconds.
+	nl *nftables.Conn
 }
 
 // New returns a proxy for the table cfg names. It touches nothing until
@@ -93,8 +96,11 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// Close releases the namespace; the rules stay.
+// Close releases the netlink connection and the namespace; the rules stay.
 func (p *Proxy) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dropConn()
 	if p.nsFile != nil {
 		return p.nsFile.Close()
 	}
@@ -110,8 +116,12 @@ var (
 // 10,000 Services is tens of megabytes, and every message is acknowledged.
 const bufferSize = 1 << 28
 
+// conn is the connection of the proxy, made on first use.
 func (p *Proxy) conn() (*nftables.Conn, error) {
-	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error {
+	if p.nl != nil {
+		return p.nl, nil
+	}
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
 		raw, err := c.SyscallConn()
 		if err != nil {
 			return err
@@ -134,7 +144,21 @@ func (p *Proxy) conn() (*nftables.Conn, error) {
 	if p.nsFile != nil {
 		opts = append(opts, nftables.WithNetNSFd(int(p.nsFile.Fd())))
 	}
-	return nftables.New(opts...)
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	p.nl = c
+	return c, nil
+}
+
+// dropConn closes the connection; the next use makes a new one. After a
+// failed transaction the socket may still hold the kernel's answers to it.
+func (p *Proxy) dropConn() {
+	if p.nl != nil {
+		_ = p.nl.CloseLasting()
+		p.nl = nil
+	}
 }
 
 // Sync makes the table hold r, in one transaction: the whole table on the
@@ -158,6 +182,7 @@ func (p *Proxy) Sync(r plan.Ruleset) error {
 	}
 	if err != nil {
 		p.applied = nil
+		p.dropConn()
 		return fmt.Errorf("proxy: sync table inet %s: %w", p.cfg.Table, err)
 	}
 	p.applied = &r
@@ -176,6 +201,7 @@ func (p *Proxy) Delete() error {
 	c.DelTable(p.table)
 	p.applied = nil
 	if err := c.Flush(); err != nil {
+		p.dropConn()
 		return fmt.Errorf("proxy: delete table inet %s: %w", p.cfg.Table, err)
 	}
 	return nil
