@@ -296,6 +296,8 @@ func TestResetRemovesTheNetwork(t *testing.T) {
 	a.sync(t, "a", a.member("a"), b.member("b"))
 	nft(t, a.host.NetNS, func(c *nftables.Conn) {
 		c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: apply.ProxyTable})
+		c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: apply.ProxyTable + "-3"})
+		c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: apply.ProxyTable + "-other"})
 	})
 	dnsKind := "dummy"
 	inNS(t, a.host.NetNS, func(h *netlink.Handle) {
@@ -327,6 +329,7 @@ func TestResetRemovesTheNetwork(t *testing.T) {
 	}
 	want := []string{
 		"nftables table inet " + apply.ProxyTable,
+		"nftables table inet " + apply.ProxyTable + "-3",
 		"nftables table inet " + apply.PodNetTable,
 		fmt.Sprintf("route %s via %s", b.cidr, b.host.Addr),
 		"link " + apply.HostVeth(plan.Key{Namespace: "default", Name: "pod"}) + " (veth)",

@@ -17,13 +17,15 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/gitorch/gitorch/pkg/apply/nsfile"
+	"github.com/gitorch/gitorch/pkg/apply/proxy"
 )
 
 // resetDNSLink is the interface that holds the cluster DNS address on a
 // node (a dummy where the kernel has them).
 const resetDNSLink = "gitorch-dns"
 
-// ProxyTable is the nftables table (family inet) of the Service proxy.
+// ProxyTable is the nftables table (family inet) of the Service proxy; the
+// Services are in the tables named after it (proxy.ShardTable).
 const ProxyTable = "gitorch"
 
 // ResetConfig says where the things a gitorch node made are.
@@ -119,7 +121,7 @@ func resetTables(nsPath string, remove bool) ([]ResetItem, error) {
 	}
 	var items []ResetItem
 	for _, t := range tables {
-		if t.Name != ProxyTable && t.Name != PodNetTable {
+		if !proxy.IsTable(ProxyTable, t.Name) && t.Name != PodNetTable {
 			continue
 		}
 		items = append(items, ResetItem{"nftables table", "inet " + t.Name})

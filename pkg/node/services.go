@@ -2,10 +2,10 @@ package node
 
 import (
 	"context"
-	"reflect"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/gitorch/gitorch/pkg/clock"
 	"github.com/gitorch/gitorch/pkg/plan"
@@ -39,7 +39,8 @@ func (a *Agent) proxyLoop(ctx context.Context) {
 	if a.cfg.Proxy == nil {
 		return
 	}
-	var last *plan.Ruleset
+	var last *plan.Ruleset // written
+	var rc rulesetCache
 	lastErr := "" // logged once until it changes or a sync succeeds
 	var retry <-chan time.Time
 	var timer clock.Timer
@@ -56,15 +57,15 @@ func (a *Agent) proxyLoop(ctx context.Context) {
 		case <-retry:
 		}
 		retry = nil
-		r, services, ok := a.ruleset()
-		if !ok || last != nil && reflect.DeepEqual(*last, r) {
+		r, services, ok := a.ruleset(&rc)
+		if !ok || last != nil && last.Equal(&r) {
 			continue
 		}
 		start := a.clock.Now()
 		err := a.cfg.Proxy.Sync(r)
 		took := a.clock.Now().Sub(start)
 		a.mu.Lock()
-		a.proxy.LastSync, a.proxy.Services, a.proxy.Chains = start, services, len(r.Chains)
+		a.proxy.LastSync, a.proxy.Services, a.proxy.Chains = start, services, r.ChainCount()
 		a.proxy.LastError = ""
 		if err != nil {
 			a.proxy.LastError = err.Error()
@@ -86,31 +87,52 @@ func (a *Agent) proxyLoop(ctx context.Context) {
 			a.log.Info("service proxy synced again after failures")
 			lastErr = ""
 		}
-		a.log.Debug("service proxy synced", "services", services, "chains", len(r.Chains), "took", took)
+		a.log.Debug("service proxy synced", "services", services, "chains", r.ChainCount(), "took", took)
 		last = &r
 	}
 }
 
+// rulesetCache is what ruleset keeps from one computation to the next:
+// the Services of the revision with their addresses (computed again only
+// when the revision changes) and the last ruleset, whose rules are reused
+// for the Services that did not change.
+type rulesetCache struct {
+	objects  []runtime.Object
+	services []*corev1.Service
+	ips      []plan.ServiceIP
+	last     *plan.Ruleset
+}
+
 // ruleset is this node's Service ruleset now, and the number of Services;
 // ok is false before a revision is loaded.
-func (a *Agent) ruleset() (plan.Ruleset, int, bool) {
+func (a *Agent) ruleset(c *rulesetCache) (plan.Ruleset, int, bool) {
 	a.mu.Lock()
 	objects := a.objects
 	a.mu.Unlock()
 	if objects == nil {
 		return plan.Ruleset{}, 0, false
 	}
-	var services []*corev1.Service
-	for _, o := range objects {
-		if s, ok := o.(*corev1.Service); ok {
-			services = append(services, s)
+	if !sameObjects(objects, c.objects) {
+		var services []*corev1.Service
+		for _, o := range objects {
+			if s, ok := o.(*corev1.Service); ok {
+				services = append(services, s)
+			}
 		}
+		c.services = plan.AllocateNodePorts(services, a.cfg.NodePortRange)
+		c.ips = plan.AllocateClusterIPs(c.services, a.cfg.ServiceCIDR)
+		c.objects = objects
 	}
-	services = plan.AllocateNodePorts(services, a.cfg.NodePortRange)
-	ips := plan.AllocateClusterIPs(services, a.cfg.ServiceCIDR)
 	eps := plan.Endpoints(objects, a.clusterPods())
-	r := plan.ProxyRules(services, ips, eps, plan.ProxyOptions{Node: a.cfg.Node.Name, NodePortRange: a.cfg.NodePortRange})
-	return r, len(services), true
+	r := plan.ProxyRulesFrom(c.last, c.services, c.ips, eps, plan.ProxyOptions{Node: a.cfg.Node.Name, NodePortRange: a.cfg.NodePortRange})
+	c.last = &r
+	return r, len(c.services), true
+}
+
+// sameObjects reports whether a and b are one revision's objects: a
+// revision's slice is never changed once loaded.
+func sameObjects(a, b []runtime.Object) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // clusterPods are the pods of every node that is alive or suspect: this

@@ -32,7 +32,7 @@ func withService(files map[string]string) map[string]string {
 // endpointsOf is the DNAT targets of the ruleset, sorted.
 func endpointsOf(r plan.Ruleset) []string {
 	var out []string
-	for _, c := range r.Chains {
+	for _, c := range r.Chains() {
 		for _, rule := range c.Rules {
 			if rule.Op == plan.OpDNAT {
 				out = append(out, rule.To.String())
@@ -52,11 +52,11 @@ func TestFakeAgentProgramsServicesFromPodStatus(t *testing.T) {
 		return len(endpointsOf(r)) == 2
 	})
 	r, _ := fp.Ruleset()
-	if len(r.ServiceIPs) != 1 || r.ServiceIPs[0].String() != "10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80" {
-		t.Errorf("service-ips %v", r.ServiceIPs)
+	if len(r.ServiceIPs()) != 1 || r.ServiceIPs()[0].String() != "10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80" {
+		t.Errorf("service-ips %v", r.ServiceIPs())
 	}
-	if len(r.NodePorts) != 1 || !plan.DefaultNodePortRange.Contains(int32(r.NodePorts[0].Port)) {
-		t.Errorf("the NodePort Service got no nodePort in the range: %v", r.NodePorts)
+	if len(r.NodePorts()) != 1 || !plan.DefaultNodePortRange.Contains(int32(r.NodePorts()[0].Port)) {
+		t.Errorf("the NodePort Service got no nodePort in the range: %v", r.NodePorts())
 	}
 	for _, p := range ag.Status().Pods {
 		if want := p.IP + ":8080"; !strings.Contains(strings.Join(endpointsOf(r), " "), want) {
@@ -72,7 +72,7 @@ func TestFakeAgentProgramsServicesFromPodStatus(t *testing.T) {
 	ag.Sync()
 	waitFor(t, "the Service without endpoints", func() bool {
 		r, _ := fp.Ruleset()
-		return len(r.ServiceIPs) == 0 && len(r.NoEndpointIPs) == 1
+		return len(r.ServiceIPs()) == 0 && len(r.NoEndpointIPs()) == 1
 	})
 
 	// A failing proxy is in the status, and retried.

@@ -56,6 +56,15 @@ type ServiceEndpoints struct {
 // Key is the Service's namespace and name.
 func (s *ServiceEndpoints) Key() Key { return Key{s.Namespace, s.Name} }
 
+// equal reports whether s and o are the same endpoints.
+func (s *ServiceEndpoints) equal(o *ServiceEndpoints) bool {
+	return s.Namespace == o.Namespace && s.Name == o.Name && (sameSlice(s.Pods, o.Pods) || slices.Equal(s.Pods, o.Pods)) &&
+		(sameSlice(s.Ports, o.Ports) || slices.EqualFunc(s.Ports, o.Ports, func(a, b PortEndpoints) bool {
+			return a.Name == b.Name && a.Protocol == b.Protocol && a.Port == b.Port && a.NodePort == b.NodePort &&
+				(sameSlice(a.Endpoints, b.Endpoints) || slices.Equal(a.Endpoints, b.Endpoints))
+		}))
+}
+
 // FindEndpoints returns the endpoints of the Service k in eps, a result of
 // Endpoints.
 func FindEndpoints(eps []ServiceEndpoints, k Key) (ServiceEndpoints, bool) {

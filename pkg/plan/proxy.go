@@ -123,6 +123,9 @@ const (
 	// OpDrop drops the packet (NodePort traffic of a Service whose
 	// externalTrafficPolicy is Local, on a node with no local endpoint).
 	OpDrop
+	// OpReturn leaves the chain (a nodePort's number reached on an address
+	// that is not the node's own).
+	OpReturn
 )
 
 // Rule is a rule of a chain: a match (every field unset matches all) and
@@ -134,6 +137,11 @@ type Rule struct {
 	SrcInSet string
 	// SrcLocal: fib saddr type local (the packet comes from this node).
 	SrcLocal bool
+	// DstNotLocal: fib daddr type != local (the packet is not addressed to
+	// this node).
+	DstNotLocal bool
+	// DstLoopback: ip daddr 127.0.0.0/8.
+	DstLoopback bool
 
 	Op     RuleOp
 	Chain  string
@@ -153,6 +161,12 @@ func (r Rule) String() string {
 	}
 	if r.SrcLocal {
 		b.WriteString("fib saddr type local ")
+	}
+	if r.DstNotLocal {
+		b.WriteString("fib daddr type != local ")
+	}
+	if r.DstLoopback {
+		b.WriteString("ip daddr 127.0.0.0/8 ")
 	}
 	switch r.Op {
 	case OpMasquerade:
@@ -174,6 +188,8 @@ func (r Rule) String() string {
 		fmt.Fprintf(&b, "meta l4proto %s dnat ip to %s", r.Proto, r.To)
 	case OpDrop:
 		b.WriteString("drop")
+	case OpReturn:
+		b.WriteString("return")
 	}
 	return b.String()
 }
@@ -192,54 +208,201 @@ type AffinitySet struct {
 	Timeout uint32
 }
 
-// Ruleset is the changing part of the table: what ProxyRules computes.
+// Ruleset is the changing part of the proxy's tables: what ProxyRules
+// computes. Each Service's rules live in one of Shards tables (its shard);
+// the no-endpoint sets in the one fixed table. The kernel checks a whole
+// table at every commit that adds a rule or a verdict, so a change to one
+// Service costs what its shard holds, not what the node holds.
 type Ruleset struct {
+	// Shards is the number of tables the Services are spread over: a power
+	// of two, ProxyShards of the number of Services with rules.
+	Shards int
+	// Services are the rules of each Service that has any, sorted by
+	// namespace and name.
+	Services []*ServiceRules
+}
+
+// ServiceRules are the rules of one Service.
+type ServiceRules struct {
+	Service Key
+	// Shard is the table the Service's chains, sets and map elements are
+	// in: ProxyShard of its key.
+	Shard int
 	// ServiceIPs: ClusterIP . proto . port : goto the Service port's chain.
 	ServiceIPs []MapElement
-	// NodePorts: proto . nodePort : goto the Service port's chain, on every
-	// address of the node but loopback.
+	// NodePorts: proto . nodePort : goto the Service port's external
+	// chain, on every address of the node but loopback.
 	NodePorts []MapElement
 	// NoEndpointIPs and NoEndpointNodePorts: the Service ports with no
 	// endpoint, whose new connections are refused (TCP reset, ICMP port
-	// unreachable).
+	// unreachable). Their Chain is empty.
 	NoEndpointIPs       []MapElement
 	NoEndpointNodePorts []MapElement
 	// Chains are sorted by name.
 	Chains []Chain
 	// Sets are sorted by name.
 	Sets []AffinitySet
+
+	// from are the inputs the rules were computed from, so that
+	// ProxyRulesFrom can reuse them.
+	from proxyInputs
+}
+
+type proxyInputs struct {
+	svc    *corev1.Service
+	ip     ServiceIP
+	eps    ServiceEndpoints
+	opts   ProxyOptions
+	shards int
+}
+
+// Equal reports whether a and b hold the same rules.
+func (a *ServiceRules) Equal(b *ServiceRules) bool {
+	if a == b {
+		return true
+	}
+	return a.Service == b.Service && a.Shard == b.Shard &&
+		slices.Equal(a.ServiceIPs, b.ServiceIPs) && slices.Equal(a.NodePorts, b.NodePorts) &&
+		slices.Equal(a.NoEndpointIPs, b.NoEndpointIPs) && slices.Equal(a.NoEndpointNodePorts, b.NoEndpointNodePorts) &&
+		slices.EqualFunc(a.Chains, b.Chains, Chain.Equal) && slices.Equal(a.Sets, b.Sets)
+}
+
+// Equal reports whether two chains have the same name and rules.
+func (c Chain) Equal(o Chain) bool {
+	return c.Name == o.Name && slices.EqualFunc(c.Rules, o.Rules, Rule.Equal)
+}
+
+// Equal reports whether two rules are the same.
+func (r Rule) Equal(o Rule) bool {
+	return r.SrcAddr == o.SrcAddr && r.SrcInSet == o.SrcInSet && r.SrcLocal == o.SrcLocal && r.DstNotLocal == o.DstNotLocal &&
+		r.DstLoopback == o.DstLoopback && r.Op == o.Op && r.Chain == o.Chain && slices.Equal(r.Chains, o.Chains) &&
+		r.Set == o.Set && r.To == o.To && r.Proto == o.Proto
+}
+
+// Equal reports whether a and b hold the same rules.
+func (r *Ruleset) Equal(o *Ruleset) bool {
+	return r.Shards == o.Shards && slices.EqualFunc(r.Services, o.Services, (*ServiceRules).Equal)
+}
+
+// ServiceIPs are the elements of every Service's ClusterIP map, sorted.
+func (r *Ruleset) ServiceIPs() []MapElement {
+	return r.elements(func(s *ServiceRules) []MapElement { return s.ServiceIPs })
+}
+
+// NodePorts are the elements of every Service's NodePort map, sorted.
+func (r *Ruleset) NodePorts() []MapElement {
+	return r.elements(func(s *ServiceRules) []MapElement { return s.NodePorts })
+}
+
+// NoEndpointIPs are the ClusterIP ports refused for want of an endpoint.
+func (r *Ruleset) NoEndpointIPs() []MapElement {
+	return r.elements(func(s *ServiceRules) []MapElement { return s.NoEndpointIPs })
+}
+
+// NoEndpointNodePorts are the nodePorts refused for want of an endpoint.
+func (r *Ruleset) NoEndpointNodePorts() []MapElement {
+	return r.elements(func(s *ServiceRules) []MapElement { return s.NoEndpointNodePorts })
+}
+
+func (r *Ruleset) elements(of func(*ServiceRules) []MapElement) []MapElement {
+	var out []MapElement
+	for _, s := range r.Services {
+		out = append(out, of(s)...)
+	}
+	slices.SortFunc(out, MapElement.compare)
+	return out
+}
+
+// Chains are the chains of every Service, sorted by name.
+func (r *Ruleset) Chains() []Chain {
+	var out []Chain
+	for _, s := range r.Services {
+		out = append(out, s.Chains...)
+	}
+	slices.SortFunc(out, func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// ChainCount is the number of chains of every Service.
+func (r *Ruleset) ChainCount() int {
+	n := 0
+	for _, s := range r.Services {
+		n += len(s.Chains)
+	}
+	return n
+}
+
+// Sets are the affinity sets of every Service, sorted by name.
+func (r *Ruleset) Sets() []AffinitySet {
+	var out []AffinitySet
+	for _, s := range r.Services {
+		out = append(out, s.Sets...)
+	}
+	slices.SortFunc(out, func(a, b AffinitySet) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Chain returns the chain named name, or nil.
 func (r *Ruleset) Chain(name string) *Chain {
-	i, ok := slices.BinarySearchFunc(r.Chains, name, func(c Chain, n string) int { return strings.Compare(c.Name, n) })
-	if !ok {
-		return nil
+	for _, s := range r.Services {
+		i, ok := slices.BinarySearchFunc(s.Chains, name, func(c Chain, n string) int { return strings.Compare(c.Name, n) })
+		if ok {
+			return &s.Chains[i]
+		}
 	}
-	return &r.Chains[i]
+	return nil
 }
 
-// String is the ruleset in nft's words, for tests and people.
+// String is the ruleset in nft's words, for tests and people (the shards
+// left out).
 func (r *Ruleset) String() string {
 	var b strings.Builder
 	for _, m := range []struct {
 		name string
 		els  []MapElement
-	}{{"service-ips", r.ServiceIPs}, {"service-nodeports", r.NodePorts}, {"no-endpoint-services", r.NoEndpointIPs}, {"no-endpoint-nodeports", r.NoEndpointNodePorts}} {
+	}{{"service-ips", r.ServiceIPs()}, {"service-nodeports", r.NodePorts()}, {"no-endpoint-services", r.NoEndpointIPs()}, {"no-endpoint-nodeports", r.NoEndpointNodePorts()}} {
 		for _, e := range m.els {
 			fmt.Fprintf(&b, "%s: %s\n", m.name, e)
 		}
 	}
-	for _, s := range r.Sets {
+	for _, s := range r.Sets() {
 		fmt.Fprintf(&b, "set %s timeout %ds\n", s.Name, s.Timeout)
 	}
-	for _, c := range r.Chains {
+	for _, c := range r.Chains() {
 		fmt.Fprintf(&b, "chain %s\n", c.Name)
 		for _, rule := range c.Rules {
 			fmt.Fprintf(&b, "\t%s\n", rule)
 		}
 	}
 	return b.String()
+}
+
+// ProxyShardSize is about how many Services one table of the proxy holds
+// at most: ProxyShards doubles the tables when there are more.
+const ProxyShardSize = 512
+
+// MaxProxyShards is the most tables the proxy spreads Services over. Each
+// is one more map lookup for a new connection that no Service of the
+// tables before it takes.
+const MaxProxyShards = 64
+
+// ProxyShards is the number of tables for n Services: the smallest power
+// of two that keeps them at ProxyShardSize a table or fewer, at most
+// MaxProxyShards.
+func ProxyShards(n int) int {
+	s := 1
+	for s < MaxProxyShards && n > s*ProxyShardSize {
+		s *= 2
+	}
+	return s
+}
+
+// ProxyShard is the table, of shards, that holds the Service k's rules.
+func ProxyShard(k Key, shards int) int {
+	if shards <= 1 {
+		return 0
+	}
+	return int(mix(hashString(k.Namespace+"/"+k.Name), 0) % uint64(shards))
 }
 
 // The prefixes of the changing chains' and sets' names. A name is at most
@@ -268,19 +431,35 @@ const DefaultAffinityTimeout = 10800
 //     endpoint chain marks hairpin traffic (the endpoint reaching its own
 //     Service) for masquerade and DNATs.
 //   - A nodePort in the range is an element of NodePorts going to the
-//     external chain of the port: it marks the traffic for masquerade and
-//     goes to the Service chain; with externalTrafficPolicy Local only
-//     traffic from the node itself does, other traffic picks among this
-//     node's endpoints, unmasqueraded (the client's address is kept), and
-//     is dropped where there is none.
-//   - A port with no endpoint is an element of the no-endpoint maps.
+//     external chain of the port: it returns unless the packet is
+//     addressed to one of the node's own addresses but loopback, marks the
+//     traffic for masquerade and goes to the Service chain; with
+//     externalTrafficPolicy Local only traffic from the node itself does,
+//     other traffic picks among this node's endpoints, unmasqueraded (the
+//     client's address is kept), and is dropped where there is none.
+//   - A port with no endpoint is an element of the no-endpoint sets.
 //   - Headless and ExternalName Services, IPv6 addresses and protocols
 //     other than TCP and UDP have no rules.
+//   - The Services are spread over ProxyShards(len(services)) tables by
+//     ProxyShard.
 //
 // The result depends only on its arguments, whatever their order.
 func ProxyRules(services []*corev1.Service, ips []ServiceIP, eps []ServiceEndpoints, opts ProxyOptions) Ruleset {
-	svcs := slices.Clone(services)
-	slices.SortFunc(svcs, func(a, b *corev1.Service) int { return Key{a.Namespace, a.Name}.Compare(Key{b.Namespace, b.Name}) })
+	return ProxyRulesFrom(nil, services, ips, eps, opts)
+}
+
+// ProxyRulesFrom is ProxyRules, reusing the rules of prev (a result of
+// ProxyRules or ProxyRulesFrom) for every Service whose object, address,
+// endpoints and options are those prev's rules were computed from: the
+// result is the same, and a Service that did not change keeps the same
+// *ServiceRules, which a writer can skip without looking into it.
+func ProxyRulesFrom(prev *Ruleset, services []*corev1.Service, ips []ServiceIP, eps []ServiceEndpoints, opts ProxyOptions) Ruleset {
+	svcs := services
+	byKey := func(a, b *corev1.Service) int { return Key{a.Namespace, a.Name}.Compare(Key{b.Namespace, b.Name}) }
+	if !slices.IsSortedFunc(svcs, byKey) {
+		svcs = slices.Clone(services)
+		slices.SortFunc(svcs, byKey)
+	}
 	if !slices.IsSortedFunc(ips, func(a, b ServiceIP) int { return a.Key().Compare(b.Key()) }) {
 		ips = slices.Clone(ips)
 		slices.SortFunc(ips, func(a, b ServiceIP) int { return a.Key().Compare(b.Key()) })
@@ -289,108 +468,241 @@ func ProxyRules(services []*corev1.Service, ips []ServiceIP, eps []ServiceEndpoi
 		eps = slices.Clone(eps)
 		slices.SortFunc(eps, func(a, b ServiceEndpoints) int { return a.Key().Compare(b.Key()) })
 	}
-	var r Ruleset
-	for _, s := range svcs {
+	type input struct {
+		svc  *corev1.Service
+		ip   ServiceIP
+		addr netip.Addr
+	}
+	// All three are sorted by key: cursors walk ips and eps along svcs.
+	var in []input
+	for i, s := range svcs {
+		if i > 0 && byKey(svcs[i-1], s) == 0 {
+			continue // the same Service twice: the first counts
+		}
 		k := Key{s.Namespace, s.Name}
-		ip, ok := FindServiceIP(ips, k)
-		if !ok || ip.Headless || ip.ClusterIP == "" || s.Spec.Type == corev1.ServiceTypeExternalName {
+		for len(ips) > 0 && ips[0].Key().Compare(k) < 0 {
+			ips = ips[1:]
+		}
+		if len(ips) == 0 || ips[0].Key() != k {
+			continue
+		}
+		ip := ips[0]
+		if ip.Headless || ip.ClusterIP == "" || s.Spec.Type == corev1.ServiceTypeExternalName {
 			continue
 		}
 		addr, err := netip.ParseAddr(ip.ClusterIP)
 		if err != nil || !addr.Is4() {
 			continue
 		}
-		se, _ := FindEndpoints(eps, k)
-		timeout := uint32(0)
-		if s.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
-			timeout = DefaultAffinityTimeout
-			if c := s.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil && *c.ClientIP.TimeoutSeconds > 0 {
-				timeout = uint32(*c.ClientIP.TimeoutSeconds)
+		in = append(in, input{s, ip, addr})
+	}
+	r := Ruleset{Shards: ProxyShards(len(in))}
+	var old []*ServiceRules
+	if prev != nil {
+		old = prev.Services
+	}
+	// A key two Services claim (two Services on one nodePort or one
+	// ClusterIP, refused by validation) is the first Service's.
+	claimed := make(map[uint64]bool, len(in))
+	for _, x := range in {
+		k := Key{x.svc.Namespace, x.svc.Name}
+		for len(eps) > 0 && eps[0].Key().Compare(k) < 0 {
+			eps = eps[1:]
+		}
+		var se ServiceEndpoints
+		if len(eps) > 0 && eps[0].Key() == k {
+			se = eps[0]
+		}
+		from := proxyInputs{svc: x.svc, ip: x.ip, eps: se, opts: opts, shards: r.Shards}
+		for len(old) > 0 && old[0].Service.Compare(k) < 0 {
+			old = old[1:]
+		}
+		var sr *ServiceRules
+		if len(old) > 0 && old[0].Service == k && old[0].from.same(&from) {
+			sr = old[0]
+		} else {
+			sr = serviceRules(x.svc, x.addr, se, opts, r.Shards)
+			sr.from = from
+		}
+		if sr = claim(sr, claimed); sr != nil {
+			r.Services = append(r.Services, sr)
+		}
+	}
+	return r
+}
+
+func (a *proxyInputs) same(b *proxyInputs) bool {
+	return a.svc == b.svc && a.ip == b.ip && a.opts == b.opts && a.shards == b.shards && a.eps.equal(&b.eps)
+}
+
+// sameSlice reports whether a and b are one slice: equal without looking.
+func sameSlice[T any](a, b []T) bool { return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) }
+
+// claim marks the map keys of s as taken and returns s, or a copy of s
+// without the keys another Service took first.
+func claim(s *ServiceRules, claimed map[uint64]bool) *ServiceRules {
+	var taken bool
+	for _, els := range [][]MapElement{s.ServiceIPs, s.NodePorts, s.NoEndpointIPs, s.NoEndpointNodePorts} {
+		for _, e := range els {
+			if claimed[e.key()] {
+				taken = true
 			}
 		}
-		nodePorts := s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
-		local := s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
-		for pi, sp := range s.Spec.Ports {
-			var proto Proto
-			switch protocol(sp.Protocol) {
-			case corev1.ProtocolTCP:
-				proto = TCP
-			case corev1.ProtocolUDP:
-				proto = UDP
-			default:
-				continue
+	}
+	if !taken {
+		for _, els := range [][]MapElement{s.ServiceIPs, s.NodePorts, s.NoEndpointIPs, s.NoEndpointNodePorts} {
+			for _, e := range els {
+				claimed[e.key()] = true
 			}
-			var pe PortEndpoints
-			if pi < len(se.Ports) && se.Ports[pi].Port == sp.Port && se.Ports[pi].Protocol == protocol(sp.Protocol) {
-				pe = se.Ports[pi]
-			}
-			var endpoints []PortEndpoint
-			for _, e := range pe.Endpoints {
-				if e.IP.Is4() {
-					endpoints = append(endpoints, e)
-				}
-			}
-			portName := sp.Name
-			if portName == "" {
-				portName = strconv.Itoa(int(sp.Port))
-			}
-			base := s.Namespace + "/" + s.Name + "/" + proto.String() + "/" + portName
-			np := nodePorts && sp.NodePort != 0 && opts.NodePortRange.Contains(sp.NodePort)
-			if len(endpoints) == 0 {
-				r.NoEndpointIPs = append(r.NoEndpointIPs, MapElement{Addr: addr, Proto: proto, Port: uint16(sp.Port)})
-				if np {
-					r.NoEndpointNodePorts = append(r.NoEndpointNodePorts, MapElement{Proto: proto, Port: uint16(sp.NodePort)})
-				}
-				continue
-			}
-			svcChain := serviceChainPrefix + base
-			r.ServiceIPs = append(r.ServiceIPs, MapElement{Addr: addr, Proto: proto, Port: uint16(sp.Port), Chain: svcChain})
-			svc := Chain{Name: svcChain}
-			var all, mine []string
-			for _, e := range endpoints {
-				to := netip.AddrPortFrom(e.IP, uint16(e.TargetPort))
-				// kube-proxy's form, "__ip/port": nft accepts it unquoted.
-				epName := base + "__" + e.IP.String() + "/" + strconv.Itoa(int(e.TargetPort))
-				epChain := endpointChainPrefix + epName
-				ep := Chain{Name: epChain, Rules: []Rule{{SrcAddr: e.IP, Op: OpMasquerade}}}
-				if timeout > 0 {
-					set := affinitySetPrefix + epName
-					r.Sets = append(r.Sets, AffinitySet{Name: set, Timeout: timeout})
-					svc.Rules = append(svc.Rules, Rule{SrcInSet: set, Op: OpGoto, Chain: epChain})
-					ep.Rules = append(ep.Rules, Rule{Op: OpRemember, Set: set})
-				}
-				ep.Rules = append(ep.Rules, Rule{Op: OpDNAT, To: to, Proto: proto})
-				r.Chains = append(r.Chains, ep)
-				all = append(all, epChain)
-				if e.Node == opts.Node {
-					mine = append(mine, epChain)
-				}
-			}
-			svc.Rules = append(svc.Rules, Rule{Op: OpPick, Chains: all})
-			r.Chains = append(r.Chains, svc)
-			if !np {
-				continue
-			}
-			ext := Chain{Name: externalChainPrefix + base}
-			switch {
-			case !local:
-				ext.Rules = []Rule{{Op: OpMasquerade}, {Op: OpGoto, Chain: svcChain}}
-			default:
-				ext.Rules = []Rule{{SrcLocal: true, Op: OpMasquerade}, {SrcLocal: true, Op: OpGoto, Chain: svcChain}}
-				if len(mine) > 0 {
-					ext.Rules = append(ext.Rules, Rule{Op: OpPick, Chains: mine})
-				} else {
-					ext.Rules = append(ext.Rules, Rule{Op: OpDrop})
-				}
-			}
-			r.Chains = append(r.Chains, ext)
-			r.NodePorts = append(r.NodePorts, MapElement{Proto: proto, Port: uint16(sp.NodePort), Chain: ext.Name})
 		}
+		return s
+	}
+	c := *s
+	c.from = proxyInputs{} // never reused: what it lacks depends on the others
+	keep := func(els []MapElement) []MapElement {
+		var out []MapElement
+		for _, e := range els {
+			if !claimed[e.key()] {
+				claimed[e.key()] = true
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	c.ServiceIPs, c.NodePorts = keep(s.ServiceIPs), keep(s.NodePorts)
+	c.NoEndpointIPs, c.NoEndpointNodePorts = keep(s.NoEndpointIPs), keep(s.NoEndpointNodePorts)
+	// Chains no element leads to any more go with them.
+	reached := map[string]bool{}
+	for _, els := range [][]MapElement{c.ServiceIPs, c.NodePorts} {
+		for _, e := range els {
+			reached[e.Chain] = true
+		}
+	}
+	for _, ch := range s.Chains {
+		if reached[ch.Name] {
+			for _, rule := range ch.Rules {
+				reached[rule.Chain] = true
+				for _, n := range rule.Chains {
+					reached[n] = true
+				}
+			}
+		}
+	}
+	c.Chains = slices.DeleteFunc(slices.Clone(s.Chains), func(ch Chain) bool { return !reached[ch.Name] })
+	c.Sets = slices.DeleteFunc(slices.Clone(s.Sets), func(a AffinitySet) bool {
+		return !slices.ContainsFunc(c.Chains, func(ch Chain) bool {
+			return slices.ContainsFunc(ch.Rules, func(r Rule) bool { return r.Set == a.Name || r.SrcInSet == a.Name })
+		})
+	})
+	if len(c.ServiceIPs)+len(c.NodePorts)+len(c.NoEndpointIPs)+len(c.NoEndpointNodePorts) == 0 {
+		return nil
+	}
+	return &c
+}
+
+// key is what makes two elements collide, whether they serve the port or
+// refuse it: address (IPv4, or none), protocol and port.
+func (e MapElement) key() uint64 {
+	k := uint64(e.Proto)<<16 | uint64(e.Port)
+	if e.Addr.Is4() {
+		a := e.Addr.As4()
+		return k | uint64(a[0])<<56 | uint64(a[1])<<48 | uint64(a[2])<<40 | uint64(a[3])<<32
+	}
+	return k | 1<<24
+}
+
+// serviceRules are the rules of the Service s at addr with endpoints se.
+func serviceRules(s *corev1.Service, addr netip.Addr, se ServiceEndpoints, opts ProxyOptions, shards int) *ServiceRules {
+	k := Key{s.Namespace, s.Name}
+	r := &ServiceRules{Service: k, Shard: ProxyShard(k, shards)}
+	timeout := uint32(0)
+	if s.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
+		timeout = DefaultAffinityTimeout
+		if c := s.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil && *c.ClientIP.TimeoutSeconds > 0 {
+			timeout = uint32(*c.ClientIP.TimeoutSeconds)
+		}
+	}
+	nodePorts := s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
+	local := s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+	for pi, sp := range s.Spec.Ports {
+		var proto Proto
+		switch protocol(sp.Protocol) {
+		case corev1.ProtocolTCP:
+			proto = TCP
+		case corev1.ProtocolUDP:
+			proto = UDP
+		default:
+			continue
+		}
+		var pe PortEndpoints
+		if pi < len(se.Ports) && se.Ports[pi].Port == sp.Port && se.Ports[pi].Protocol == protocol(sp.Protocol) {
+			pe = se.Ports[pi]
+		}
+		var endpoints []PortEndpoint
+		for _, e := range pe.Endpoints {
+			if e.IP.Is4() {
+				endpoints = append(endpoints, e)
+			}
+		}
+		portName := sp.Name
+		if portName == "" {
+			portName = strconv.Itoa(int(sp.Port))
+		}
+		base := s.Namespace + "/" + s.Name + "/" + proto.String() + "/" + portName
+		np := nodePorts && sp.NodePort != 0 && opts.NodePortRange.Contains(sp.NodePort)
+		if len(endpoints) == 0 {
+			r.NoEndpointIPs = append(r.NoEndpointIPs, MapElement{Addr: addr, Proto: proto, Port: uint16(sp.Port)})
+			if np {
+				r.NoEndpointNodePorts = append(r.NoEndpointNodePorts, MapElement{Proto: proto, Port: uint16(sp.NodePort)})
+			}
+			continue
+		}
+		svcChain := serviceChainPrefix + base
+		r.ServiceIPs = append(r.ServiceIPs, MapElement{Addr: addr, Proto: proto, Port: uint16(sp.Port), Chain: svcChain})
+		svc := Chain{Name: svcChain}
+		var all, mine []string
+		for _, e := range endpoints {
+			to := netip.AddrPortFrom(e.IP, uint16(e.TargetPort))
+			// kube-proxy's form, "__ip/port": nft accepts it unquoted.
+			epName := base + "__" + e.IP.String() + "/" + strconv.Itoa(int(e.TargetPort))
+			epChain := endpointChainPrefix + epName
+			ep := Chain{Name: epChain, Rules: []Rule{{SrcAddr: e.IP, Op: OpMasquerade}}}
+			if timeout > 0 {
+				set := affinitySetPrefix + epName
+				r.Sets = append(r.Sets, AffinitySet{Name: set, Timeout: timeout})
+				svc.Rules = append(svc.Rules, Rule{SrcInSet: set, Op: OpGoto, Chain: epChain})
+				ep.Rules = append(ep.Rules, Rule{Op: OpRemember, Set: set})
+			}
+			ep.Rules = append(ep.Rules, Rule{Op: OpDNAT, To: to, Proto: proto})
+			r.Chains = append(r.Chains, ep)
+			all = append(all, epChain)
+			if e.Node == opts.Node {
+				mine = append(mine, epChain)
+			}
+		}
+		svc.Rules = append(svc.Rules, Rule{Op: OpPick, Chains: all})
+		r.Chains = append(r.Chains, svc)
+		if !np {
+			continue
+		}
+		ext := Chain{Name: externalChainPrefix + base, Rules: []Rule{{DstNotLocal: true, Op: OpReturn}, {DstLoopback: true, Op: OpReturn}}}
+		switch {
+		case !local:
+			ext.Rules = append(ext.Rules, Rule{Op: OpMasquerade}, Rule{Op: OpGoto, Chain: svcChain})
+		default:
+			ext.Rules = append(ext.Rules, Rule{SrcLocal: true, Op: OpMasquerade}, Rule{SrcLocal: true, Op: OpGoto, Chain: svcChain})
+			if len(mine) > 0 {
+				ext.Rules = append(ext.Rules, Rule{Op: OpPick, Chains: mine})
+			} else {
+				ext.Rules = append(ext.Rules, Rule{Op: OpDrop})
+			}
+		}
+		r.Chains = append(r.Chains, ext)
+		r.NodePorts = append(r.NodePorts, MapElement{Proto: proto, Port: uint16(sp.NodePort), Chain: ext.Name})
 	}
 	sortElements := func(els []MapElement) []MapElement {
 		slices.SortFunc(els, MapElement.compare)
-		// A duplicate key (two Services on one nodePort, refused by
-		// validation) keeps the first Service's.
+		// Two ports of one Service on one key: the first port's.
 		return slices.CompactFunc(els, func(a, b MapElement) bool { return a.compare(b) == 0 })
 	}
 	r.ServiceIPs = sortElements(r.ServiceIPs)

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -158,6 +159,8 @@ chain ep-default/web/tcp/80__10.1.2.1/8080
 	ip saddr 10.1.2.1 jump mark-for-masquerade
 	meta l4proto tcp dnat ip to 10.1.2.1:8080
 chain ext-default/web/tcp/80
+	fib daddr type != local return
+	ip daddr 127.0.0.0/8 return
 	jump mark-for-masquerade
 	goto svc-default/web/tcp/80
 chain svc-default/web/tcp/80
@@ -180,6 +183,8 @@ chain ep-default/web/tcp/80__10.1.2.1/8080
 	ip saddr 10.1.2.1 jump mark-for-masquerade
 	meta l4proto tcp dnat ip to 10.1.2.1:8080
 chain ext-default/web/tcp/80
+	fib daddr type != local return
+	ip daddr 127.0.0.0/8 return
 	fib saddr type local jump mark-for-masquerade
 	fib saddr type local goto svc-default/web/tcp/80
 	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080 }
@@ -200,6 +205,8 @@ chain ep-default/web/tcp/80__10.1.2.1/8080
 	ip saddr 10.1.2.1 jump mark-for-masquerade
 	meta l4proto tcp dnat ip to 10.1.2.1:8080
 chain ext-default/web/tcp/80
+	fib daddr type != local return
+	ip daddr 127.0.0.0/8 return
 	fib saddr type local jump mark-for-masquerade
 	fib saddr type local goto svc-default/web/tcp/80
 	drop
@@ -326,13 +333,13 @@ func TestProxyRulesProperties(t *testing.T) {
 		// Every chain a map or rule names exists; every set a rule
 		// names exists; every chain and set is named by something.
 		named := map[string]bool{}
-		for _, els := range [][]MapElement{a.ServiceIPs, a.NodePorts} {
+		for _, els := range [][]MapElement{a.ServiceIPs(), a.NodePorts()} {
 			for _, e := range els {
 				named[e.Chain] = true
 			}
 		}
 		sets := map[string]bool{}
-		for _, c := range a.Chains {
+		for _, c := range a.Chains() {
 			for _, rule := range c.Rules {
 				for _, n := range append([]string{rule.Chain}, rule.Chains...) {
 					if n != "" {
@@ -358,24 +365,128 @@ func TestProxyRulesProperties(t *testing.T) {
 				t.Fatalf("seed %d: chain %s is named but missing", seed, n)
 			}
 		}
-		for _, c := range a.Chains {
+		for _, c := range a.Chains() {
 			if !named[c.Name] {
 				t.Fatalf("seed %d: chain %s is not reached", seed, c.Name)
 			}
 		}
-		if len(sets) != len(a.Sets) {
-			t.Fatalf("seed %d: %d sets named, %d made", seed, len(sets), len(a.Sets))
+		if len(sets) != len(a.Sets()) {
+			t.Fatalf("seed %d: %d sets named, %d made", seed, len(sets), len(a.Sets()))
 		}
 		// A port is either served or refused, never both.
 		served := map[string]bool{}
-		for _, e := range a.ServiceIPs {
+		for _, e := range a.ServiceIPs() {
 			served[e.Addr.String()+e.Proto.String()+fmt.Sprint(e.Port)] = true
 		}
-		for _, e := range a.NoEndpointIPs {
+		for _, e := range a.NoEndpointIPs() {
 			if served[e.Addr.String()+e.Proto.String()+fmt.Sprint(e.Port)] {
 				t.Fatalf("seed %d: %s is served and refused", seed, e)
 			}
 		}
+	}
+}
+
+func TestProxyRulesFromReusesWhatDidNotChange(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	svcs, ips, eps := randomServices(r, 300, 3)
+	opts := ProxyOptions{Node: "n1", NodePortRange: DefaultNodePortRange}
+	prev := ProxyRules(svcs, ips, eps, opts)
+	// One Service loses an endpoint, one goes, one comes.
+	eps = slices.Clone(eps)
+	lost := eps[10].Key()
+	eps[10].Ports = slices.Clone(eps[10].Ports)
+	eps[10].Ports[0].Endpoints = eps[10].Ports[0].Endpoints[1:]
+	gone := Key{svcs[20].Namespace, svcs[20].Name}
+	svcs = slices.Delete(slices.Clone(svcs), 20, 21)
+	came := selService("zz", "new", "", corev1.ServicePort{Port: 80})
+	svcs = append(svcs, came)
+	ips = AllocateClusterIPs(svcs, DefaultServiceCIDR)
+	got := ProxyRulesFrom(&prev, svcs, ips, eps, opts)
+	want := ProxyRules(svcs, ips, eps, opts)
+	if !got.Equal(&want) || got.String() != want.String() {
+		t.Fatal("ProxyRulesFrom differs from ProxyRules")
+	}
+	old := map[Key]*ServiceRules{}
+	for _, s := range prev.Services {
+		old[s.Service] = s
+	}
+	kept := 0
+	for _, s := range got.Services {
+		o := old[s.Service]
+		switch {
+		case s.Service == lost || s.Service == gone || s.Service.Namespace == "zz":
+			if o == s {
+				t.Errorf("%v kept its rules", s.Service)
+			}
+		case o == s:
+			kept++
+		default:
+			// A Service whose ClusterIP moved (the new Service took its
+			// address) is computed again.
+			if ip, _ := FindServiceIP(ips, s.Service); o != nil && ip == o.from.ip {
+				t.Errorf("%v: rules computed again though nothing changed", s.Service)
+			}
+		}
+	}
+	if kept < len(got.Services)-5 {
+		t.Errorf("%d of %d Services kept their rules", kept, len(got.Services))
+	}
+	// Options and the number of tables are inputs too.
+	again := ProxyRulesFrom(&got, svcs, ips, eps, ProxyOptions{Node: "n2", NodePortRange: DefaultNodePortRange})
+	for i, s := range again.Services {
+		if s == got.Services[i] {
+			t.Fatalf("%v kept its rules for another node", s.Service)
+		}
+	}
+}
+
+func TestProxyShards(t *testing.T) {
+	for n, want := range map[int]int{0: 1, 1: 1, 512: 1, 513: 2, 1024: 2, 1025: 4, 10000: 32, 1 << 20: MaxProxyShards} {
+		if got := ProxyShards(n); got != want {
+			t.Errorf("ProxyShards(%d) = %d, want %d", n, got, want)
+		}
+	}
+	svcs, ips, eps := randomServices(rand.New(rand.NewPCG(9, 9)), 3000, 1)
+	r := ProxyRules(svcs, ips, eps, ProxyOptions{Node: "n1", NodePortRange: DefaultNodePortRange})
+	if r.Shards != 8 {
+		t.Fatalf("%d Services with rules in %d tables", len(r.Services), r.Shards)
+	}
+	count := make([]int, r.Shards)
+	for _, s := range r.Services {
+		if s.Shard != ProxyShard(s.Service, r.Shards) || s.Shard < 0 || s.Shard >= r.Shards {
+			t.Fatalf("%v in table %d", s.Service, s.Shard)
+		}
+		count[s.Shard]++
+	}
+	for i, c := range count {
+		// About 3000*5/6/8 each; far fewer or more is a poor spread.
+		if c < len(r.Services)/r.Shards/2 || c > len(r.Services)/r.Shards*2 {
+			t.Errorf("table %d holds %d of %d Services: %v", i, c, len(r.Services), count)
+		}
+	}
+}
+
+func TestProxyRulesTwoServicesOnOneNodePort(t *testing.T) {
+	mk := func(name string) *corev1.Service {
+		s := selService("default", name, name, corev1.ServicePort{Port: 80, NodePort: 30080})
+		s.Spec.Type = corev1.ServiceTypeNodePort
+		return s
+	}
+	svcs := []*corev1.Service{mk("b"), mk("a")}
+	ips := AllocateClusterIPs(svcs, DefaultServiceCIDR)
+	var eps []ServiceEndpoints
+	for i, s := range svcs {
+		e := Endpoint{Pod: Key{"default", s.Name + "-0"}, IP: netip.AddrFrom4([4]byte{10, 1, 1, byte(i + 1)}), Node: "n1"}
+		eps = append(eps, ServiceEndpoints{Namespace: "default", Name: s.Name, Pods: []Endpoint{e},
+			Ports: []PortEndpoints{{Protocol: corev1.ProtocolTCP, Port: 80, NodePort: 30080, Endpoints: []PortEndpoint{{Endpoint: e, TargetPort: 80}}}}})
+	}
+	r := ProxyRules(svcs, ips, eps, ProxyOptions{Node: "n1", NodePortRange: DefaultNodePortRange})
+	nps := r.NodePorts()
+	if len(nps) != 1 || nps[0].Chain != "ext-default/a/tcp/80" {
+		t.Fatalf("node ports %v", nps)
+	}
+	if r.Chain("ext-default/b/tcp/80") != nil || r.Chain("svc-default/b/tcp/80") == nil {
+		t.Errorf("b's chains:\n%s", r.String())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,10 @@ func newBenchCluster(n, endpoints int) *benchCluster {
 		}
 		c.services = append(c.services, s)
 	}
+	// Sorted, as the agent has them (plan.AllocateNodePorts sorts them).
+	slices.SortFunc(c.services, func(a, b *corev1.Service) int {
+		return plan.Key{Namespace: a.Namespace, Name: a.Name}.Compare(plan.Key{Namespace: b.Namespace, Name: b.Name})
+	})
 	c.ips = plan.AllocateClusterIPs(c.services, netip.MustParsePrefix("10.96.0.0/12"))
 	for i, s := range c.services {
 		c.eps = append(c.eps, endpointsFor(s, i, endpoints, 0))
@@ -100,7 +105,7 @@ func BenchmarkFullSync(b *testing.B) {
 				}
 				p.Close()
 			}
-			b.ReportMetric(float64(len(r.Chains)), "chains")
+			b.ReportMetric(float64(r.ChainCount()), "chains")
 		})
 	}
 }
@@ -138,9 +143,11 @@ func BenchmarkNftFile(b *testing.B) {
 	}
 }
 
-// BenchmarkOneServiceChanged is a sync among 10,000 Services after one of
-// them lost or regained an endpoint; ruleset is plan.ProxyRules computing
-// the whole ruleset again, as the agent does before every sync.
+// BenchmarkOneServiceChanged is one Service among 10,000 losing or
+// regaining an endpoint, as the agent handles it: ruleset is
+// plan.ProxyRulesFrom computing the ruleset again from the last one (the
+// Services that did not change keep their rules), sync is writing it
+// (one of the 32 tables changes), total is both.
 func BenchmarkOneServiceChanged(b *testing.B) {
 	ns := benchNetNS(b)
 	c := newBenchCluster(10000, 5)
@@ -149,12 +156,14 @@ func BenchmarkOneServiceChanged(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	rs := [2]plan.Ruleset{c.ruleset()}
-	c.eps[5000] = endpointsFor(c.services[5000], 5000, 4, 0)
-	rs[1] = c.ruleset()
-	if err := p.Sync(rs[0]); err != nil {
+	opts := plan.ProxyOptions{Node: "n1", NodePortRange: plan.DefaultNodePortRange}
+	eps := [2][]plan.ServiceEndpoints{c.eps, slices.Clone(c.eps)}
+	eps[1][5000] = endpointsFor(c.services[5000], 5000, 4, 0)
+	r := plan.ProxyRules(c.services, c.ips, eps[0], opts)
+	if err := p.Sync(r); err != nil {
 		b.Fatal(err)
 	}
+	rs := [2]plan.Ruleset{r, plan.ProxyRulesFrom(&r, c.services, c.ips, eps[1], opts)}
 	b.Run("sync", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
@@ -165,10 +174,23 @@ func BenchmarkOneServiceChanged(b *testing.B) {
 		}
 	})
 	b.Run("ruleset", func(b *testing.B) {
+		i := 0
 		for b.Loop() {
-			c.ruleset()
+			i++
+			rs[i%2] = plan.ProxyRulesFrom(&rs[(i+1)%2], c.services, c.ips, eps[i%2], opts)
 		}
 	})
+	b.Run("total", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			rs[i%2] = plan.ProxyRulesFrom(&rs[(i+1)%2], c.services, c.ips, eps[i%2], opts)
+			if err := p.Sync(rs[i%2]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(r.Shards), "tables")
 }
 
 // BenchmarkConnect is connect latency to the first and the last of
@@ -236,64 +258,86 @@ func BenchmarkMemory(b *testing.B) {
 	}
 }
 
-// gitorchText is r as an nft script making the same table.
+// gitorchText is r as an nft script making the same tables.
 func gitorchText(r *plan.Ruleset) string {
 	var w strings.Builder
-	w.WriteString(`add table inet gitorch
-delete table inet gitorch
-table inet gitorch {
-	map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }
-	map service-nodeports { type inet_proto . inet_service : verdict; }
-	map no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict; }
-	map no-endpoint-nodeports { type inet_proto . inet_service : verdict; }
-	chain mark-for-masquerade { meta mark set meta mark | 0x00400000; }
+	for i := -1; i < plan.MaxProxyShards; i++ {
+		t := "gitorch"
+		if i >= 0 {
+			t = proxy.ShardTable(t, i)
+		}
+		fmt.Fprintf(&w, "add table inet %s\ndelete table inet %s\n", t, t)
+	}
+	w.WriteString(`table inet gitorch {
+	set no-endpoint-services { type ipv4_addr . inet_proto . inet_service; }
+	set no-endpoint-nodeports { type inet_proto . inet_service; }
 	chain masquerading {
 		meta mark & 0x00400000 == 0 return
 		meta mark set meta mark ^ 0x00400000
 		masquerade fully-random
 	}
-	chain services {
-		ip daddr . meta l4proto . th dport vmap @service-ips
-		fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports
-	}
 	chain endpoints-check {
-		ip daddr . meta l4proto . th dport vmap @no-endpoint-services
-		fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports
+		ip daddr . meta l4proto . th dport @no-endpoint-services goto reject-chain
+		fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport @no-endpoint-nodeports goto reject-chain
 	}
 	chain reject-chain { meta l4proto tcp reject with tcp reset; reject; }
-	chain nat-prerouting { type nat hook prerouting priority dstnat; jump services; }
-	chain nat-output { type nat hook output priority -100; jump services; }
 	chain nat-postrouting { type nat hook postrouting priority srcnat; jump masquerading; }
 	chain filter-input { type filter hook input priority -110; ct state new jump endpoints-check; }
 	chain filter-forward { type filter hook forward priority -110; ct state new jump endpoints-check; }
 	chain filter-output { type filter hook output priority -110; ct state new jump endpoints-check; }
 }
 `)
-	for _, s := range r.Sets {
-		fmt.Fprintf(&w, "add set inet gitorch %s { type ipv4_addr; flags dynamic,timeout; timeout %ds; }\n", s.Name, s.Timeout)
+	for i := range r.Shards {
+		fmt.Fprintf(&w, `table inet %s {
+	map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }
+	map service-nodeports { type inet_proto . inet_service : verdict; }
+	chain mark-for-masquerade { meta mark set meta mark | 0x00400000; }
+	chain services {
+		ip daddr . meta l4proto . th dport vmap @service-ips
+		meta l4proto . th dport vmap @service-nodeports
 	}
-	for _, c := range r.Chains {
-		fmt.Fprintf(&w, "add chain inet gitorch %s\n", c.Name)
+	chain nat-prerouting { type nat hook prerouting priority dstnat; jump services; }
+	chain nat-output { type nat hook output priority -100; jump services; }
+}
+`, proxy.ShardTable("gitorch", i))
 	}
-	for _, c := range r.Chains {
-		for _, rule := range c.Rules {
-			fmt.Fprintf(&w, "add rule inet gitorch %s %s\n", c.Name, rule)
+	for _, s := range r.Services {
+		t := proxy.ShardTable("gitorch", s.Shard)
+		for _, set := range s.Sets {
+			fmt.Fprintf(&w, "add set inet %s %s { type ipv4_addr; flags dynamic,timeout; timeout %ds; }\n", t, set.Name, set.Timeout)
+		}
+		for _, c := range s.Chains {
+			fmt.Fprintf(&w, "add chain inet %s %s\n", t, c.Name)
 		}
 	}
-	for _, m := range []struct {
-		name string
-		els  []plan.MapElement
-	}{{"service-ips", r.ServiceIPs}, {"service-nodeports", r.NodePorts}, {"no-endpoint-services", r.NoEndpointIPs}, {"no-endpoint-nodeports", r.NoEndpointNodePorts}} {
-		for _, e := range m.els {
-			to := "goto reject-chain"
-			if e.Chain != "" {
-				to = "goto " + e.Chain
+	for _, s := range r.Services {
+		t := proxy.ShardTable("gitorch", s.Shard)
+		for _, c := range s.Chains {
+			for _, rule := range c.Rules {
+				fmt.Fprintf(&w, "add rule inet %s %s %s\n", t, c.Name, rule)
 			}
-			key := fmt.Sprintf("%s . %d", e.Proto, e.Port)
-			if e.Addr.IsValid() {
-				key = e.Addr.String() + " . " + key
+		}
+	}
+	for _, s := range r.Services {
+		for _, m := range []struct {
+			table, name string
+			els         []plan.MapElement
+		}{
+			{proxy.ShardTable("gitorch", s.Shard), "service-ips", s.ServiceIPs},
+			{proxy.ShardTable("gitorch", s.Shard), "service-nodeports", s.NodePorts},
+			{"gitorch", "no-endpoint-services", s.NoEndpointIPs},
+			{"gitorch", "no-endpoint-nodeports", s.NoEndpointNodePorts},
+		} {
+			for _, e := range m.els {
+				key := fmt.Sprintf("%s . %d", e.Proto, e.Port)
+				if e.Addr.IsValid() {
+					key = e.Addr.String() + " . " + key
+				}
+				if e.Chain != "" {
+					key += " : goto " + e.Chain
+				}
+				fmt.Fprintf(&w, "add element inet %s %s { %s }\n", m.table, m.name, key)
 			}
-			fmt.Fprintf(&w, "add element inet gitorch %s { %s : %s }\n", m.name, key, to)
 		}
 	}
 	return w.String()

@@ -447,19 +447,22 @@ func TestRestartKeepsOpenConnections(t *testing.T) {
 	}
 }
 
-// handles lists the rule handles of each chain of table inet gitorch in
-// the node, from nft -a.
+// handles lists the rule handles of each chain of gitorch's tables in the
+// node, from nft -a.
 func (n *testNet) handles() map[string][]string {
 	n.t.Helper()
-	out, err := n.node.Command("nft", "-a", "list", "table", "inet", "gitorch").CombinedOutput()
+	out, err := n.node.Command("nft", "-a", "list", "ruleset").CombinedOutput()
 	if err != nil {
 		n.t.Fatalf("nft list: %v: %s", err, out)
 	}
 	m := map[string][]string{}
-	chain := ""
+	chain, ours := "", false
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		switch {
+		case len(f) >= 3 && f[0] == "table":
+			ours = f[1] == "inet" && proxy.IsTable(proxy.DefaultTable, f[2])
+		case !ours:
 		case len(f) >= 2 && f[0] == "chain":
 			chain = f[1]
 			m[chain] = []string{}

@@ -1,14 +1,22 @@
-// Package proxy writes the Service proxy's rules into the kernel: the
-// nftables table "inet gitorch", through netlink (github.com/google/nftables;
-// no nft binary). It carries out what plan.ProxyRules decides: the fixed
-// part of the table (hooks, the dispatch through verdict maps, masquerade,
+// Package proxy writes the Service proxy's rules into the kernel: nftables
+// tables of family inet, through netlink (github.com/google/nftables; no
+// nft binary). It carries out what plan.ProxyRules decides: the fixed part
+// of the tables (hooks, the dispatch through verdict maps, masquerade,
 // reject) is built here, the changing part is the plan.Ruleset it is given.
 //
+// The table "gitorch" holds what is the same for every Service: the
+// refusal of Service ports without endpoints and the masquerade. The
+// Services' chains are spread over the tables "gitorch-0", "gitorch-1", ...
+// (plan.Ruleset.Shards of them), each with its own hooks and maps: the
+// kernel checks every chain of a table at each commit that adds a rule or
+// a verdict to it, so a sync that changes one Service costs what one table
+// holds, not what the node holds.
+//
 // Every Sync is one netlink transaction, atomic in the kernel. The first
-// Sync of a Proxy rebuilds the whole table (deleted and made again in that
+// Sync of a Proxy rebuilds all the tables (deleted and made again in that
 // one transaction, so there is no moment without rules); later ones send
-// only what changed since the last one that succeeded. Only the table
-// gitorch owns is ever read or written.
+// only what changed since the last one that succeeded. Only the tables
+// gitorch owns are ever read or written.
 package proxy
 
 import (
@@ -16,6 +24,8 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,19 +38,37 @@ import (
 	"github.com/gitorch/gitorch/pkg/plan"
 )
 
-// DefaultTable is the name of gitorch's table, of family inet.
+// DefaultTable is the name of gitorch's fixed table, of family inet; the
+// Services' tables are named after it (ShardTable).
 const DefaultTable = "gitorch"
 
 // MasqueradeMark is the packet mark bit that says "masquerade this in
 // postrouting". It is gitorch's own bit, not kube-proxy's 0x4000.
 const MasqueradeMark = 0x00400000
 
+// ShardTable is the name of the table that holds the Services of shard i.
+func ShardTable(table string, i int) string { return table + "-" + strconv.Itoa(i) }
+
+// IsTable reports whether name is the fixed table or one of the Services'
+// tables named after table.
+func IsTable(table, name string) bool {
+	if name == table {
+		return true
+	}
+	rest, ok := strings.CutPrefix(name, table+"-")
+	if !ok {
+		return false
+	}
+	i, err := strconv.Atoi(rest)
+	return err == nil && i >= 0 && i < plan.MaxProxyShards && strconv.Itoa(i) == rest
+}
+
 // Names of the fixed sets and chains.
 const (
 	mapServiceIPs          = "service-ips"
 	mapNodePorts           = "service-nodeports"
-	mapNoEndpointServices  = "no-endpoint-services"
-	mapNoEndpointNodePorts = "no-endpoint-nodeports"
+	setNoEndpointServices  = "no-endpoint-services"
+	setNoEndpointNodePorts = "no-endpoint-nodeports"
 	chainServices          = "services"
 	chainMarkMasq          = "mark-for-masquerade"
 	chainMasquerading      = "masquerading"
@@ -53,45 +81,37 @@ type Config struct {
 	// NetNS is the path of the network namespace whose rules to write
 	// (/run/netns/NAME, /proc/PID/ns/net); empty: the process's own.
 	NetNS string
-	// Table is the name of the inet table; DefaultTable when empty.
+	// Table is the name of the fixed inet table; DefaultTable when empty.
 	Table string
 }
 
-// Proxy writes rulesets into one table. Its methods are safe to call from
+// Proxy writes rulesets into its tables. Its methods are safe to call from
 // several goroutines; syncs are serialised.
 type Proxy struct {
 	mu     sync.Mutex
 	cfg    Config
 	nsFile *os.File
-	table  *nftables.Table
 	// applied is the ruleset of the last Sync that succeeded; nil until
-	// then, and after a failure (the next Sync rebuilds the table).
+	// then, and after a failure (the next Sync rebuilds the tables).
 	applied *plan.Ruleset
-	maps    map[string]*nftables.Set
 	// nl is the netlink connection, kept from one Sync to the next:
 	// closing a netlink socket costs the kernel milliseconds.
 	nl *nftables.Conn
 }
 
-// New returns a proxy for the table cfg names. It touches nothing until
+// New returns a proxy for the tables cfg names. It touches nothing until
 // the first Sync.
 func New(cfg Config) (*Proxy, error) {
 	if cfg.Table == "" {
 		cfg.Table = DefaultTable
 	}
-	p := &Proxy{cfg: cfg, table: &nftables.Table{Family: nftables.TableFamilyINet, Name: cfg.Table}}
+	p := &Proxy{cfg: cfg}
 	if cfg.NetNS != "" {
 		f, err := os.Open(cfg.NetNS)
 		if err != nil {
 			return nil, fmt.Errorf("proxy: network namespace: %w", err)
 		}
 		p.nsFile = f
-	}
-	p.maps = map[string]*nftables.Set{
-		mapServiceIPs:          {Table: p.table, Name: mapServiceIPs, IsMap: true, Concatenation: true, KeyType: ipProtoPort, DataType: nftables.TypeVerdict},
-		mapNodePorts:           {Table: p.table, Name: mapNodePorts, IsMap: true, Concatenation: true, KeyType: protoPort, DataType: nftables.TypeVerdict},
-		mapNoEndpointServices:  {Table: p.table, Name: mapNoEndpointServices, IsMap: true, Concatenation: true, KeyType: ipProtoPort, DataType: nftables.TypeVerdict},
-		mapNoEndpointNodePorts: {Table: p.table, Name: mapNoEndpointNodePorts, IsMap: true, Concatenation: true, KeyType: protoPort, DataType: nftables.TypeVerdict},
 	}
 	return p, nil
 }
@@ -161,9 +181,10 @@ func (p *Proxy) dropConn() {
 	}
 }
 
-// Sync makes the table hold r, in one transaction: the whole table on the
-// first call (or after a failed one), the difference to the last ruleset
-// otherwise. On error nothing of the transaction is applied.
+// Sync makes the tables hold r, in one transaction: all of them on the
+// first call (or after a failed one, or when the number of tables
+// changes), the difference to the last ruleset otherwise. On error nothing
+// of the transaction is applied.
 func (p *Proxy) Sync(r plan.Ruleset) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -171,8 +192,11 @@ func (p *Proxy) Sync(r plan.Ruleset) error {
 	if err != nil {
 		return fmt.Errorf("proxy: netlink: %w", err)
 	}
-	b := &batch{p: p, c: c, chains: map[string]*nftables.Chain{}}
-	if p.applied == nil {
+	if r.Shards < 1 || r.Shards > plan.MaxProxyShards {
+		return fmt.Errorf("proxy: %d tables: want 1 to %d", r.Shards, plan.MaxProxyShards)
+	}
+	b := p.newBatch(c)
+	if p.applied == nil || p.applied.Shards != r.Shards {
 		err = b.full(&r)
 	} else {
 		err = b.partial(p.applied, &r)
@@ -183,13 +207,13 @@ func (p *Proxy) Sync(r plan.Ruleset) error {
 	if err != nil {
 		p.applied = nil
 		p.dropConn()
-		return fmt.Errorf("proxy: sync table inet %s: %w", p.cfg.Table, err)
+		return fmt.Errorf("proxy: sync tables inet %s: %w", p.cfg.Table, err)
 	}
 	p.applied = &r
 	return nil
 }
 
-// Delete removes the table, if there is one.
+// Delete removes the tables, those there are.
 func (p *Proxy) Delete() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -197,28 +221,87 @@ func (p *Proxy) Delete() error {
 	if err != nil {
 		return fmt.Errorf("proxy: netlink: %w", err)
 	}
-	c.AddTable(p.table)
-	c.DelTable(p.table)
+	p.newBatch(c).deleteTables()
 	p.applied = nil
 	if err := c.Flush(); err != nil {
 		p.dropConn()
-		return fmt.Errorf("proxy: delete table inet %s: %w", p.cfg.Table, err)
+		return fmt.Errorf("proxy: delete tables inet %s: %w", p.cfg.Table, err)
 	}
 	return nil
+}
+
+// fixed is the index of the fixed table among a batch's tables; the
+// Services' tables are 0, 1, ...
+const fixed = -1
+
+type chainKey struct {
+	table int
+	name  string
 }
 
 // batch is one transaction being built.
 type batch struct {
 	p      *Proxy
 	c      *nftables.Conn
-	chains map[string]*nftables.Chain
+	tables map[int]*nftables.Table
+	chains map[chainKey]*nftables.Chain
+	sets   map[chainKey]*nftables.Set
 	err    error
 }
 
-// setElements adds (or deletes) els in the map named name, in messages of
-// a few hundred elements (a netlink message is at most 64 KiB).
-func (b *batch) setElements(name string, els []nftables.SetElement, add bool) {
-	set := b.p.maps[name]
+func (p *Proxy) newBatch(c *nftables.Conn) *batch {
+	return &batch{p: p, c: c, tables: map[int]*nftables.Table{}, chains: map[chainKey]*nftables.Chain{}, sets: map[chainKey]*nftables.Set{}}
+}
+
+// table is the fixed table (fixed) or the Services' table i.
+func (b *batch) table(i int) *nftables.Table {
+	t := b.tables[i]
+	if t == nil {
+		name := b.p.cfg.Table
+		if i != fixed {
+			name = ShardTable(name, i)
+		}
+		t = &nftables.Table{Family: nftables.TableFamilyINet, Name: name}
+		b.tables[i] = t
+	}
+	return t
+}
+
+func (b *batch) chain(table int, name string) *nftables.Chain {
+	k := chainKey{table, name}
+	ch := b.chains[k]
+	if ch == nil {
+		ch = &nftables.Chain{Table: b.table(table), Name: name}
+		b.chains[k] = ch
+	}
+	return ch
+}
+
+// set is one of the fixed maps and sets of a table, as the batch knows it.
+func (b *batch) set(table int, name string) *nftables.Set {
+	k := chainKey{table, name}
+	s := b.sets[k]
+	if s == nil {
+		s = &nftables.Set{Table: b.table(table), Name: name, Concatenation: true}
+		switch name {
+		case mapServiceIPs:
+			s.IsMap, s.KeyType, s.DataType = true, ipProtoPort, nftables.TypeVerdict
+		case mapNodePorts:
+			s.IsMap, s.KeyType, s.DataType = true, protoPort, nftables.TypeVerdict
+		case setNoEndpointServices:
+			s.KeyType = ipProtoPort
+		case setNoEndpointNodePorts:
+			s.KeyType = protoPort
+		}
+		b.sets[k] = s
+	}
+	return s
+}
+
+// setElements adds (or deletes) els in the set named name of table, in
+// messages of a few hundred elements (a netlink message is at most 64 KiB).
+func (b *batch) setElements(table int, name string, els []nftables.SetElement, add bool) {
+	set := b.set(table, name)
 	const perMessage = 512
 	for len(els) > 0 {
 		n := min(len(els), perMessage)
@@ -231,141 +314,236 @@ func (b *batch) setElements(name string, els []nftables.SetElement, add bool) {
 	}
 }
 
-func (b *batch) chain(name string) *nftables.Chain {
-	ch := b.chains[name]
-	if ch == nil {
-		ch = &nftables.Chain{Table: b.p.table, Name: name}
-		b.chains[name] = ch
-	}
-	return ch
-}
-
 func (b *batch) fail(err error) {
 	if b.err == nil && err != nil {
 		b.err = err
 	}
 }
 
-// full deletes the table and makes it again with r.
+// deleteTables deletes the fixed table and every table a Service can be
+// in, those there are.
+func (b *batch) deleteTables() {
+	for i := fixed; i < plan.MaxProxyShards; i++ {
+		t := b.table(i)
+		b.c.AddTable(t) // so that the deletion finds one
+		b.c.DelTable(t)
+	}
+}
+
+// full deletes the tables and makes them again with r.
 func (b *batch) full(r *plan.Ruleset) error {
-	c, t := b.c, b.p.table
-	c.AddTable(t) // so that the deletion finds one
-	c.DelTable(t)
-	c.AddTable(t)
-	for _, name := range []string{mapServiceIPs, mapNodePorts, mapNoEndpointServices, mapNoEndpointNodePorts} {
-		s := b.p.maps[name]
-		s.ID = 0 // a new set in this transaction
-		b.fail(c.AddSet(s, nil))
+	c := b.c
+	b.deleteTables()
+	c.AddTable(b.table(fixed))
+	for _, name := range []string{setNoEndpointServices, setNoEndpointNodePorts} {
+		b.fail(c.AddSet(b.set(fixed, name), nil))
 	}
-	b.base()
-	for _, s := range r.Sets {
-		b.addSet(s)
+	b.fixedBase()
+	for i := range r.Shards {
+		c.AddTable(b.table(i))
+		for _, name := range []string{mapServiceIPs, mapNodePorts} {
+			b.fail(c.AddSet(b.set(i, name), nil))
+		}
+		b.shardBase(i)
 	}
-	for i := range r.Chains {
-		c.AddChain(b.chain(r.Chains[i].Name))
+	for _, s := range r.Services {
+		for _, set := range s.Sets {
+			b.addSet(s.Shard, set)
+		}
+		for i := range s.Chains {
+			c.AddChain(b.chain(s.Shard, s.Chains[i].Name))
+		}
 	}
-	for i := range r.Chains {
-		b.rules(&r.Chains[i])
+	for _, s := range r.Services {
+		for i := range s.Chains {
+			b.rules(s.Shard, &s.Chains[i])
+		}
 	}
-	b.elements(mapServiceIPs, r.ServiceIPs, true)
-	b.elements(mapNodePorts, r.NodePorts, true)
-	b.elements(mapNoEndpointServices, r.NoEndpointIPs, true)
-	b.elements(mapNoEndpointNodePorts, r.NoEndpointNodePorts, true)
+	b.allElements(r, func(s *plan.ServiceRules) [4][]plan.MapElement {
+		return [4][]plan.MapElement{s.ServiceIPs, s.NodePorts, s.NoEndpointIPs, s.NoEndpointNodePorts}
+	}, true)
 	return b.err
 }
 
-// partial sends what changed from old to r.
+// allElements adds (or deletes) the elements of every Service's four
+// kinds of element, in as few messages as there can be.
+func (b *batch) allElements(r *plan.Ruleset, of func(*plan.ServiceRules) [4][]plan.MapElement, add bool) {
+	perShard := make([][2][]nftables.SetElement, r.Shards)
+	var refused [2][]nftables.SetElement
+	for _, s := range r.Services {
+		els := of(s)
+		perShard[s.Shard][0] = appendElements(perShard[s.Shard][0], els[0], true)
+		perShard[s.Shard][1] = appendElements(perShard[s.Shard][1], els[1], false)
+		refused[0] = appendElements(refused[0], els[2], true)
+		refused[1] = appendElements(refused[1], els[3], false)
+	}
+	for i, els := range perShard {
+		b.setElements(i, mapServiceIPs, els[0], add)
+		b.setElements(i, mapNodePorts, els[1], add)
+	}
+	b.setElements(fixed, setNoEndpointServices, refused[0], add)
+	b.setElements(fixed, setNoEndpointNodePorts, refused[1], add)
+}
+
+// serviceDiff is what changed in one Service's rules.
+type serviceDiff struct {
+	shard                      int
+	gone, came, changed        []*plan.Chain
+	setsGone, setsCame         []plan.AffinitySet
+	elementsGone, elementsCame [4][]plan.MapElement
+}
+
+// partial sends what changed from old to r, which have as many tables.
 func (b *batch) partial(old, r *plan.Ruleset) error {
 	c := b.c
-	// Both rulesets' chains and sets are sorted by name: one merge finds
-	// what went, what came and what changed, without indexing them all.
-	var gone, came, changed []*plan.Chain
-	for i, j := 0, 0; i < len(old.Chains) || j < len(r.Chains); {
+	// Both rulesets' Services are sorted: one merge finds what went, what
+	// came and what changed; a Service whose rules were reused is skipped
+	// without looking into it.
+	var diffs []serviceDiff
+	none := &plan.ServiceRules{}
+	for i, j := 0, 0; i < len(old.Services) || j < len(r.Services); {
+		var o, n *plan.ServiceRules
 		switch {
-		case j == len(r.Chains) || i < len(old.Chains) && old.Chains[i].Name < r.Chains[j].Name:
-			gone = append(gone, &old.Chains[i])
+		case j == len(r.Services) || i < len(old.Services) && old.Services[i].Service.Compare(r.Services[j].Service) < 0:
+			o, n = old.Services[i], none
 			i++
-		case i == len(old.Chains) || r.Chains[j].Name < old.Chains[i].Name:
-			came = append(came, &r.Chains[j])
+		case i == len(old.Services) || r.Services[j].Service.Compare(old.Services[i].Service) < 0:
+			o, n = none, r.Services[j]
 			j++
 		default:
-			if !slices.EqualFunc(old.Chains[i].Rules, r.Chains[j].Rules, ruleEqual) {
-				changed = append(changed, &r.Chains[j])
-			}
+			o, n = old.Services[i], r.Services[j]
 			i++
 			j++
 		}
-	}
-	var setsGone, setsCame []plan.AffinitySet
-	for i, j := 0, 0; i < len(old.Sets) || j < len(r.Sets); {
-		switch {
-		case j == len(r.Sets) || i < len(old.Sets) && old.Sets[i].Name < r.Sets[j].Name:
-			setsGone = append(setsGone, old.Sets[i])
-			i++
-		case i == len(old.Sets) || r.Sets[j].Name < old.Sets[i].Name:
-			setsCame = append(setsCame, r.Sets[j])
-			j++
-		default:
-			if old.Sets[i].Timeout != r.Sets[j].Timeout {
-				setsGone, setsCame = append(setsGone, old.Sets[i]), append(setsCame, r.Sets[j])
-			}
-			i++
-			j++
+		if o == n {
+			continue
+		}
+		shard := n.Shard
+		if n == none {
+			shard = o.Shard
+		}
+		if d := diffService(o, n, shard); d != nil {
+			diffs = append(diffs, *d)
 		}
 	}
 	// 1. Empty the chains that change or go, so that nothing refers to
 	// what is removed next.
-	for _, ch := range append(slices.Clip(gone), changed...) {
-		c.FlushChain(b.chain(ch.Name))
+	for _, d := range diffs {
+		for _, ch := range append(slices.Clip(d.gone), d.changed...) {
+			c.FlushChain(b.chain(d.shard, ch.Name))
+		}
 	}
-	// 2. Remove map elements that go or change.
-	maps := []struct {
-		name     string
-		old, new []plan.MapElement
-	}{
-		{mapServiceIPs, old.ServiceIPs, r.ServiceIPs},
-		{mapNodePorts, old.NodePorts, r.NodePorts},
-		{mapNoEndpointServices, old.NoEndpointIPs, r.NoEndpointIPs},
-		{mapNoEndpointNodePorts, old.NoEndpointNodePorts, r.NoEndpointNodePorts},
-	}
-	for _, m := range maps {
-		gone, _ := diffElements(m.old, m.new)
-		b.elements(m.name, gone, false)
-	}
+	// 2. Remove map and set elements that go or change.
+	b.diffElements(diffs, false)
 	// 3. Remove the chains and sets that go (or whose timeout changes).
-	for _, ch := range gone {
-		c.DelChain(b.chain(ch.Name))
-	}
-	for _, s := range setsGone {
-		c.DelSet(&nftables.Set{Table: b.p.table, Name: s.Name})
+	for _, d := range diffs {
+		for _, ch := range d.gone {
+			c.DelChain(b.chain(d.shard, ch.Name))
+		}
+		for _, s := range d.setsGone {
+			c.DelSet(&nftables.Set{Table: b.table(d.shard), Name: s.Name})
+		}
 	}
 	// 4. Add the sets and chains that come, then fill the chains that
-	// came or changed, then the map elements.
-	for _, s := range setsCame {
-		b.addSet(s)
+	// came or changed, then the elements.
+	for _, d := range diffs {
+		for _, s := range d.setsCame {
+			b.addSet(d.shard, s)
+		}
+		for _, ch := range d.came {
+			c.AddChain(b.chain(d.shard, ch.Name))
+		}
 	}
-	for _, ch := range came {
-		c.AddChain(b.chain(ch.Name))
+	for _, d := range diffs {
+		for _, ch := range append(slices.Clip(d.came), d.changed...) {
+			b.rules(d.shard, ch)
+		}
 	}
-	for _, ch := range append(came, changed...) {
-		b.rules(ch)
-	}
-	for _, m := range maps {
-		_, come := diffElements(m.old, m.new)
-		b.elements(m.name, come, true)
-	}
+	b.diffElements(diffs, true)
 	return b.err
 }
 
-func ruleEqual(a, b plan.Rule) bool {
-	return a.SrcAddr == b.SrcAddr && a.SrcInSet == b.SrcInSet && a.SrcLocal == b.SrcLocal && a.Op == b.Op &&
-		a.Chain == b.Chain && slices.Equal(a.Chains, b.Chains) && a.Set == b.Set && a.To == b.To && a.Proto == b.Proto
+// diffElements deletes (or adds) the elements that go (come) in diffs.
+func (b *batch) diffElements(diffs []serviceDiff, add bool) {
+	perShard := map[int]*[2][]nftables.SetElement{}
+	var refused [2][]nftables.SetElement
+	for _, d := range diffs {
+		els := d.elementsGone
+		if add {
+			els = d.elementsCame
+		}
+		ps := perShard[d.shard]
+		if ps == nil {
+			ps = &[2][]nftables.SetElement{}
+			perShard[d.shard] = ps
+		}
+		ps[0] = appendElements(ps[0], els[0], true)
+		ps[1] = appendElements(ps[1], els[1], false)
+		refused[0] = appendElements(refused[0], els[2], true)
+		refused[1] = appendElements(refused[1], els[3], false)
+	}
+	for i, ps := range perShard {
+		b.setElements(i, mapServiceIPs, ps[0], add)
+		b.setElements(i, mapNodePorts, ps[1], add)
+	}
+	b.setElements(fixed, setNoEndpointServices, refused[0], add)
+	b.setElements(fixed, setNoEndpointNodePorts, refused[1], add)
 }
 
-// diffElements are the elements of old that are not in new (or lead
+// diffService is what changes from o to n (either may be empty), or nil
+// when nothing does.
+func diffService(o, n *plan.ServiceRules, shard int) *serviceDiff {
+	d := &serviceDiff{shard: shard}
+	// Chains and sets are sorted by name.
+	for i, j := 0, 0; i < len(o.Chains) || j < len(n.Chains); {
+		switch {
+		case j == len(n.Chains) || i < len(o.Chains) && o.Chains[i].Name < n.Chains[j].Name:
+			d.gone = append(d.gone, &o.Chains[i])
+			i++
+		case i == len(o.Chains) || n.Chains[j].Name < o.Chains[i].Name:
+			d.came = append(d.came, &n.Chains[j])
+			j++
+		default:
+			if !slices.EqualFunc(o.Chains[i].Rules, n.Chains[j].Rules, plan.Rule.Equal) {
+				d.changed = append(d.changed, &n.Chains[j])
+			}
+			i++
+			j++
+		}
+	}
+	for i, j := 0, 0; i < len(o.Sets) || j < len(n.Sets); {
+		switch {
+		case j == len(n.Sets) || i < len(o.Sets) && o.Sets[i].Name < n.Sets[j].Name:
+			d.setsGone = append(d.setsGone, o.Sets[i])
+			i++
+		case i == len(o.Sets) || n.Sets[j].Name < o.Sets[i].Name:
+			d.setsCame = append(d.setsCame, n.Sets[j])
+			j++
+		default:
+			if o.Sets[i].Timeout != n.Sets[j].Timeout {
+				d.setsGone, d.setsCame = append(d.setsGone, o.Sets[i]), append(d.setsCame, n.Sets[j])
+			}
+			i++
+			j++
+		}
+	}
+	oe := [4][]plan.MapElement{o.ServiceIPs, o.NodePorts, o.NoEndpointIPs, o.NoEndpointNodePorts}
+	ne := [4][]plan.MapElement{n.ServiceIPs, n.NodePorts, n.NoEndpointIPs, n.NoEndpointNodePorts}
+	changed := len(d.gone)+len(d.came)+len(d.changed)+len(d.setsGone)+len(d.setsCame) > 0
+	for k := range oe {
+		d.elementsGone[k], d.elementsCame[k] = elementsDiff(oe[k], ne[k])
+		changed = changed || len(d.elementsGone[k])+len(d.elementsCame[k]) > 0
+	}
+	if !changed {
+		return nil
+	}
+	return d
+}
+
+// elementsDiff are the elements of old that are not in new (or lead
 // elsewhere), and those of new that are not in old (or lead elsewhere).
 // Both lists are sorted by key.
-func diffElements(old, new []plan.MapElement) (gone, come []plan.MapElement) {
+func elementsDiff(old, new []plan.MapElement) (gone, come []plan.MapElement) {
 	i, j := 0, 0
 	for i < len(old) || j < len(new) {
 		switch {
@@ -396,109 +574,139 @@ func elementLess(a, b plan.MapElement) bool {
 	return a.Port < b.Port
 }
 
-func (b *batch) addSet(s plan.AffinitySet) {
+func (b *batch) addSet(table int, s plan.AffinitySet) {
 	b.fail(b.c.AddSet(&nftables.Set{
-		Table: b.p.table, Name: s.Name, KeyType: nftables.TypeIPAddr,
+		Table: b.table(table), Name: s.Name, KeyType: nftables.TypeIPAddr,
 		HasTimeout: true, Dynamic: true, Timeout: time.Duration(s.Timeout) * time.Second,
 	}, nil))
 }
 
-// elements adds (or deletes) els to the map named name.
-func (b *batch) elements(name string, els []plan.MapElement, add bool) {
-	if len(els) == 0 {
-		return
-	}
-	withAddr := name == mapServiceIPs || name == mapNoEndpointServices
-	out := make([]nftables.SetElement, len(els))
-	for i, e := range els {
-		var key []byte
+// appendElements appends els as set elements: keyed addr . proto . port
+// (withAddr) or proto . port, going to their chain (or, for the
+// no-endpoint sets, with no verdict).
+func appendElements(out []nftables.SetElement, els []plan.MapElement, withAddr bool) []nftables.SetElement {
+	for _, e := range els {
+		key := make([]byte, 0, 12)
 		if withAddr {
 			a := e.Addr.As4()
 			key = append(key, a[:]...)
 		}
 		key = append(key, byte(e.Proto), 0, 0, 0, byte(e.Port>>8), byte(e.Port), 0, 0)
-		v := &expr.Verdict{Kind: expr.VerdictGoto, Chain: e.Chain}
-		if e.Chain == "" {
-			v.Chain = chainReject
+		el := nftables.SetElement{Key: key}
+		if e.Chain != "" {
+			el.VerdictData = &expr.Verdict{Kind: expr.VerdictGoto, Chain: e.Chain}
 		}
-		out[i] = nftables.SetElement{Key: key, VerdictData: v}
+		out = append(out, el)
 	}
-	b.setElements(name, out, add)
+	return out
 }
 
-// base adds the fixed chains.
-func (b *batch) base() {
-	c, t := b.c, b.p.table
-	hooked := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio int32) *nftables.Chain {
-		ch := c.AddChain(&nftables.Chain{Table: t, Name: name, Type: typ, Hooknum: hook, Priority: nftables.ChainPriorityRef(nftables.ChainPriority(prio))})
-		b.chains[name] = ch
-		return ch
+func (b *batch) hooked(table int, name string, typ nftables.ChainType, hook *nftables.ChainHook, prio int32) *nftables.Chain {
+	ch := b.c.AddChain(&nftables.Chain{Table: b.table(table), Name: name, Type: typ, Hooknum: hook, Priority: nftables.ChainPriorityRef(nftables.ChainPriority(prio))})
+	b.chains[chainKey{table, name}] = ch
+	return ch
+}
+
+func (b *batch) add(ch *nftables.Chain, exprs ...expr.Any) {
+	b.c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: exprs})
+}
+
+// fixedBase adds the fixed table's chains: new connections to a Service
+// port without endpoints are refused, marked traffic is masqueraded.
+func (b *batch) fixedBase() {
+	for _, name := range []string{chainMasquerading, chainEndpointsCheck, chainReject} {
+		b.c.AddChain(b.chain(fixed, name))
 	}
-	for _, name := range []string{chainServices, chainMarkMasq, chainMasquerading, chainEndpointsCheck, chainReject} {
-		c.AddChain(b.chain(name))
-	}
-	natPre := hooked("nat-prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -100)
-	natOut := hooked("nat-output", nftables.ChainTypeNAT, nftables.ChainHookOutput, -100)
-	natPost := hooked("nat-postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 100)
+	natPost := b.hooked(fixed, "nat-postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 100)
 	filters := []*nftables.Chain{
-		hooked("filter-input", nftables.ChainTypeFilter, nftables.ChainHookInput, -110),
-		hooked("filter-forward", nftables.ChainTypeFilter, nftables.ChainHookForward, -110),
-		hooked("filter-output", nftables.ChainTypeFilter, nftables.ChainHookOutput, -110),
+		b.hooked(fixed, "filter-input", nftables.ChainTypeFilter, nftables.ChainHookInput, -110),
+		b.hooked(fixed, "filter-forward", nftables.ChainTypeFilter, nftables.ChainHookForward, -110),
+		b.hooked(fixed, "filter-output", nftables.ChainTypeFilter, nftables.ChainHookOutput, -110),
 	}
-	add := func(ch *nftables.Chain, exprs ...expr.Any) {
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
-	}
-	for _, ch := range []*nftables.Chain{natPre, natOut} {
-		add(ch, verdict(expr.VerdictJump, chainServices))
-	}
-	add(natPost, verdict(expr.VerdictJump, chainMasquerading))
+	b.add(natPost, verdict(expr.VerdictJump, chainMasquerading))
 	for _, ch := range filters {
-		add(ch, append(ctNew(), verdict(expr.VerdictJump, chainEndpointsCheck))...)
+		b.add(ch, append(ctNew(), verdict(expr.VerdictJump, chainEndpointsCheck))...)
 	}
-	// services and endpoints-check: the ClusterIP map, then the NodePort
-	// map for any of the node's addresses but loopback.
-	for _, m := range [][2]string{{chainServices, mapServiceIPs}, {chainEndpointsCheck, mapNoEndpointServices}} {
-		add(b.chain(m[0]), append(ipv4(), &expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
-			&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Lookup{SourceRegister: 8, SetName: m[1], DestRegister: 0, IsDestRegSet: true})...)
-	}
-	for _, m := range [][2]string{{chainServices, mapNodePorts}, {chainEndpointsCheck, mapNoEndpointNodePorts}} {
-		add(b.chain(m[0]), append(ipv4(),
-			&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{255, 0, 0, 0}, Xor: []byte{0, 0, 0, 0}},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{127, 0, 0, 0}},
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
-			&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Lookup{SourceRegister: 9, SetName: m[1], DestRegister: 0, IsDestRegSet: true})...)
-	}
+	// endpoints-check: the refused ClusterIP ports, then the refused
+	// nodePorts on any of the node's addresses but loopback. Plain sets:
+	// their elements hold no verdict, and changing them makes the kernel
+	// check nothing at commit.
+	check := b.chain(fixed, chainEndpointsCheck)
+	b.add(check, append(ipv4(), &expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+		&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 8, SetName: setNoEndpointServices},
+		verdict(expr.VerdictGoto, chainReject))...)
+	b.add(check, append(ipv4(), append(localNotLoopback(),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+		&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 9, SetName: setNoEndpointNodePorts},
+		verdict(expr.VerdictGoto, chainReject))...)...)
 	mark := make([]byte, 4)
 	binary.NativeEndian.PutUint32(mark, MasqueradeMark)
 	zero := []byte{0, 0, 0, 0}
-	// mark-for-masquerade: meta mark set meta mark | MARK
-	add(b.chain(chainMarkMasq),
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: invert(mark), Xor: mark},
-		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1})
 	// masquerading: return unless marked; clear the mark; masquerade.
-	add(b.chain(chainMasquerading),
+	masq := b.chain(fixed, chainMasquerading)
+	b.add(masq,
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mark, Xor: zero},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: zero},
 		&expr.Verdict{Kind: expr.VerdictReturn})
-	add(b.chain(chainMasquerading),
+	b.add(masq,
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{255, 255, 255, 255}, Xor: mark},
 		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1})
-	add(b.chain(chainMasquerading), &expr.Masq{FullyRandom: true})
+	b.add(masq, &expr.Masq{FullyRandom: true})
 	// reject-chain: TCP reset for TCP, ICMP port unreachable otherwise.
-	add(b.chain(chainReject),
+	reject := b.chain(fixed, chainReject)
+	b.add(reject,
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 		&expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
-	add(b.chain(chainReject), &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
+	b.add(reject, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
+}
+
+// shardBase adds the fixed chains of the Services' table i: new
+// connections are looked up in its ClusterIP map, then (by protocol and
+// port only: the external chains check the address) in its NodePort map.
+func (b *batch) shardBase(i int) {
+	for _, name := range []string{chainServices, chainMarkMasq} {
+		b.c.AddChain(b.chain(i, name))
+	}
+	for _, ch := range []*nftables.Chain{
+		b.hooked(i, "nat-prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -100),
+		b.hooked(i, "nat-output", nftables.ChainTypeNAT, nftables.ChainHookOutput, -100),
+	} {
+		b.add(ch, verdict(expr.VerdictJump, chainServices))
+	}
+	services := b.chain(i, chainServices)
+	b.add(services, append(ipv4(), &expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+		&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 8, SetName: mapServiceIPs, DestRegister: 0, IsDestRegSet: true})...)
+	b.add(services, append(ipv4(),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+		&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 9, SetName: mapNodePorts, DestRegister: 0, IsDestRegSet: true})...)
+	mark := make([]byte, 4)
+	binary.NativeEndian.PutUint32(mark, MasqueradeMark)
+	// mark-for-masquerade: meta mark set meta mark | MARK
+	b.add(b.chain(i, chainMarkMasq),
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: invert(mark), Xor: mark},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1})
+}
+
+// localNotLoopback matches packets addressed to one of the node's own
+// addresses but loopback's.
+func localNotLoopback() []expr.Any {
+	return []expr.Any{
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{255, 0, 0, 0}, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{127, 0, 0, 0}},
+	}
 }
 
 func invert(b []byte) []byte {
@@ -532,9 +740,9 @@ func verdict(kind expr.VerdictKind, chain string) *expr.Verdict {
 	return &expr.Verdict{Kind: kind, Chain: chain}
 }
 
-// rules adds the rules of ch, which exists (and is empty) in the batch.
-func (b *batch) rules(ch *plan.Chain) {
-	nch := b.chain(ch.Name)
+// rules adds the rules of ch, which exists (and is empty) in table.
+func (b *batch) rules(table int, ch *plan.Chain) {
+	nch := b.chain(table, ch.Name)
 	for _, r := range ch.Rules {
 		var ex []expr.Any
 		if r.SrcAddr.IsValid() {
@@ -548,6 +756,15 @@ func (b *batch) rules(ch *plan.Chain) {
 			ex = append(ex, &expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
 		}
+		if r.DstNotLocal {
+			ex = append(ex, &expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
+		}
+		if r.DstLoopback {
+			ex = append(ex, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{255, 0, 0, 0}, Xor: []byte{0, 0, 0, 0}},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{127, 0, 0, 0}})
+		}
 		switch r.Op {
 		case plan.OpMasquerade:
 			ex = append(ex, verdict(expr.VerdictJump, chainMarkMasq))
@@ -555,6 +772,8 @@ func (b *batch) rules(ch *plan.Chain) {
 			ex = append(ex, verdict(expr.VerdictGoto, r.Chain))
 		case plan.OpDrop:
 			ex = append(ex, &expr.Verdict{Kind: expr.VerdictDrop})
+		case plan.OpReturn:
+			ex = append(ex, &expr.Verdict{Kind: expr.VerdictReturn})
 		case plan.OpRemember:
 			ex = append(ex, srcAddr(), &expr.Dynset{SrcRegKey: 1, SetName: r.Set, Operation: unix.NFT_DYNSET_OP_UPDATE})
 		case plan.OpDNAT:
@@ -572,7 +791,7 @@ func (b *batch) rules(ch *plan.Chain) {
 			b.fail(fmt.Errorf("chain %s: unknown rule op %d", ch.Name, r.Op))
 			continue
 		}
-		b.c.AddRule(&nftables.Rule{Table: b.p.table, Chain: nch, Exprs: ex})
+		b.c.AddRule(&nftables.Rule{Table: nch.Table, Chain: nch, Exprs: ex})
 	}
 }
 
@@ -599,6 +818,6 @@ func (b *batch) pick(ch *nftables.Chain, match []expr.Any, chains []string) {
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}})
 		}
 		ex = append(ex, verdict(expr.VerdictGoto, to))
-		b.c.AddRule(&nftables.Rule{Table: b.p.table, Chain: ch, Exprs: ex})
+		b.c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: ex})
 	}
 }
