@@ -113,7 +113,7 @@ and without a key, the node is a cluster of one that does not gossip.`,
   gitorch agent --repo https://git.example.com/ops/deploy.git \
       --age-key-file /var/lib/gitorch/age.key
   # NodePorts from another range; Services left to another proxy on a
-  # second machine (no nftables table inet gitorch there)
+  # second machine (no nftables tables inet gitorch* there)
   gitorch agent --repo https://git.example.com/ops/deploy.git --service-node-port-range 20000-22767
   gitorch agent --repo https://git.example.com/ops/deploy.git --service-proxy=false
 

@@ -33,9 +33,10 @@ func (a *app) nodeResetCommand() *cobra.Command {
 		Use:   "reset",
 		Short: "Remove everything gitorch made on this node",
 		Long: `Reset removes what gitorch made on this node, as if it had never run: the
-nftables tables inet gitorch (Services) and inet gitorch-net (egress
-masquerade), gitorch's routes to other nodes' pods (protocol 201), the pods'
-bridge (--bridge) and veths (gv*), the cluster DNS interface gitorch-dns, the
+nftables tables inet gitorch and inet gitorch-<n> (Services) and inet
+gitorch-net (egress masquerade), gitorch's routes to other nodes' pods
+(protocol 201), the pods' bridge (--bridge) and veths (gv*), the cluster
+DNS interface gitorch-dns, the
 containers and snapshots of its containerd namespace (images stay), and its
 data directory (Git cache, pod state, IPAM, membership). Nothing of another
 name, protocol or containerd namespace is touched.

@@ -93,13 +93,15 @@ func (a *Agent) proxyLoop(ctx context.Context) {
 }
 
 // rulesetCache is what ruleset keeps from one computation to the next:
-// the Services of the revision with their addresses (computed again only
-// when the revision changes) and the last ruleset, whose rules are reused
-// for the Services that did not change.
+// the Services of the revision with their addresses and the workloads
+// they select (computed again only when the revision changes), and the
+// last ruleset, whose rules are reused for the Services that did not
+// change.
 type rulesetCache struct {
 	objects  []runtime.Object
-	services []*corev1.Service
-	ips      []plan.ServiceIP
+	services *plan.ProxyServices
+	index    *plan.EndpointIndex
+	count    int
 	last     *plan.Ruleset
 }
 
@@ -119,14 +121,15 @@ func (a *Agent) ruleset(c *rulesetCache) (plan.Ruleset, int, bool) {
 				services = append(services, s)
 			}
 		}
-		c.services = plan.AllocateNodePorts(services, a.cfg.NodePortRange)
-		c.ips = plan.AllocateClusterIPs(c.services, a.cfg.ServiceCIDR)
-		c.objects = objects
+		services = plan.AllocateNodePorts(services, a.cfg.NodePortRange)
+		c.services = plan.NewProxyServices(services, plan.AllocateClusterIPs(services, a.cfg.ServiceCIDR))
+		c.index = plan.NewEndpointIndex(objects)
+		c.objects, c.count = objects, len(services)
 	}
-	eps := plan.Endpoints(objects, a.clusterPods())
-	r := plan.ProxyRulesFrom(c.last, c.services, c.ips, eps, plan.ProxyOptions{Node: a.cfg.Node.Name, NodePortRange: a.cfg.NodePortRange})
+	eps := c.index.Endpoints(a.clusterPods())
+	r := c.services.Rules(c.last, eps, plan.ProxyOptions{Node: a.cfg.Node.Name, NodePortRange: a.cfg.NodePortRange})
 	c.last = &r
-	return r, len(c.services), true
+	return r, c.count, true
 }
 
 // sameObjects reports whether a and b are one revision's objects: a

@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -90,66 +90,126 @@ func FindEndpoints(eps []ServiceEndpoints, k Key) (ServiceEndpoints, bool) {
 // protocol); a pod with no such port is no endpoint of that port. A
 // numeric targetPort (or none: the port itself) is used as it is.
 func Endpoints(objects []runtime.Object, pods []PodStatus) []ServiceEndpoints {
-	templates := map[string]*workload{}                // "ns/Kind/name"
-	ws := workloads(objects, newBatchDecider(Batch{})) // templates only: no records needed
-	for i := range ws {
-		templates[ws[i].namespace+"/"+ws[i].kind+"/"+ws[i].name] = &ws[i]
+	return NewEndpointIndex(objects).Endpoints(pods)
+}
+
+// EndpointIndex is what Endpoints needs of a revision, computed once for
+// it: the Services with a selector, sorted, each with the workloads whose
+// template it selects.
+type EndpointIndex struct {
+	services  []indexedService
+	templates map[workloadKey]*corev1.PodTemplateSpec
+	// stsService is the serviceName of each StatefulSet.
+	stsService map[Key]string
+}
+
+// workloadKey names a workload as a pod's status does: namespace and
+// "Kind/name".
+type workloadKey struct{ namespace, workload string }
+
+type indexedService struct {
+	svc       *corev1.Service
+	workloads []workloadKey
+}
+
+// NewEndpointIndex indexes the Services and workloads of objects.
+func NewEndpointIndex(objects []runtime.Object) *EndpointIndex {
+	x := &EndpointIndex{templates: podTemplates(objects), stsService: map[Key]string{}}
+	// The workloads by namespace and label: a Service looks only at those
+	// that have one of its selector's labels.
+	type label struct{ namespace, key, value string }
+	index := map[label][]workloadKey{}
+	for wk, t := range x.templates {
+		for k, v := range t.Labels {
+			l := label{wk.namespace, k, v}
+			index[l] = append(index[l], wk)
+		}
 	}
-	stsService := map[Key]string{}
-	var services []*corev1.Service
 	for _, o := range objects {
 		switch o := o.(type) {
 		case *corev1.Service:
-			services = append(services, o)
+			if o.Spec.Type == corev1.ServiceTypeExternalName || len(o.Spec.Selector) == 0 {
+				continue
+			}
+			// The selector's label with the fewest workloads.
+			var some []workloadKey
+			first := true
+			for k, v := range o.Spec.Selector {
+				if ws := index[label{o.Namespace, k, v}]; first || len(ws) < len(some) {
+					some, first = ws, false
+				}
+			}
+			is := indexedService{svc: o}
+			for _, wk := range some {
+				if selects(o.Spec.Selector, x.templates[wk].Labels) {
+					is.workloads = append(is.workloads, wk)
+				}
+			}
+			x.services = append(x.services, is)
 		case *appsv1.StatefulSet:
-			stsService[Key{o.Namespace, o.Name}] = o.Spec.ServiceName
+			x.stsService[Key{o.Namespace, o.Name}] = o.Spec.ServiceName
 		}
 	}
+	slices.SortFunc(x.services, func(a, b indexedService) int {
+		return Key{a.svc.Namespace, a.svc.Name}.Compare(Key{b.svc.Namespace, b.svc.Name})
+	})
+	return x
+}
+
+// Endpoints are Endpoints(the objects of x, pods).
+func (x *EndpointIndex) Endpoints(pods []PodStatus) []ServiceEndpoints {
+	// The ready pods by workload: pods of one workload have its labels.
 	type candidate struct {
 		Endpoint
-		labels labels.Set
-		spec   *corev1.PodSpec
+		spec *corev1.PodSpec
 	}
-	byNS := map[string][]candidate{}
+	groups := make(map[workloadKey][]candidate, len(x.templates))
 	for _, p := range pods {
 		if p.Phase != PhaseRunning || !p.Ready || p.Reason == ReasonTerminating {
+			continue
+		}
+		wk := workloadKey{p.Namespace, p.Workload}
+		t := x.templates[wk]
+		if t == nil {
 			continue
 		}
 		ip, err := netip.ParseAddr(p.IP)
 		if err != nil {
 			continue
 		}
-		w := templates[p.Namespace+"/"+p.Workload]
-		if w == nil {
-			continue
-		}
-		c := candidate{Endpoint: Endpoint{Pod: p.Key(), IP: ip, Node: p.Node}, labels: w.template.Labels, spec: &w.template.Spec}
+		c := candidate{Endpoint: Endpoint{Pod: p.Key(), IP: ip, Node: p.Node}, spec: &t.Spec}
 		kind, name, _ := strings.Cut(p.Workload, "/")
 		switch {
 		case kind == "StatefulSet":
-			c.Hostname, c.Subdomain = p.Name, stsService[Key{p.Namespace, name}]
+			c.Hostname, c.Subdomain = p.Name, x.stsService[Key{p.Namespace, name}]
 		case c.spec.Hostname != "":
 			c.Hostname, c.Subdomain = c.spec.Hostname, c.spec.Subdomain
 		}
-		byNS[p.Namespace] = append(byNS[p.Namespace], c)
+		groups[wk] = append(groups[wk], c)
 	}
-	for _, cs := range byNS {
+	for _, cs := range groups {
 		slices.SortFunc(cs, func(a, b candidate) int { return a.Pod.Compare(b.Pod) })
 	}
-
-	var out []ServiceEndpoints
-	for _, s := range services {
-		if s.Spec.Type == corev1.ServiceTypeExternalName || len(s.Spec.Selector) == 0 {
-			continue
-		}
-		sel := labels.SelectorFromSet(s.Spec.Selector)
+	out := make([]ServiceEndpoints, 0, len(x.services))
+	var matched []candidate
+	for _, is := range x.services {
+		s := is.svc
 		se := ServiceEndpoints{Namespace: s.Namespace, Name: s.Name}
-		var matched []candidate
-		for _, c := range byNS[s.Namespace] {
-			if sel.Matches(c.labels) {
-				matched = append(matched, c)
-				se.Pods = append(se.Pods, c.Endpoint)
-			}
+		matched = matched[:0]
+		for _, wk := range is.workloads {
+			matched = append(matched, groups[wk]...)
+		}
+		if len(is.workloads) > 1 {
+			slices.SortFunc(matched, func(a, b candidate) int { return a.Pod.Compare(b.Pod) })
+		}
+		if len(matched) > 0 {
+			se.Pods = make([]Endpoint, 0, len(matched))
+		}
+		for _, c := range matched {
+			se.Pods = append(se.Pods, c.Endpoint)
+		}
+		if len(s.Spec.Ports) > 0 {
+			se.Ports = make([]PortEndpoints, 0, len(s.Spec.Ports))
 		}
 		for _, sp := range s.Spec.Ports {
 			pe := PortEndpoints{Name: sp.Name, Protocol: protocol(sp.Protocol), Port: sp.Port, NodePort: sp.NodePort}
@@ -162,7 +222,51 @@ func Endpoints(objects []runtime.Object, pods []PodStatus) []ServiceEndpoints {
 		}
 		out = append(out, se)
 	}
-	slices.SortFunc(out, func(a, b ServiceEndpoints) int { return a.Key().Compare(b.Key()) })
+	return out
+}
+
+// selects reports whether every label of selector is in labels, with its
+// value (a Service's selector, as labels.SelectorFromSet matches it).
+func selects(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if w, ok := labels[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// podTemplates are the pod templates of the workloads of objects, by
+// "namespace/Kind/name" as PodStatus.Workload names them after the
+// namespace: the templates workloads reads, without what placement needs
+// of them (hashes, the runs of Jobs).
+func podTemplates(objects []runtime.Object) map[workloadKey]*corev1.PodTemplateSpec {
+	out := map[workloadKey]*corev1.PodTemplateSpec{}
+	add := func(kind, ns, name string, t *corev1.PodTemplateSpec) {
+		if t != nil {
+			out[workloadKey{ns, kind + "/" + name}] = t
+		}
+	}
+	for _, o := range objects {
+		switch o := o.(type) {
+		case *appsv1.Deployment:
+			add("Deployment", o.Namespace, o.Name, &o.Spec.Template)
+		case *appsv1.ReplicaSet:
+			add("ReplicaSet", o.Namespace, o.Name, &o.Spec.Template)
+		case *corev1.ReplicationController:
+			add("ReplicationController", o.Namespace, o.Name, o.Spec.Template)
+		case *appsv1.StatefulSet:
+			add("StatefulSet", o.Namespace, o.Name, &o.Spec.Template)
+		case *appsv1.DaemonSet:
+			add("DaemonSet", o.Namespace, o.Name, &o.Spec.Template)
+		case *batchv1.Job:
+			add("Job", o.Namespace, o.Name, &o.Spec.Template)
+		case *batchv1.CronJob:
+			add("CronJob", o.Namespace, o.Name, &o.Spec.JobTemplate.Spec.Template)
+		case *corev1.Pod:
+			add("Pod", o.Namespace, o.Name, &corev1.PodTemplateSpec{ObjectMeta: o.ObjectMeta, Spec: o.Spec})
+		}
+	}
 	return out
 }
 

@@ -105,20 +105,15 @@ func (e MapElement) compare(o MapElement) int {
 // RuleOp is what a rule does.
 type RuleOp uint8
 
-// The rules of Service and endpoint chains.
+// The rules of Service and external chains.
 const (
 	// OpMasquerade marks the packet for masquerade in postrouting.
 	OpMasquerade RuleOp = iota + 1
 	// OpGoto goes to Chain.
 	OpGoto
-	// OpPick goes to one of Chains, each with the same probability
-	// (kube-proxy's numgen random mod len(Chains) vmap; pkg/apply/proxy
-	// writes it as one numgen rule per chain, see docs/services.md).
-	OpPick
-	// OpRemember adds the source address to Set (ClientIP affinity), for
-	// Timeout seconds.
-	OpRemember
-	// OpDNAT rewrites the destination to To.
+	// OpDNAT rewrites the destination to To, for packets of protocol
+	// Proto (after adding the source address to the affinity set
+	// Remember, when there is one).
 	OpDNAT
 	// OpDrop drops the packet (NodePort traffic of a Service whose
 	// externalTrafficPolicy is Local, on a node with no local endpoint).
@@ -131,9 +126,8 @@ const (
 // Rule is a rule of a chain: a match (every field unset matches all) and
 // an operation.
 type Rule struct {
-	// SrcAddr: ip saddr SrcAddr.
-	SrcAddr netip.Addr
-	// SrcInSet: ip saddr @SrcInSet.
+	// SrcInSet: ip saddr @SrcInSet (a client that reached an endpoint
+	// recently, sessionAffinity: ClientIP).
 	SrcInSet string
 	// SrcLocal: fib saddr type local (the packet comes from this node).
 	SrcLocal bool
@@ -142,20 +136,22 @@ type Rule struct {
 	DstNotLocal bool
 	// DstLoopback: ip daddr 127.0.0.0/8.
 	DstLoopback bool
+	// RandomMod: numgen random mod RandomMod == 0. The endpoint rules of a
+	// chain of N endpoints: the i-th (from 0) matches with 1/(N-i), the
+	// last always, so that each endpoint is picked with 1/N.
+	RandomMod uint32
 
-	Op     RuleOp
-	Chain  string
-	Chains []string
-	Set    string
-	To     netip.AddrPort
-	Proto  Proto
+	Op    RuleOp
+	Chain string
+	// Remember is the affinity set the source address is added to (its
+	// timer restarted) before OpDNAT.
+	Remember string
+	To       netip.AddrPort
+	Proto    Proto
 }
 
 func (r Rule) String() string {
 	var b strings.Builder
-	if r.SrcAddr.IsValid() {
-		fmt.Fprintf(&b, "ip saddr %s ", r.SrcAddr)
-	}
 	if r.SrcInSet != "" {
 		fmt.Fprintf(&b, "ip saddr @%s ", r.SrcInSet)
 	}
@@ -168,24 +164,20 @@ func (r Rule) String() string {
 	if r.DstLoopback {
 		b.WriteString("ip daddr 127.0.0.0/8 ")
 	}
+	if r.RandomMod > 0 {
+		fmt.Fprintf(&b, "numgen random mod %d == 0 ", r.RandomMod)
+	}
 	switch r.Op {
 	case OpMasquerade:
 		b.WriteString("jump mark-for-masquerade")
 	case OpGoto:
 		b.WriteString("goto " + r.Chain)
-	case OpPick:
-		fmt.Fprintf(&b, "numgen random mod %d vmap {", len(r.Chains))
-		for i, c := range r.Chains {
-			if i > 0 {
-				b.WriteString(",")
-			}
-			fmt.Fprintf(&b, " %d : goto %s", i, c)
-		}
-		b.WriteString(" }")
-	case OpRemember:
-		fmt.Fprintf(&b, "update @%s { ip saddr }", r.Set)
 	case OpDNAT:
-		fmt.Fprintf(&b, "meta l4proto %s dnat ip to %s", r.Proto, r.To)
+		fmt.Fprintf(&b, "meta l4proto %s ", r.Proto)
+		if r.Remember != "" {
+			fmt.Fprintf(&b, "update @%s { ip saddr } ", r.Remember)
+		}
+		fmt.Fprintf(&b, "dnat ip to %s", r.To)
 	case OpDrop:
 		b.WriteString("drop")
 	case OpReturn:
@@ -242,6 +234,11 @@ type ServiceRules struct {
 	Chains []Chain
 	// Sets are sorted by name.
 	Sets []AffinitySet
+	// Hairpin are the addresses of the Service's endpoints, sorted: a
+	// connection from one of them DNATed to itself (an endpoint reaching
+	// its own Service) is masqueraded, so that the answers come back
+	// through the node.
+	Hairpin []netip.Addr
 
 	// from are the inputs the rules were computed from, so that
 	// ProxyRulesFrom can reuse them.
@@ -264,7 +261,7 @@ func (a *ServiceRules) Equal(b *ServiceRules) bool {
 	return a.Service == b.Service && a.Shard == b.Shard &&
 		slices.Equal(a.ServiceIPs, b.ServiceIPs) && slices.Equal(a.NodePorts, b.NodePorts) &&
 		slices.Equal(a.NoEndpointIPs, b.NoEndpointIPs) && slices.Equal(a.NoEndpointNodePorts, b.NoEndpointNodePorts) &&
-		slices.EqualFunc(a.Chains, b.Chains, Chain.Equal) && slices.Equal(a.Sets, b.Sets)
+		slices.EqualFunc(a.Chains, b.Chains, Chain.Equal) && slices.Equal(a.Sets, b.Sets) && slices.Equal(a.Hairpin, b.Hairpin)
 }
 
 // Equal reports whether two chains have the same name and rules.
@@ -274,9 +271,7 @@ func (c Chain) Equal(o Chain) bool {
 
 // Equal reports whether two rules are the same.
 func (r Rule) Equal(o Rule) bool {
-	return r.SrcAddr == o.SrcAddr && r.SrcInSet == o.SrcInSet && r.SrcLocal == o.SrcLocal && r.DstNotLocal == o.DstNotLocal &&
-		r.DstLoopback == o.DstLoopback && r.Op == o.Op && r.Chain == o.Chain && slices.Equal(r.Chains, o.Chains) &&
-		r.Set == o.Set && r.To == o.To && r.Proto == o.Proto
+	return r == o
 }
 
 // Equal reports whether a and b hold the same rules.
@@ -342,6 +337,17 @@ func (r *Ruleset) Sets() []AffinitySet {
 	return out
 }
 
+// Hairpin are the addresses of every Service's endpoints, sorted, each
+// once.
+func (r *Ruleset) Hairpin() []netip.Addr {
+	var out []netip.Addr
+	for _, s := range r.Services {
+		out = append(out, s.Hairpin...)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
 // Chain returns the chain named name, or nil.
 func (r *Ruleset) Chain(name string) *Chain {
 	for _, s := range r.Services {
@@ -367,6 +373,9 @@ func (r *Ruleset) String() string {
 	}
 	for _, s := range r.Sets() {
 		fmt.Fprintf(&b, "set %s timeout %ds\n", s.Name, s.Timeout)
+	}
+	for _, a := range r.Hairpin() {
+		fmt.Fprintf(&b, "hairpin: %s . %s\n", a, a)
 	}
 	for _, c := range r.Chains() {
 		fmt.Fprintf(&b, "chain %s\n", c.Name)
@@ -413,7 +422,6 @@ func ProxyShard(k Key, shards int) int {
 const (
 	serviceChainPrefix  = "svc-"
 	externalChainPrefix = "ext-"
-	endpointChainPrefix = "ep-"
 	affinitySetPrefix   = "aff-"
 )
 
@@ -426,10 +434,11 @@ const DefaultAffinityTimeout = 10800
 // AllocateNodePorts) set, and their endpoints eps (from Endpoints):
 //
 //   - A ClusterIP port with endpoints is an element of ServiceIPs going to
-//     its Service chain, which picks an endpoint chain at random (after
-//     the client's remembered endpoint, for ClientIP affinity); the
-//     endpoint chain marks hairpin traffic (the endpoint reaching its own
-//     Service) for masquerade and DNATs.
+//     its Service chain, which DNATs to an endpoint picked at random (to
+//     the client's remembered endpoint first, for ClientIP affinity). An
+//     endpoint's address is in Hairpin: the endpoint reaching its own
+//     Service is masqueraded. There is no chain per endpoint: every chain
+//     costs the kernel time at each commit, whatever changed.
 //   - A nodePort in the range is an element of NodePorts going to the
 //     external chain of the port: it returns unless the packet is
 //     addressed to one of the node's own addresses but loopback, marks the
@@ -454,8 +463,30 @@ func ProxyRules(services []*corev1.Service, ips []ServiceIP, eps []ServiceEndpoi
 // result is the same, and a Service that did not change keeps the same
 // *ServiceRules, which a writer can skip without looking into it.
 func ProxyRulesFrom(prev *Ruleset, services []*corev1.Service, ips []ServiceIP, eps []ServiceEndpoints, opts ProxyOptions) Ruleset {
+	return NewProxyServices(services, ips).Rules(prev, eps, opts)
+}
+
+// ProxyServices are the Services of a revision that can have rules, with
+// their ClusterIPs: what the ruleset needs of the revision, computed once
+// for it (the endpoints change far more often than the Services).
+type ProxyServices struct {
+	in []proxyService
+}
+
+type proxyService struct {
+	svc  *corev1.Service
+	ip   ServiceIP
+	key  Key
+	addr netip.Addr
+}
+
+// NewProxyServices are the Services of services with an IPv4 ClusterIP in
+// ips (from AllocateClusterIPs): neither headless nor ExternalName.
+func NewProxyServices(services []*corev1.Service, ips []ServiceIP) *ProxyServices {
 	svcs := services
-	byKey := func(a, b *corev1.Service) int { return Key{a.Namespace, a.Name}.Compare(Key{b.Namespace, b.Name}) }
+	byKey := func(a, b *corev1.Service) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	}
 	if !slices.IsSortedFunc(svcs, byKey) {
 		svcs = slices.Clone(services)
 		slices.SortFunc(svcs, byKey)
@@ -464,26 +495,16 @@ func ProxyRulesFrom(prev *Ruleset, services []*corev1.Service, ips []ServiceIP, 
 		ips = slices.Clone(ips)
 		slices.SortFunc(ips, func(a, b ServiceIP) int { return a.Key().Compare(b.Key()) })
 	}
-	if !slices.IsSortedFunc(eps, func(a, b ServiceEndpoints) int { return a.Key().Compare(b.Key()) }) {
-		eps = slices.Clone(eps)
-		slices.SortFunc(eps, func(a, b ServiceEndpoints) int { return a.Key().Compare(b.Key()) })
-	}
-	type input struct {
-		svc  *corev1.Service
-		ip   ServiceIP
-		addr netip.Addr
-	}
-	// All three are sorted by key: cursors walk ips and eps along svcs.
-	var in []input
+	// Both are sorted by key: a cursor walks ips along svcs.
+	ps := &ProxyServices{in: make([]proxyService, 0, len(svcs))}
 	for i, s := range svcs {
 		if i > 0 && byKey(svcs[i-1], s) == 0 {
 			continue // the same Service twice: the first counts
 		}
-		k := Key{s.Namespace, s.Name}
-		for len(ips) > 0 && ips[0].Key().Compare(k) < 0 {
+		for len(ips) > 0 && cmp.Or(strings.Compare(ips[0].Namespace, s.Namespace), strings.Compare(ips[0].Name, s.Name)) < 0 {
 			ips = ips[1:]
 		}
-		if len(ips) == 0 || ips[0].Key() != k {
+		if len(ips) == 0 || ips[0].Namespace != s.Namespace || ips[0].Name != s.Name {
 			continue
 		}
 		ip := ips[0]
@@ -494,45 +515,87 @@ func ProxyRulesFrom(prev *Ruleset, services []*corev1.Service, ips []ServiceIP, 
 		if err != nil || !addr.Is4() {
 			continue
 		}
-		in = append(in, input{s, ip, addr})
+		ps.in = append(ps.in, proxyService{svc: s, ip: ip, key: Key{s.Namespace, s.Name}, addr: addr})
 	}
-	r := Ruleset{Shards: ProxyShards(len(in))}
+	return ps
+}
+
+// Rules is ProxyRulesFrom(prev, the Services and addresses of ps, eps,
+// opts).
+func (ps *ProxyServices) Rules(prev *Ruleset, eps []ServiceEndpoints, opts ProxyOptions) Ruleset {
+	if !slices.IsSortedFunc(eps, func(a, b ServiceEndpoints) int { return a.Key().Compare(b.Key()) }) {
+		eps = slices.Clone(eps)
+		slices.SortFunc(eps, func(a, b ServiceEndpoints) int { return a.Key().Compare(b.Key()) })
+	}
+	in := ps.in
+	r := Ruleset{Shards: ProxyShards(len(in)), Services: make([]*ServiceRules, 0, len(in))}
 	var old []*ServiceRules
 	if prev != nil {
 		old = prev.Services
 	}
-	// A key two Services claim (two Services on one nodePort or one
-	// ClusterIP, refused by validation) is the first Service's.
-	claimed := make(map[uint64]bool, len(in))
-	for _, x := range in {
-		k := Key{x.svc.Namespace, x.svc.Name}
+	keys := 0
+	for i := range in {
+		x := &in[i]
+		k := x.key
 		for len(eps) > 0 && eps[0].Key().Compare(k) < 0 {
 			eps = eps[1:]
 		}
-		var se ServiceEndpoints
-		if len(eps) > 0 && eps[0].Key() == k {
-			se = eps[0]
+		var se *ServiceEndpoints
+		if len(eps) > 0 && eps[0].Namespace == k.Namespace && eps[0].Name == k.Name {
+			se = &eps[0]
 		}
-		from := proxyInputs{svc: x.svc, ip: x.ip, eps: se, opts: opts, shards: r.Shards}
 		for len(old) > 0 && old[0].Service.Compare(k) < 0 {
 			old = old[1:]
 		}
 		var sr *ServiceRules
-		if len(old) > 0 && old[0].Service == k && old[0].from.same(&from) {
+		if len(old) > 0 && old[0].Service == k && old[0].from.same(x.svc, &x.ip, se, &opts, r.Shards) {
 			sr = old[0]
 		} else {
-			sr = serviceRules(x.svc, x.addr, se, opts, r.Shards)
-			sr.from = from
+			var e ServiceEndpoints
+			if se != nil {
+				e = *se
+			}
+			sr = serviceRules(x.svc, x.addr, e, opts, r.Shards)
+			sr.from = proxyInputs{svc: x.svc, ip: x.ip, eps: e, opts: opts, shards: r.Shards}
 		}
-		if sr = claim(sr, claimed); sr != nil {
-			r.Services = append(r.Services, sr)
+		keys += len(sr.ServiceIPs) + len(sr.NodePorts) + len(sr.NoEndpointIPs) + len(sr.NoEndpointNodePorts)
+		r.Services = append(r.Services, sr)
+	}
+	// A key two Services claim (two Services on one nodePort or one
+	// ClusterIP, refused by validation) is the first Service's. Sorting
+	// the keys finds whether there is any such key at all.
+	all := make([]uint64, 0, keys)
+	for _, sr := range r.Services {
+		for _, els := range [][]MapElement{sr.ServiceIPs, sr.NodePorts, sr.NoEndpointIPs, sr.NoEndpointNodePorts} {
+			for _, e := range els {
+				all = append(all, e.key())
+			}
 		}
+	}
+	slices.Sort(all)
+	if len(slices.Compact(all)) < keys {
+		claimed := make(map[uint64]bool, keys)
+		kept := r.Services[:0]
+		for _, sr := range r.Services {
+			if sr = claim(sr, claimed); sr != nil {
+				kept = append(kept, sr)
+			}
+		}
+		r.Services = kept
 	}
 	return r
 }
 
-func (a *proxyInputs) same(b *proxyInputs) bool {
-	return a.svc == b.svc && a.ip == b.ip && a.opts == b.opts && a.shards == b.shards && a.eps.equal(&b.eps)
+// same reports whether the rules were computed from these inputs (se nil:
+// no endpoints).
+func (a *proxyInputs) same(svc *corev1.Service, ip *ServiceIP, se *ServiceEndpoints, opts *ProxyOptions, shards int) bool {
+	if a.svc != svc || a.ip != *ip || a.opts != *opts || a.shards != shards {
+		return false
+	}
+	if se == nil {
+		return a.eps.Namespace == "" && a.eps.Pods == nil && a.eps.Ports == nil
+	}
+	return a.eps.equal(se)
 }
 
 // sameSlice reports whether a and b are one slice: equal without looking.
@@ -582,16 +645,13 @@ func claim(s *ServiceRules, claimed map[uint64]bool) *ServiceRules {
 		if reached[ch.Name] {
 			for _, rule := range ch.Rules {
 				reached[rule.Chain] = true
-				for _, n := range rule.Chains {
-					reached[n] = true
-				}
 			}
 		}
 	}
 	c.Chains = slices.DeleteFunc(slices.Clone(s.Chains), func(ch Chain) bool { return !reached[ch.Name] })
 	c.Sets = slices.DeleteFunc(slices.Clone(s.Sets), func(a AffinitySet) bool {
 		return !slices.ContainsFunc(c.Chains, func(ch Chain) bool {
-			return slices.ContainsFunc(ch.Rules, func(r Rule) bool { return r.Set == a.Name || r.SrcInSet == a.Name })
+			return slices.ContainsFunc(ch.Rules, func(r Rule) bool { return r.Remember == a.Name || r.SrcInSet == a.Name })
 		})
 	})
 	if len(c.ServiceIPs)+len(c.NodePorts)+len(c.NoEndpointIPs)+len(c.NoEndpointNodePorts) == 0 {
@@ -660,27 +720,24 @@ func serviceRules(s *corev1.Service, addr netip.Addr, se ServiceEndpoints, opts 
 		svcChain := serviceChainPrefix + base
 		r.ServiceIPs = append(r.ServiceIPs, MapElement{Addr: addr, Proto: proto, Port: uint16(sp.Port), Chain: svcChain})
 		svc := Chain{Name: svcChain}
-		var all, mine []string
+		var all, mine []Rule
 		for _, e := range endpoints {
 			to := netip.AddrPortFrom(e.IP, uint16(e.TargetPort))
-			// kube-proxy's form, "__ip/port": nft accepts it unquoted.
-			epName := base + "__" + e.IP.String() + "/" + strconv.Itoa(int(e.TargetPort))
-			epChain := endpointChainPrefix + epName
-			ep := Chain{Name: epChain, Rules: []Rule{{SrcAddr: e.IP, Op: OpMasquerade}}}
+			r.Hairpin = append(r.Hairpin, e.IP)
+			dnat := Rule{Op: OpDNAT, To: to, Proto: proto}
 			if timeout > 0 {
-				set := affinitySetPrefix + epName
+				// kube-proxy's form, "__ip/port": nft accepts it unquoted.
+				set := affinitySetPrefix + base + "__" + e.IP.String() + "/" + strconv.Itoa(int(e.TargetPort))
 				r.Sets = append(r.Sets, AffinitySet{Name: set, Timeout: timeout})
-				svc.Rules = append(svc.Rules, Rule{SrcInSet: set, Op: OpGoto, Chain: epChain})
-				ep.Rules = append(ep.Rules, Rule{Op: OpRemember, Set: set})
+				dnat.Remember = set
+				svc.Rules = append(svc.Rules, Rule{SrcInSet: set, Op: OpDNAT, To: to, Proto: proto, Remember: set})
 			}
-			ep.Rules = append(ep.Rules, Rule{Op: OpDNAT, To: to, Proto: proto})
-			r.Chains = append(r.Chains, ep)
-			all = append(all, epChain)
+			all = append(all, dnat)
 			if e.Node == opts.Node {
-				mine = append(mine, epChain)
+				mine = append(mine, dnat)
 			}
 		}
-		svc.Rules = append(svc.Rules, Rule{Op: OpPick, Chains: all})
+		svc.Rules = append(svc.Rules, pick(all)...)
 		r.Chains = append(r.Chains, svc)
 		if !np {
 			continue
@@ -692,7 +749,7 @@ func serviceRules(s *corev1.Service, addr netip.Addr, se ServiceEndpoints, opts 
 		default:
 			ext.Rules = append(ext.Rules, Rule{SrcLocal: true, Op: OpMasquerade}, Rule{SrcLocal: true, Op: OpGoto, Chain: svcChain})
 			if len(mine) > 0 {
-				ext.Rules = append(ext.Rules, Rule{Op: OpPick, Chains: mine})
+				ext.Rules = append(ext.Rules, pick(mine)...)
 			} else {
 				ext.Rules = append(ext.Rules, Rule{Op: OpDrop})
 			}
@@ -713,7 +770,20 @@ func serviceRules(s *corev1.Service, addr netip.Addr, se ServiceEndpoints, opts 
 	r.Chains = slices.CompactFunc(r.Chains, func(a, b Chain) bool { return a.Name == b.Name })
 	slices.SortFunc(r.Sets, func(a, b AffinitySet) int { return strings.Compare(a.Name, b.Name) })
 	r.Sets = slices.CompactFunc(r.Sets, func(a, b AffinitySet) bool { return a.Name == b.Name })
+	slices.SortFunc(r.Hairpin, netip.Addr.Compare)
+	r.Hairpin = slices.Compact(r.Hairpin)
 	return r
+}
+
+// pick are the rules that DNAT to one of the targets of dnats, each with
+// the same probability (kube-proxy's numgen random mod N vmap, written as
+// one rule per endpoint, see docs/services.md).
+func pick(dnats []Rule) []Rule {
+	out := slices.Clone(dnats)
+	for i := range out[:len(out)-1] {
+		out[i].RandomMod = uint32(len(out) - i)
+	}
+	return out
 }
 
 // AllocateNodePorts sets the nodePort of every port of a NodePort or

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
@@ -10,8 +11,10 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -130,14 +133,11 @@ func TestProxyRules(t *testing.T) {
 			name: "a ClusterIP Service picks among its endpoints, each marking hairpin traffic",
 			eps:  []Endpoint{e1, e2},
 			want: `service-ips: 10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80
-chain ep-default/web/tcp/80__10.1.1.1/8080
-	ip saddr 10.1.1.1 jump mark-for-masquerade
-	meta l4proto tcp dnat ip to 10.1.1.1:8080
-chain ep-default/web/tcp/80__10.1.2.1/8080
-	ip saddr 10.1.2.1 jump mark-for-masquerade
-	meta l4proto tcp dnat ip to 10.1.2.1:8080
+hairpin: 10.1.1.1 . 10.1.1.1
+hairpin: 10.1.2.1 . 10.1.2.1
 chain svc-default/web/tcp/80
-	numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080, 1 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
+	numgen random mod 2 == 0 meta l4proto tcp dnat ip to 10.1.1.1:8080
+	meta l4proto tcp dnat ip to 10.1.2.1:8080
 `,
 		},
 		{
@@ -155,16 +155,14 @@ chain svc-default/web/tcp/80
 			eps: []Endpoint{e2},
 			want: `service-ips: 10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80
 service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
-chain ep-default/web/tcp/80__10.1.2.1/8080
-	ip saddr 10.1.2.1 jump mark-for-masquerade
-	meta l4proto tcp dnat ip to 10.1.2.1:8080
+hairpin: 10.1.2.1 . 10.1.2.1
 chain ext-default/web/tcp/80
 	fib daddr type != local return
 	ip daddr 127.0.0.0/8 return
 	jump mark-for-masquerade
 	goto svc-default/web/tcp/80
 chain svc-default/web/tcp/80
-	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
+	meta l4proto tcp dnat ip to 10.1.2.1:8080
 `,
 		},
 		{
@@ -176,20 +174,17 @@ chain svc-default/web/tcp/80
 			eps: []Endpoint{e1, e2},
 			want: `service-ips: 10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80
 service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
-chain ep-default/web/tcp/80__10.1.1.1/8080
-	ip saddr 10.1.1.1 jump mark-for-masquerade
-	meta l4proto tcp dnat ip to 10.1.1.1:8080
-chain ep-default/web/tcp/80__10.1.2.1/8080
-	ip saddr 10.1.2.1 jump mark-for-masquerade
-	meta l4proto tcp dnat ip to 10.1.2.1:8080
+hairpin: 10.1.1.1 . 10.1.1.1
+hairpin: 10.1.2.1 . 10.1.2.1
 chain ext-default/web/tcp/80
 	fib daddr type != local return
 	ip daddr 127.0.0.0/8 return
 	fib saddr type local jump mark-for-masquerade
 	fib saddr type local goto svc-default/web/tcp/80
-	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080 }
+	meta l4proto tcp dnat ip to 10.1.1.1:8080
 chain svc-default/web/tcp/80
-	numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080, 1 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
+	numgen random mod 2 == 0 meta l4proto tcp dnat ip to 10.1.1.1:8080
+	meta l4proto tcp dnat ip to 10.1.2.1:8080
 `,
 		},
 		{
@@ -201,9 +196,7 @@ chain svc-default/web/tcp/80
 			eps: []Endpoint{e2},
 			want: `service-ips: 10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80
 service-nodeports: tcp . 30080 : goto ext-default/web/tcp/80
-chain ep-default/web/tcp/80__10.1.2.1/8080
-	ip saddr 10.1.2.1 jump mark-for-masquerade
-	meta l4proto tcp dnat ip to 10.1.2.1:8080
+hairpin: 10.1.2.1 . 10.1.2.1
 chain ext-default/web/tcp/80
 	fib daddr type != local return
 	ip daddr 127.0.0.0/8 return
@@ -211,7 +204,7 @@ chain ext-default/web/tcp/80
 	fib saddr type local goto svc-default/web/tcp/80
 	drop
 chain svc-default/web/tcp/80
-	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.2.1/8080 }
+	meta l4proto tcp dnat ip to 10.1.2.1:8080
 `,
 		},
 		{
@@ -231,13 +224,10 @@ chain svc-default/web/tcp/80
 			eps: []Endpoint{e1},
 			want: `service-ips: 10.96.0.20 . tcp . 80 : goto svc-default/web/tcp/80
 set aff-default/web/tcp/80__10.1.1.1/8080 timeout 60s
-chain ep-default/web/tcp/80__10.1.1.1/8080
-	ip saddr 10.1.1.1 jump mark-for-masquerade
-	update @aff-default/web/tcp/80__10.1.1.1/8080 { ip saddr }
-	meta l4proto tcp dnat ip to 10.1.1.1:8080
+hairpin: 10.1.1.1 . 10.1.1.1
 chain svc-default/web/tcp/80
-	ip saddr @aff-default/web/tcp/80__10.1.1.1/8080 goto ep-default/web/tcp/80__10.1.1.1/8080
-	numgen random mod 1 vmap { 0 : goto ep-default/web/tcp/80__10.1.1.1/8080 }
+	ip saddr @aff-default/web/tcp/80__10.1.1.1/8080 meta l4proto tcp update @aff-default/web/tcp/80__10.1.1.1/8080 { ip saddr } dnat ip to 10.1.1.1:8080
+	meta l4proto tcp update @aff-default/web/tcp/80__10.1.1.1/8080 { ip saddr } dnat ip to 10.1.1.1:8080
 `,
 		},
 		{
@@ -341,19 +331,27 @@ func TestProxyRulesProperties(t *testing.T) {
 		sets := map[string]bool{}
 		for _, c := range a.Chains() {
 			for _, rule := range c.Rules {
-				for _, n := range append([]string{rule.Chain}, rule.Chains...) {
-					if n != "" {
-						named[n] = true
-					}
+				if rule.Chain != "" {
+					named[rule.Chain] = true
 				}
-				if rule.Set != "" {
-					sets[rule.Set] = true
+				if rule.Remember != "" {
+					sets[rule.Remember] = true
 				}
 				if rule.SrcInSet != "" {
 					sets[rule.SrcInSet] = true
 				}
-				if rule.Op == OpPick && len(rule.Chains) == 0 {
-					t.Fatalf("seed %d: %s picks among no chain", seed, c.Name)
+			}
+			// The pick: the i-th of the N last DNAT rules matches with
+			// 1/(N-i), the last always, so each endpoint gets 1/N.
+			var pick []Rule
+			for _, rule := range c.Rules {
+				if rule.Op == OpDNAT && rule.SrcInSet == "" {
+					pick = append(pick, rule)
+				}
+			}
+			for i, rule := range pick {
+				if want := uint32(len(pick) - i); i == len(pick)-1 && rule.RandomMod != 0 || i < len(pick)-1 && rule.RandomMod != want {
+					t.Fatalf("seed %d: %s: rule %d of the pick is %q", seed, c.Name, i, rule)
 				}
 			}
 			if len(c.Name) > 256 {
@@ -372,6 +370,22 @@ func TestProxyRulesProperties(t *testing.T) {
 		}
 		if len(sets) != len(a.Sets()) {
 			t.Fatalf("seed %d: %d sets named, %d made", seed, len(sets), len(a.Sets()))
+		}
+		// Every endpoint a Service DNATs to is in its hairpin addresses,
+		// and nothing else.
+		for _, s := range a.Services {
+			var to []netip.Addr
+			for _, c := range s.Chains {
+				for _, rule := range c.Rules {
+					if rule.Op == OpDNAT {
+						to = append(to, rule.To.Addr())
+					}
+				}
+			}
+			slices.SortFunc(to, netip.Addr.Compare)
+			if to = slices.Compact(to); !slices.Equal(to, s.Hairpin) {
+				t.Fatalf("seed %d: %v DNATs to %v, hairpin %v", seed, s.Service, to, s.Hairpin)
+			}
 		}
 		// A port is either served or refused, never both.
 		served := map[string]bool{}
@@ -550,6 +564,124 @@ func BenchmarkProxyRules(b *testing.B) {
 			for b.Loop() {
 				ProxyRules(svcs, ips, eps, opts)
 			}
+		})
+	}
+}
+
+func TestPodTemplatesAreThoseOfWorkloads(t *testing.T) {
+	dep := portedDeployment("a", "web")
+	objects := []runtime.Object{
+		dep,
+		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "rs"}},
+		&corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "rc"}, Spec: corev1.ReplicationControllerSpec{Template: &corev1.PodTemplateSpec{}}},
+		&corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "empty"}},
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "b", Name: "db"}},
+		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "b", Name: "agent"}},
+		&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "b", Name: "once"}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "c", Name: "bare"}},
+		selService("a", "web", "web"),
+	}
+	got := podTemplates(objects)
+	want := map[workloadKey]bool{}
+	for _, w := range workloads(objects, newBatchDecider(Batch{})) {
+		want[workloadKey{w.namespace, w.kind + "/" + w.name}] = true
+	}
+	if len(got) != len(want) {
+		t.Errorf("podTemplates %v, workloads %v", slices.Collect(maps.Keys(got)), slices.Collect(maps.Keys(want)))
+	}
+	for k := range want {
+		if got[k] == nil {
+			t.Errorf("no template for %s", k)
+		}
+	}
+	if got[workloadKey{"a", "Deployment/web"}] != &dep.Spec.Template {
+		t.Error("the Deployment's template is a copy")
+	}
+}
+
+// TestEndpointsSelectAsLabelSelectors: the index Endpoints keeps finds
+// what matching every Service's selector against every pod's labels finds.
+func TestEndpointsSelectAsLabelSelectors(t *testing.T) {
+	for seed := range uint64(30) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		label := func() map[string]string {
+			m := map[string]string{}
+			for range 1 + r.IntN(3) {
+				m[fmt.Sprint("k", r.IntN(3))] = fmt.Sprint("v", r.IntN(3))
+			}
+			return m
+		}
+		var objects []runtime.Object
+		var pods []PodStatus
+		for i := range 20 {
+			d := portedDeployment(fmt.Sprint("ns", i%2), fmt.Sprint("d", i), corev1.ContainerPort{ContainerPort: 8080})
+			d.Spec.Template.Labels = label()
+			objects = append(objects, d)
+			for j := range r.IntN(4) {
+				pods = append(pods, readyPod(d.Namespace, fmt.Sprintf("d%d-%d", i, j), "Deployment/"+d.Name, "n1", fmt.Sprintf("10.1.%d.%d", i, j)))
+			}
+		}
+		for i := range 15 {
+			s := selService(fmt.Sprint("ns", i%2), fmt.Sprint("s", i), "", corev1.ServicePort{Port: 80})
+			s.Spec.Selector = label()
+			objects = append(objects, s)
+		}
+		got := Endpoints(objects, shuffled(r, pods))
+		for _, se := range got {
+			s := objects[slices.IndexFunc(objects, func(o runtime.Object) bool {
+				sv, ok := o.(*corev1.Service)
+				return ok && sv.Namespace == se.Namespace && sv.Name == se.Name
+			})].(*corev1.Service)
+			sel := labels.SelectorFromSet(s.Spec.Selector)
+			var want []Key
+			for _, p := range pods {
+				d := objects[slices.IndexFunc(objects, func(o runtime.Object) bool {
+					dp, ok := o.(*appsv1.Deployment)
+					return ok && dp.Namespace == p.Namespace && "Deployment/"+dp.Name == p.Workload
+				})].(*appsv1.Deployment)
+				if p.Namespace == s.Namespace && sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+					want = append(want, p.Key())
+				}
+			}
+			slices.SortFunc(want, Key.Compare)
+			var have []Key
+			for _, e := range se.Pods {
+				have = append(have, e.Pod)
+			}
+			if !slices.Equal(have, want) || len(se.Ports[0].Endpoints) != len(want) {
+				t.Fatalf("seed %d: %s/%s selects %v, want %v", seed, se.Namespace, se.Name, have, want)
+			}
+		}
+	}
+}
+
+// BenchmarkEndpoints: index is reading a revision of n Services, each
+// selecting a Deployment of its own, once; pods is finding the endpoints
+// of them all among 5n ready pods, as the agent does at every change.
+func BenchmarkEndpoints(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			var objects []runtime.Object
+			var pods []PodStatus
+			for i := range n {
+				d := portedDeployment(fmt.Sprint("ns", i%10), fmt.Sprint("web-", i), corev1.ContainerPort{ContainerPort: 8080})
+				objects = append(objects, d, selService(d.Namespace, d.Name, d.Name, corev1.ServicePort{Port: 80, TargetPort: intstr.FromInt32(8080)}))
+				for j := range 5 {
+					pods = append(pods, readyPod(d.Namespace, fmt.Sprintf("%s-%d", d.Name, j), "Deployment/"+d.Name, "n1",
+						netip.AddrFrom4([4]byte{10, byte(j), byte(i >> 8), byte(i)}).String()))
+				}
+			}
+			b.Run("index", func(b *testing.B) {
+				for b.Loop() {
+					NewEndpointIndex(objects)
+				}
+			})
+			x := NewEndpointIndex(objects)
+			b.Run("pods", func(b *testing.B) {
+				for b.Loop() {
+					x.Endpoints(pods)
+				}
+			})
 		})
 	}
 }

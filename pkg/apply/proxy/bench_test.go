@@ -144,10 +144,11 @@ func BenchmarkNftFile(b *testing.B) {
 }
 
 // BenchmarkOneServiceChanged is one Service among 10,000 losing or
-// regaining an endpoint, as the agent handles it: ruleset is
-// plan.ProxyRulesFrom computing the ruleset again from the last one (the
-// Services that did not change keep their rules), sync is writing it
-// (one of the 32 tables changes), total is both.
+// regaining an endpoint, as the agent handles it: ruleset is computing the
+// ruleset again from the last one (plan.ProxyServices.Rules: the Services
+// that did not change keep their rules; the revision's Services are read
+// once per revision), sync is writing it (one of the 32 tables changes),
+// total is both.
 func BenchmarkOneServiceChanged(b *testing.B) {
 	ns := benchNetNS(b)
 	c := newBenchCluster(10000, 5)
@@ -163,7 +164,8 @@ func BenchmarkOneServiceChanged(b *testing.B) {
 	if err := p.Sync(r); err != nil {
 		b.Fatal(err)
 	}
-	rs := [2]plan.Ruleset{r, plan.ProxyRulesFrom(&r, c.services, c.ips, eps[1], opts)}
+	ps := plan.NewProxyServices(c.services, c.ips)
+	rs := [2]plan.Ruleset{r, ps.Rules(&r, eps[1], opts)}
 	b.Run("sync", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
@@ -177,14 +179,14 @@ func BenchmarkOneServiceChanged(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			rs[i%2] = plan.ProxyRulesFrom(&rs[(i+1)%2], c.services, c.ips, eps[i%2], opts)
+			rs[i%2] = ps.Rules(&rs[(i+1)%2], eps[i%2], opts)
 		}
 	})
 	b.Run("total", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			rs[i%2] = plan.ProxyRulesFrom(&rs[(i+1)%2], c.services, c.ips, eps[i%2], opts)
+			rs[i%2] = ps.Rules(&rs[(i+1)%2], eps[i%2], opts)
 			if err := p.Sync(rs[i%2]); err != nil {
 				b.Fatal(err)
 			}
@@ -271,7 +273,9 @@ func gitorchText(r *plan.Ruleset) string {
 	w.WriteString(`table inet gitorch {
 	set no-endpoint-services { type ipv4_addr . inet_proto . inet_service; }
 	set no-endpoint-nodeports { type inet_proto . inet_service; }
+	set hairpin { type ipv4_addr . ipv4_addr; }
 	chain masquerading {
+		ip saddr . ip daddr @hairpin masquerade fully-random
 		meta mark & 0x00400000 == 0 return
 		meta mark set meta mark ^ 0x00400000
 		masquerade fully-random
@@ -317,6 +321,9 @@ func gitorchText(r *plan.Ruleset) string {
 				fmt.Fprintf(&w, "add rule inet %s %s %s\n", t, c.Name, rule)
 			}
 		}
+	}
+	for _, a := range r.Hairpin() {
+		fmt.Fprintf(&w, "add element inet gitorch hairpin { %s . %s }\n", a, a)
 	}
 	for _, s := range r.Services {
 		for _, m := range []struct {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -492,7 +494,7 @@ func TestPartialSyncTouchesOnlyWhatChanged(t *testing.T) {
 	n.sync(web, api)
 	after := n.handles()
 
-	for _, ch := range []string{"svc-default/api/tcp/p", "ep-default/api/tcp/p__10.244.1.10/8080", "ep-default/web/tcp/p__10.244.1.10/8080", "services", "nat-prerouting"} {
+	for _, ch := range []string{"svc-default/api/tcp/p", "services", "nat-prerouting", "masquerading"} {
 		if len(before[ch]) == 0 || strings.Join(before[ch], ",") != strings.Join(after[ch], ",") {
 			t.Errorf("chain %s: rule handles %v before, %v after; an unchanged chain must keep its rules", ch, before[ch], after[ch])
 		}
@@ -500,8 +502,11 @@ func TestPartialSyncTouchesOnlyWhatChanged(t *testing.T) {
 	if ch := "svc-default/web/tcp/p"; strings.Join(before[ch], ",") == strings.Join(after[ch], ",") {
 		t.Errorf("chain %s kept its rules %v though its endpoints changed", ch, after[ch])
 	}
-	if _, ok := after["ep-default/web/tcp/p__10.244.1.11/8080"]; ok {
-		t.Error("the chain of the removed endpoint is still there")
+	// The removed endpoint, an endpoint of no other Service, leaves the
+	// hairpin set; the one api still has stays.
+	out, err := n.node.Command("nft", "list", "set", "inet", "gitorch", "hairpin").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "10.244.1.11") || !strings.Contains(string(out), "10.244.1.10 . 10.244.1.10") {
+		t.Errorf("hairpin set after the partial sync: %s (%v)", out, err)
 	}
 	if got := who(t, n.node.NetNS, netip.MustParseAddrPort("10.96.0.20:80")); got != "web-0" {
 		t.Errorf("after the partial sync web answered from %q", got)
@@ -509,8 +514,85 @@ func TestPartialSyncTouchesOnlyWhatChanged(t *testing.T) {
 	if err := n.proxy.Delete(); err != nil {
 		t.Fatal(err)
 	}
-	out, err := n.node.Command("nft", "list", "tables").CombinedOutput()
+	out, err = n.node.Command("nft", "list", "tables").CombinedOutput()
 	if err != nil || strings.Contains(string(out), "gitorch") || !strings.Contains(string(out), "table inet other") {
 		t.Errorf("after Delete, nft list tables: %s (%v); want inet other and no gitorch", out, err)
+	}
+}
+
+// TestServicesOverSeveralTables: 1,100 Services are spread over four
+// tables; a Service of each answers, and a change to one Service leaves
+// the other tables' rules as they were.
+func TestServicesOverSeveralTables(t *testing.T) {
+	n := newTestNet(t)
+	testenv.RequireBinary(t, "nft")
+	a, b := n.addPod("web-0", 10), n.addPod("web-1", 11)
+	n.serve(a, 8080)
+	n.serve(b, 8080)
+	const count = 1100
+	var defs []*serviceDef
+	for i := range count {
+		defs = append(defs, &serviceDef{name: fmt.Sprintf("s%04d", i), ip: fmt.Sprintf("10.96.%d.%d", 10+i/250, 1+i%250), port: 80, target: 8080, pods: []pod{a}})
+	}
+	n.sync(defs...)
+	r := n.ruleset(defs)
+	if r.Shards != 4 {
+		t.Fatalf("%d Services in %d tables, want 4", count, r.Shards)
+	}
+	// One Service of each table, by the table its key hashes to.
+	first := map[int]*serviceDef{}
+	for _, d := range defs {
+		if s := plan.ProxyShard(plan.Key{Namespace: "default", Name: d.name}, r.Shards); first[s] == nil {
+			first[s] = d
+		}
+	}
+	for s, d := range first {
+		if got := who(t, n.node.NetNS, netip.MustParseAddrPort(d.ip+":80")); got != "web-0" {
+			t.Errorf("%s (table %d) answered from %q", d.name, s, got)
+		}
+	}
+	tables := func() map[string]string {
+		out, err := n.node.Command("nft", "-a", "list", "ruleset").CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft list: %v: %s", err, out)
+		}
+		m := map[string]string{}
+		for _, part := range strings.Split(string(out), "\ntable ")[1:] {
+			name := strings.Fields(part)[1]
+			m[name] = part
+		}
+		return m
+	}
+	before := tables()
+	changed := first[2]
+	changed.pods = []pod{b}
+	n.sync(defs...)
+	after := tables()
+	for name := range before {
+		if !proxy.IsTable(proxy.DefaultTable, name) {
+			continue
+		}
+		same := before[name] == after[name]
+		switch name {
+		case proxy.ShardTable(proxy.DefaultTable, 2), proxy.DefaultTable: // the DNAT, the hairpin set
+			if same {
+				t.Errorf("table %s did not change", name)
+			}
+		default:
+			if !same {
+				t.Errorf("table %s changed, though none of its Services did", name)
+			}
+		}
+	}
+	if got := who(t, n.node.NetNS, netip.MustParseAddrPort(changed.ip+":80")); got != "web-1" {
+		t.Errorf("after the change %s answered from %q", changed.name, got)
+	}
+	// Fewer Services, fewer tables: the others go.
+	n.sync(defs[:10]...)
+	if after := tables(); len(after) != len(before)-3 {
+		t.Errorf("tables with 10 Services: %v", slices.Collect(maps.Keys(after)))
+	}
+	if got := who(t, n.node.NetNS, netip.MustParseAddrPort(defs[3].ip+":80")); got != "web-0" {
+		t.Errorf("with one table %s answered from %q", defs[3].name, got)
 	}
 }

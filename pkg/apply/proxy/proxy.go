@@ -22,6 +22,7 @@ package proxy
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -69,6 +70,7 @@ const (
 	mapNodePorts           = "service-nodeports"
 	setNoEndpointServices  = "no-endpoint-services"
 	setNoEndpointNodePorts = "no-endpoint-nodeports"
+	setHairpin             = "hairpin"
 	chainServices          = "services"
 	chainMarkMasq          = "mark-for-masquerade"
 	chainMasquerading      = "masquerading"
@@ -97,6 +99,9 @@ type Proxy struct {
 	// nl is the netlink connection, kept from one Sync to the next:
 	// closing a netlink socket costs the kernel milliseconds.
 	nl *nftables.Conn
+	// hairpin counts, for each endpoint address in set hairpin, the
+	// Services of applied that have it.
+	hairpin map[netip.Addr]int
 }
 
 // New returns a proxy for the tables cfg names. It touches nothing until
@@ -129,6 +134,7 @@ func (p *Proxy) Close() error {
 
 var (
 	ipProtoPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
+	ipIP        = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr)
 	protoPort   = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
 )
 
@@ -196,7 +202,8 @@ func (p *Proxy) Sync(r plan.Ruleset) error {
 		return fmt.Errorf("proxy: %d tables: want 1 to %d", r.Shards, plan.MaxProxyShards)
 	}
 	b := p.newBatch(c)
-	if p.applied == nil || p.applied.Shards != r.Shards {
+	full := p.applied == nil || p.applied.Shards != r.Shards
+	if full {
 		err = b.full(&r)
 	} else {
 		err = b.partial(p.applied, &r)
@@ -205,11 +212,22 @@ func (p *Proxy) Sync(r plan.Ruleset) error {
 		err = c.Flush()
 	}
 	if err != nil {
-		p.applied = nil
+		p.applied, p.hairpin = nil, nil
 		p.dropConn()
 		return fmt.Errorf("proxy: sync tables inet %s: %w", p.cfg.Table, err)
 	}
 	p.applied = &r
+	if full {
+		p.hairpin = b.hairpin
+	} else {
+		for a, d := range b.hairpin {
+			if n := p.hairpin[a] + d; n > 0 {
+				p.hairpin[a] = n
+			} else {
+				delete(p.hairpin, a)
+			}
+		}
+	}
 	return nil
 }
 
@@ -246,11 +264,15 @@ type batch struct {
 	tables map[int]*nftables.Table
 	chains map[chainKey]*nftables.Chain
 	sets   map[chainKey]*nftables.Set
-	err    error
+	// hairpin: the counts of the hairpin addresses after a full sync, their
+	// changes after a partial one.
+	hairpin map[netip.Addr]int
+	err     error
 }
 
 func (p *Proxy) newBatch(c *nftables.Conn) *batch {
-	return &batch{p: p, c: c, tables: map[int]*nftables.Table{}, chains: map[chainKey]*nftables.Chain{}, sets: map[chainKey]*nftables.Set{}}
+	return &batch{p: p, c: c, tables: map[int]*nftables.Table{}, chains: map[chainKey]*nftables.Chain{},
+		sets: map[chainKey]*nftables.Set{}, hairpin: map[netip.Addr]int{}}
 }
 
 // table is the fixed table (fixed) or the Services' table i.
@@ -292,6 +314,8 @@ func (b *batch) set(table int, name string) *nftables.Set {
 			s.KeyType = ipProtoPort
 		case setNoEndpointNodePorts:
 			s.KeyType = protoPort
+		case setHairpin:
+			s.KeyType = ipIP
 		}
 		b.sets[k] = s
 	}
@@ -335,7 +359,7 @@ func (b *batch) full(r *plan.Ruleset) error {
 	c := b.c
 	b.deleteTables()
 	c.AddTable(b.table(fixed))
-	for _, name := range []string{setNoEndpointServices, setNoEndpointNodePorts} {
+	for _, name := range []string{setNoEndpointServices, setNoEndpointNodePorts, setHairpin} {
 		b.fail(c.AddSet(b.set(fixed, name), nil))
 	}
 	b.fixedBase()
@@ -362,7 +386,26 @@ func (b *batch) full(r *plan.Ruleset) error {
 	b.allElements(r, func(s *plan.ServiceRules) [4][]plan.MapElement {
 		return [4][]plan.MapElement{s.ServiceIPs, s.NodePorts, s.NoEndpointIPs, s.NoEndpointNodePorts}
 	}, true)
+	var hairpin []netip.Addr
+	for _, s := range r.Services {
+		for _, a := range s.Hairpin {
+			if b.hairpin[a]++; b.hairpin[a] == 1 {
+				hairpin = append(hairpin, a)
+			}
+		}
+	}
+	b.setElements(fixed, setHairpin, hairpinElements(hairpin), true)
 	return b.err
+}
+
+// hairpinElements are the elements a . a of the set hairpin.
+func hairpinElements(addrs []netip.Addr) []nftables.SetElement {
+	out := make([]nftables.SetElement, 0, len(addrs))
+	for _, a := range addrs {
+		a4 := a.As4()
+		out = append(out, nftables.SetElement{Key: append(a4[:], a4[:]...)})
+	}
+	return out
 }
 
 // allElements adds (or deletes) the elements of every Service's four
@@ -391,6 +434,7 @@ type serviceDiff struct {
 	gone, came, changed        []*plan.Chain
 	setsGone, setsCame         []plan.AffinitySet
 	elementsGone, elementsCame [4][]plan.MapElement
+	hairpinGone, hairpinCame   []netip.Addr
 }
 
 // partial sends what changed from old to r, which have as many tables.
@@ -433,8 +477,29 @@ func (b *batch) partial(old, r *plan.Ruleset) error {
 			c.FlushChain(b.chain(d.shard, ch.Name))
 		}
 	}
+	// The hairpin addresses no Service has any more go, those only new
+	// Services have come.
+	for _, d := range diffs {
+		for _, a := range d.hairpinGone {
+			b.hairpin[a]--
+		}
+		for _, a := range d.hairpinCame {
+			b.hairpin[a]++
+		}
+	}
+	var hairpinGone, hairpinCame []netip.Addr
+	for a, delta := range b.hairpin {
+		was := b.p.hairpin[a]
+		switch now := was + delta; {
+		case was > 0 && now <= 0:
+			hairpinGone = append(hairpinGone, a)
+		case was <= 0 && now > 0:
+			hairpinCame = append(hairpinCame, a)
+		}
+	}
 	// 2. Remove map and set elements that go or change.
 	b.diffElements(diffs, false)
+	b.setElements(fixed, setHairpin, hairpinElements(hairpinGone), false)
 	// 3. Remove the chains and sets that go (or whose timeout changes).
 	for _, d := range diffs {
 		for _, ch := range d.gone {
@@ -460,6 +525,7 @@ func (b *batch) partial(old, r *plan.Ruleset) error {
 		}
 	}
 	b.diffElements(diffs, true)
+	b.setElements(fixed, setHairpin, hairpinElements(hairpinCame), true)
 	return b.err
 }
 
@@ -529,7 +595,20 @@ func diffService(o, n *plan.ServiceRules, shard int) *serviceDiff {
 	}
 	oe := [4][]plan.MapElement{o.ServiceIPs, o.NodePorts, o.NoEndpointIPs, o.NoEndpointNodePorts}
 	ne := [4][]plan.MapElement{n.ServiceIPs, n.NodePorts, n.NoEndpointIPs, n.NoEndpointNodePorts}
-	changed := len(d.gone)+len(d.came)+len(d.changed)+len(d.setsGone)+len(d.setsCame) > 0
+	for i, j := 0, 0; i < len(o.Hairpin) || j < len(n.Hairpin); {
+		switch {
+		case j == len(n.Hairpin) || i < len(o.Hairpin) && o.Hairpin[i].Less(n.Hairpin[j]):
+			d.hairpinGone = append(d.hairpinGone, o.Hairpin[i])
+			i++
+		case i == len(o.Hairpin) || n.Hairpin[j].Less(o.Hairpin[i]):
+			d.hairpinCame = append(d.hairpinCame, n.Hairpin[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	changed := len(d.gone)+len(d.came)+len(d.changed)+len(d.setsGone)+len(d.setsCame)+len(d.hairpinGone)+len(d.hairpinCame) > 0
 	for k := range oe {
 		d.elementsGone[k], d.elementsCame[k] = elementsDiff(oe[k], ne[k])
 		changed = changed || len(d.elementsGone[k])+len(d.elementsCame[k]) > 0
@@ -645,8 +724,15 @@ func (b *batch) fixedBase() {
 	mark := make([]byte, 4)
 	binary.NativeEndian.PutUint32(mark, MasqueradeMark)
 	zero := []byte{0, 0, 0, 0}
-	// masquerading: return unless marked; clear the mark; masquerade.
+	// masquerading: an endpoint DNATed to itself (ip saddr . ip daddr
+	// @hairpin) is masqueraded; other traffic returns unless marked; the
+	// mark is cleared; masquerade.
 	masq := b.chain(fixed, chainMasquerading)
+	b.add(masq, append(ipv4(),
+		&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Lookup{SourceRegister: 8, SetName: setHairpin},
+		&expr.Masq{FullyRandom: true})...)
 	b.add(masq,
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mark, Xor: zero},
@@ -745,10 +831,6 @@ func (b *batch) rules(table int, ch *plan.Chain) {
 	nch := b.chain(table, ch.Name)
 	for _, r := range ch.Rules {
 		var ex []expr.Any
-		if r.SrcAddr.IsValid() {
-			a := r.SrcAddr.As4()
-			ex = append(ex, srcAddr(), &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]})
-		}
 		if r.SrcInSet != "" {
 			ex = append(ex, srcAddr(), &expr.Lookup{SourceRegister: 1, SetName: r.SrcInSet})
 		}
@@ -765,6 +847,11 @@ func (b *batch) rules(table int, ch *plan.Chain) {
 				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{255, 0, 0, 0}, Xor: []byte{0, 0, 0, 0}},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{127, 0, 0, 0}})
 		}
+		if r.RandomMod > 0 {
+			ex = append(ex,
+				&expr.Numgen{Register: 1, Modulus: r.RandomMod, Type: unix.NFT_NG_RANDOM},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}})
+		}
 		switch r.Op {
 		case plan.OpMasquerade:
 			ex = append(ex, verdict(expr.VerdictJump, chainMarkMasq))
@@ -774,19 +861,18 @@ func (b *batch) rules(table int, ch *plan.Chain) {
 			ex = append(ex, &expr.Verdict{Kind: expr.VerdictDrop})
 		case plan.OpReturn:
 			ex = append(ex, &expr.Verdict{Kind: expr.VerdictReturn})
-		case plan.OpRemember:
-			ex = append(ex, srcAddr(), &expr.Dynset{SrcRegKey: 1, SetName: r.Set, Operation: unix.NFT_DYNSET_OP_UPDATE})
 		case plan.OpDNAT:
 			a := r.To.Addr().As4()
 			ex = append(ex,
 				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(r.Proto)}},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(r.Proto)}})
+			if r.Remember != "" {
+				ex = append(ex, srcAddr(), &expr.Dynset{SrcRegKey: 1, SetName: r.Remember, Operation: unix.NFT_DYNSET_OP_UPDATE})
+			}
+			ex = append(ex,
 				&expr.Immediate{Register: 1, Data: a[:]},
 				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(r.To.Port())},
 				&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true})
-		case plan.OpPick:
-			b.pick(nch, ex, r.Chains)
-			continue
 		default:
 			b.fail(fmt.Errorf("chain %s: unknown rule op %d", ch.Name, r.Op))
 			continue
@@ -797,27 +883,4 @@ func (b *batch) rules(table int, ch *plan.Chain) {
 
 func srcAddr() *expr.Payload {
 	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}
-}
-
-// pick goes to one of chains, each with probability 1/N: the i-th of N
-// rules goes to chains[i] when numgen random mod (N-i) is 0, the last
-// always. One map lookup (kube-proxy's numgen random mod N vmap { ... })
-// would be a single rule, but the kernel checks every element of a map
-// each time it validates a rule that looks into it: an anonymous map per
-// Service makes the kernel walk every set of the table to name and find
-// each one, and one map shared by all Services is walked whole for each
-// Service at every commit. Both made a full sync quadratic in the number
-// of Services; these rules keep it linear.
-func (b *batch) pick(ch *nftables.Chain, match []expr.Any, chains []string) {
-	n := len(chains)
-	for i, to := range chains {
-		ex := slices.Clone(match)
-		if i < n-1 {
-			ex = append(ex,
-				&expr.Numgen{Register: 1, Modulus: uint32(n - i), Type: unix.NFT_NG_RANDOM},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}})
-		}
-		ex = append(ex, verdict(expr.VerdictGoto, to))
-		b.c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: ex})
-	}
 }

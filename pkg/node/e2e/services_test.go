@@ -379,7 +379,7 @@ func askUDP(netns string, addr netip.AddrPort) (string, error) {
 // logTables logs gitorch's nftables tables of the node, for a failure.
 func logTables(t *testing.T, n *Node) {
 	t.Helper()
-	for _, table := range []string{"gitorch", apply.PodNetTable} {
+	for _, table := range []string{"gitorch", "gitorch-0", apply.PodNetTable} {
 		out, err := n.Host.Command("nft", "list", "table", "inet", table).CombinedOutput()
 		t.Logf("nft list table inet %s on %s (%v):\n%s", table, n.Name, err, out)
 	}
