@@ -737,6 +737,13 @@ func (a *Agent) pass(ctx context.Context) {
 	for _, p := range observed {
 		keys[p.Key()] = true
 	}
+	// A pod the node reports syncs too, so that its report ends with it:
+	// one held and never started (nothing of it in the runtime) that
+	// placement moves away would otherwise stay reported, and its new
+	// node would wait for it to stop (a StatefulSet pod runs once).
+	for k := range a.pods {
+		keys[k] = true
+	}
 	for k, w := range a.workers {
 		select {
 		case <-w.done:

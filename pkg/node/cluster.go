@@ -121,7 +121,8 @@ func (a *Agent) peers(members []plan.Member) []plan.Peer {
 		}
 		p := plan.Peer{Member: m, Pods: map[plan.Key]plan.PeerPod{}}
 		for _, pod := range states[m.Name].Pods {
-			p.Pods[plan.Key{Namespace: pod.Namespace, Name: pod.Name}] = plan.PeerPod{Ready: pod.Ready, TemplateHash: pod.TemplateHash}
+			p.Pods[plan.Key{Namespace: pod.Namespace, Name: pod.Name}] = plan.PeerPod{Ready: pod.Ready, TemplateHash: pod.TemplateHash,
+				Held: pod.Reason == plan.ReasonHeld}
 		}
 		out = append(out, p)
 	}

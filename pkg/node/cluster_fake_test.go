@@ -26,10 +26,13 @@ type fakeBus struct {
 	agents map[string]*node.Agent
 	// alone: nodes whose view shows only themselves (not joined yet).
 	alone map[string]bool
+	// blind: nodes that see only themselves while the others hear them
+	// (a join the node has not heard of yet).
+	blind map[string]bool
 }
 
 func newFakeBus(clk *clocktest.Fake) *fakeBus {
-	return &fakeBus{clk: clk, states: map[string]gossip.NodeState{}, member: map[string]gossip.Member{}, agents: map[string]*node.Agent{}, alone: map[string]bool{}}
+	return &fakeBus{clk: clk, states: map[string]gossip.NodeState{}, member: map[string]gossip.Member{}, agents: map[string]*node.Agent{}, alone: map[string]bool{}, blind: map[string]bool{}}
 }
 
 // view is one node's handle on the bus.
@@ -43,7 +46,7 @@ func (v view) Members() []gossip.Member {
 	defer v.bus.mu.Unlock()
 	var out []gossip.Member
 	for _, m := range v.bus.member {
-		if v.bus.alone[v.name] && m.Name != v.name {
+		if (v.bus.alone[v.name] || v.bus.blind[v.name]) && m.Name != v.name {
 			continue
 		}
 		m.Self = m.Name == v.name
@@ -88,7 +91,7 @@ func (v view) States() map[string]gossip.NodeState {
 	defer v.bus.mu.Unlock()
 	out := map[string]gossip.NodeState{}
 	for k, s := range v.bus.states {
-		if v.bus.alone[v.name] && k != v.name {
+		if (v.bus.alone[v.name] || v.bus.blind[v.name]) && k != v.name {
 			continue
 		}
 		out[k] = s

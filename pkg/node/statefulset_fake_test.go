@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/gossip"
+	"github.com/gitorch/gitorch/pkg/plan"
 )
 
 const orderedDB = `apiVersion: apps/v1
@@ -225,4 +227,152 @@ func TestFakeClusterStatefulSetPartitionedRollingUpdate(t *testing.T) {
 	if got := strings.Join(replaced, " "); got != "db-2 db-1" {
 		t.Fatalf("replacement order %q, want db-2 db-1", got)
 	}
+}
+
+// placeDBAlone starts n1 of a cluster whose n2 and n3 are not members yet:
+// n1 places db (3 replicas, OrderedReady) alone, runs db-0 and holds db-1
+// for it. join makes n2 and n3 members and starts them.
+func placeDBAlone(t *testing.T) (c *fakeCluster, r *readiness, join func()) {
+	c = newFakeCluster(t, "n1", "n2", "n3")
+	r = &readiness{ready: map[string]bool{}}
+	for _, n := range c.nodes {
+		n.rt.SetExec(r.exec)
+	}
+	late := map[string]gossip.Member{}
+	c.bus.mu.Lock()
+	for _, name := range []string{"n2", "n3"} {
+		late[name] = c.bus.member[name]
+		delete(c.bus.member, name)
+	}
+	c.bus.mu.Unlock()
+	c.src.commit(map[string]string{"db.yaml": fmt.Sprintf(orderedDB, 3, 0, "busybox:1.36")})
+	n1 := c.start("n1")
+	waitFor(t, "n1 holds db-1 for db-0", func() bool {
+		p, ok := podsOf(n1.ag)["db-1"]
+		_, runs := c.dbPods()["db-0"]
+		return runs && ok && p.Reason == plan.ReasonHeld
+	})
+	return c, r, func() {
+		c.bus.mu.Lock()
+		for name, m := range late {
+			m.Since = c.clk.Now()
+			c.bus.member[name] = m
+		}
+		c.bus.mu.Unlock()
+		c.start("n2")
+		c.start("n3")
+		c.bus.changed()
+	}
+}
+
+// runsOnce fails the test if a db pod runs on two nodes.
+func (c *fakeCluster) runsOnce(t *testing.T, step int) {
+	t.Helper()
+	seen := map[string]string{}
+	for name, pods := range c.runningOn() {
+		for _, p := range pods {
+			if other, ok := seen[p]; ok {
+				t.Fatalf("step %d: %s runs on %s and %s (reports %v)", step, p, other, name, c.dbReports())
+			}
+			seen[p] = name
+		}
+	}
+}
+
+// db1Elsewhere says which node other than n1 reports db-1, and how.
+func (c *fakeCluster) db1Elsewhere() string {
+	for name, n := range c.nodes {
+		if p, ok := podsOf(n.ag)["db-1"]; ok && name != "n1" {
+			return name + " (" + p.Phase + " " + p.Reason + ")"
+		}
+	}
+	return ""
+}
+
+// The ordered start's hand-off: n1 places db alone and holds db-1 for
+// db-0; then n2 and n3 join and placement moves db-1 away from n1. n1
+// must stop reporting the pod it never started, and the new owner must
+// start it: db-0..db-2 all end Running, each ordinal on one node only.
+func TestFakeClusterStatefulSetHeldPodMovesToAJoiningNode(t *testing.T) {
+	c, r, join := placeDBAlone(t)
+	n1 := c.nodes["n1"]
+	join()
+	moved := ""
+	for step := 0; ; step++ {
+		if step > 100 {
+			t.Fatalf("db did not run 3 pods in 100 steps after the join: runtimes %v, reports %v (db-1 placed on %q)", c.runningOn(), c.dbReports(), moved)
+		}
+		c.runsOnce(t, step)
+		if moved == "" {
+			moved = c.db1Elsewhere()
+		}
+		pods := c.dbPods()
+		if len(pods) == 3 && allReady(c, 3) {
+			break
+		}
+		c.step()
+		r.markReady(pods)
+	}
+	if moved == "" {
+		t.Fatal("placement did not move db-1 away from n1: the test shows nothing (choose other node names)")
+	}
+	if _, ok := podsOf(n1.ag)["db-1"]; ok && !slices.Contains(c.runningOn()["n1"], "db-1") {
+		t.Fatalf("n1 still reports db-1, which it does not run: %v", podsOf(n1.ag)["db-1"])
+	}
+}
+
+// The same join, but n1 does not hear of it for a while: it still places
+// db-1 on itself and starts it once db-0 is ready, while the new owner
+// sees n1 report db-1 held. The new owner must wait all the same (a held
+// report is no promise that the pod will not start), so db-1 never runs
+// twice; once n1 hears of the join, db-1 moves, break-before-make.
+func TestFakeClusterStatefulSetHeldReportStillFences(t *testing.T) {
+	c, r, join := placeDBAlone(t)
+	c.bus.mu.Lock()
+	c.bus.blind["n1"] = true
+	c.bus.mu.Unlock()
+	join()
+	waitFor(t, "a node that joined to place db-1", func() bool { return c.db1Elsewhere() != "" })
+	for step := 0; !slices.Contains(c.runningOn()["n1"], "db-1"); step++ {
+		if step > 100 {
+			t.Fatalf("n1 did not start db-1 in 100 steps: runtimes %v, reports %v", c.runningOn(), c.dbReports())
+		}
+		c.runsOnce(t, step)
+		pods := c.dbPods()
+		c.step()
+		r.markReady(pods)
+	}
+	if got := c.db1Elsewhere(); !strings.Contains(got, "Pending "+plan.ReasonHeld) {
+		t.Fatalf("db-1 runs on n1, and its new owner reports it %s", got)
+	}
+	c.bus.mu.Lock()
+	delete(c.bus.blind, "n1")
+	c.bus.mu.Unlock()
+	c.bus.changed()
+	for step := 0; ; step++ {
+		if step > 100 {
+			t.Fatalf("db did not settle in 100 steps after n1 heard of the join: runtimes %v, reports %v", c.runningOn(), c.dbReports())
+		}
+		c.runsOnce(t, step)
+		pods := c.dbPods()
+		if len(pods) == 3 && allReady(c, 3) && !slices.Contains(c.runningOn()["n1"], "db-1") {
+			break
+		}
+		c.step()
+		r.markReady(pods)
+	}
+}
+
+// dbReports are the db pods each node reports, with phase, reason and
+// message.
+func (c *fakeCluster) dbReports() map[string][]string {
+	out := map[string][]string{}
+	for name, n := range c.nodes {
+		for _, p := range n.ag.Status().Pods {
+			if strings.HasPrefix(p.Name, "db-") {
+				out[name] = append(out[name], p.Name+":"+p.Phase+"/"+p.Reason+" "+p.Message)
+			}
+		}
+	}
+	return out
 }

@@ -9,6 +9,8 @@ import (
 type PeerPod struct {
 	Ready        bool
 	TemplateHash string
+	// Held: the peer holds the pod and never started it (ReasonHeld).
+	Held bool
 }
 
 // Peer is another node as Handoff sees it: its membership and the pods it
@@ -56,7 +58,10 @@ type Handoff struct {
 //   - a StatefulSet pod placed here is held while another node may still
 //     run it: one that is alive or suspect and reports it, or one that
 //     reports it and died less than DeadGrace plus Fence plus the pod's
-//     grace period ago;
+//     grace period ago. A pod the peer reports held (never started) counts
+//     too: the peer may not have heard of this node yet, still place the
+//     pod on itself, and start it once its own hold ends. It stops
+//     reporting it as soon as its placement moves the pod away;
 //   - without quorum (the node sees no majority of the members it knows)
 //     every StatefulSet pod of the node is released: the node may be the
 //     one cut off, and the majority will start them once fenced;
@@ -129,6 +134,9 @@ func runsElsewhere(peers []Peer, k Key, grace, fence time.Duration, now time.Tim
 		}
 		switch peer.State {
 		case MemberAlive, MemberSuspect:
+			if peer.Pods[k].Held {
+				return "waiting for " + peer.Name + " to drop it (held there, not started)", time.Time{}
+			}
 			return "waiting for " + peer.Name + " to stop it", time.Time{}
 		case MemberDead:
 			if until := peer.Since.Add(fence + grace); now.Before(until) {

@@ -49,6 +49,7 @@ func TestHandOff(t *testing.T) {
 		released []string
 		wake     time.Duration
 		regained time.Duration // 0: quorum never lost
+		reason   string        // the hold of the held pods, if set
 	}{
 		{name: "a moving pod stays until ready on its new node",
 			leaving: []*DesiredPod{desired("web-1", "Deployment/web", "b")},
@@ -73,6 +74,26 @@ func TestHandOff(t *testing.T) {
 			pods:   []*DesiredPod{desired("db-0", "StatefulSet/db", "")},
 			peers:  []Peer{peer("b", MemberAlive, 0, map[string]PeerPod{"db-0": {}})},
 			quorum: true, held: []string{"db-0"}},
+		{name: "a StatefulSet pod another live node reports held is held too: that node may not have heard of this one, and start it",
+			pods:   []*DesiredPod{desired("db-1", "StatefulSet/db", "")},
+			peers:  []Peer{peer("b", MemberAlive, 0, map[string]PeerPod{"db-1": {Held: true, TemplateHash: "h1"}})},
+			quorum: true, held: []string{"db-1"}, reason: "waiting for b to drop it (held there, not started)"},
+		{name: "the same from a suspect node",
+			pods:   []*DesiredPod{desired("db-1", "StatefulSet/db", "")},
+			peers:  []Peer{peer("b", MemberSuspect, 0, map[string]PeerPod{"db-1": {Held: true}})},
+			quorum: true, held: []string{"db-1"}, reason: "waiting for b to drop it (held there, not started)"},
+		{name: "once that node drops it from its reports, it starts",
+			pods:   []*DesiredPod{desired("db-1", "StatefulSet/db", "")},
+			peers:  []Peer{peer("b", MemberAlive, 0, map[string]PeerPod{"db-0": {Ready: true}})},
+			quorum: true, kept: []string{"db-1"}},
+		{name: "a dead node's held report waits for the fence as any other: it may have started it since",
+			pods:   []*DesiredPod{desired("db-1", "StatefulSet/db", "")},
+			peers:  []Peer{peer("b", MemberDead, 0, map[string]PeerPod{"db-1": {Held: true}})},
+			quorum: true, at: 44 * time.Second, held: []string{"db-1"}, wake: 45 * time.Second, reason: "waiting for the fence of dead node b"},
+		{name: "a live node that reports it started waits for it to stop",
+			pods:   []*DesiredPod{desired("db-1", "StatefulSet/db", "")},
+			peers:  []Peer{peer("b", MemberAlive, 0, map[string]PeerPod{"db-1": {}})},
+			quorum: true, held: []string{"db-1"}, reason: "waiting for b to stop it"},
 		{name: "and one a dead node reports until the fence and grace pass",
 			pods:   []*DesiredPod{desired("db-0", "StatefulSet/db", "")},
 			peers:  []Peer{peer("b", MemberDead, 0, map[string]PeerPod{"db-0": {}})},
@@ -112,6 +133,9 @@ func TestHandOff(t *testing.T) {
 			for k, d := range h.Share.Pods {
 				if d.Hold != "" {
 					held = append(held, k.Name)
+					if tc.reason != "" && d.Hold != tc.reason {
+						t.Errorf("%s held for %q, want %q", k.Name, d.Hold, tc.reason)
+					}
 				} else {
 					kept = append(kept, k.Name)
 				}
