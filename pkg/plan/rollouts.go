@@ -32,6 +32,11 @@ type RolloutView struct {
 	Waiting string
 	// Started is when the node began running the revision.
 	Started time.Time
+	// Draining are the members whose pods move away (unschedulable:
+	// leaving or cordoned) and that are alive or suspect. Their pods that
+	// stop before a copy elsewhere is ready (a StatefulSet's, one that
+	// fits nowhere else) are disruptions, which budgets limit.
+	Draining []string
 }
 
 // RolloutResult is what Rollouts decides for one node.
@@ -44,6 +49,17 @@ type RolloutResult struct {
 	Workloads []WorkloadStatus
 	// Wake is when the decision changes without news; zero if never.
 	Wake time.Time
+	// Held are the node's pods that its drain would stop but that a
+	// PodDisruptionBudget keeps running, sorted.
+	Held []BudgetHold
+}
+
+// BudgetHold is a pod that a PodDisruptionBudget keeps running.
+type BudgetHold struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Budget is the PodDisruptionBudget's name (of the pod's namespace).
+	Budget string `json:"budget"`
 }
 
 // rolloutSpec is a workload as Rollouts needs it.
@@ -131,8 +147,12 @@ func rolloutSpecs(objects []runtime.Object) []rolloutSpec {
 // node: new pods that DecideRollout does not allow yet are held, and the
 // old pods that run here (retained: the last desired pod the node knew
 // for each) keep running until it allows them to stop. It also computes
-// every workload's health. objects are the running revision's, share is
-// the node's share of it (NodePods, then HandOff), self the node.
+// every workload's health. PodDisruptionBudgets hold the old pods a
+// rollout would replace, and the pods of a draining node (view.Draining)
+// that would stop before a copy elsewhere is ready (budgetHolds): those of
+// this node keep running, listed in Held. objects are the running
+// revision's, share is the node's share of it (NodePods, then HandOff),
+// self the node.
 func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*DesiredPod, self string, view RolloutView, now time.Time) RolloutResult {
 	out := RolloutResult{Share: share}
 	out.Share.Pods = make(map[Key]*DesiredPod, len(share.Pods))
@@ -160,14 +180,28 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 			specs = append(specs, rolloutSpec{kind: "StatefulSet", namespace: k.ns, name: name})
 		}
 	}
-	held := budgetHolds(budgetSpecs(objects, specs), specs, func(ns, workload string) []RolloutPod {
+	placed := make(map[Key]string, len(share.Placement))
+	for _, p := range share.Placement {
+		placed[p.Key()] = p.Node
+	}
+	drained := func(ns, workload string, p *RolloutPod) bool {
+		if !slices.Contains(view.Draining, p.Node) {
+			return false
+		}
+		to, ok := placed[Key{ns, p.Name}]
+		return ok && to != p.Node && (to == "" || strings.HasPrefix(workload, "StatefulSet/"))
+	}
+	replaces := replacedByRollouts(specs)
+	held := budgetHolds(budgetSpecs(objects, specs), func(ns, workload string) []RolloutPod {
 		return byWorkload[wkey{ns, workload}]
+	}, func(ns, workload string, p *RolloutPod) bool {
+		return replaces(ns, workload, p) || drained(ns, workload, p)
 	})
 	for _, spec := range specs {
 		k := wkey{spec.namespace, spec.workload()}
 		ps := byWorkload[k]
 		if spec.kind == "StatefulSet" {
-			st, wake := statefulSets(&spec, ps, out.Share, retained, self, view.Waiting, now)
+			st, wake := statefulSets(&spec, ps, out.Share, retained, self, view.Waiting, held, now)
 			if spec.sts != nil {
 				out.Workloads = append(out.Workloads, st)
 			}
@@ -221,25 +255,69 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 			out.Share.Pods[pk] = &held
 		}
 	}
+	// A drain: the node's pods that would stop before a copy elsewhere is
+	// ready keep running while a budget holds them.
+	for _, p := range view.Pods {
+		k := Key{p.Namespace, p.Name}
+		b, ok := held[k]
+		if !ok || p.Node != self || !drained(p.Namespace, p.Workload, &p.RolloutPod) {
+			continue
+		}
+		if _, kept := out.Share.Pods[k]; kept {
+			continue
+		}
+		if r := retained[k]; r != nil {
+			out.Share.Pods[k] = r
+			out.Held = append(out.Held, BudgetHold{Namespace: k.Namespace, Name: k.Name, Budget: b})
+		}
+	}
+	slices.SortFunc(out.Held, func(x, y BudgetHold) int {
+		return Key{x.Namespace, x.Name}.Compare(Key{y.Namespace, y.Name})
+	})
 	return out
+}
+
+// replacedByRollouts says whether a rollout replaces a pod: one of an
+// older template, and, of a StatefulSet, one its update strategy replaces
+// (RollingUpdate, an ordinal from the partition up to the replicas; the
+// pods beyond are a scale-down, which budgets do not limit).
+func replacedByRollouts(specs []rolloutSpec) func(ns, workload string, p *RolloutPod) bool {
+	type spec struct {
+		hash     string
+		sts      bool
+		policy   StatefulSetPolicy
+		replicas int
+	}
+	by := make(map[string]spec, len(specs))
+	for i := range specs {
+		s := &specs[i]
+		sp := spec{hash: s.hash, replicas: s.replicas}
+		if s.kind == "StatefulSet" {
+			sp.sts = true
+			if s.sts == nil {
+				continue // deleted: its pods stop, not replaced
+			}
+			sp.policy = StatefulSetPolicyOf(s.sts)
+		}
+		by[s.namespace+"/"+s.workload()] = sp
+	}
+	return func(ns, workload string, p *RolloutPod) bool {
+		s, ok := by[ns+"/"+workload]
+		if !ok || p.TemplateHash == s.hash {
+			return false
+		}
+		if !s.sts {
+			return true
+		}
+		i := ordinalOf(p.Name)
+		return !s.policy.OnDelete && i >= s.policy.Partition && i < s.replicas
+	}
 }
 
 // holdForBudgets keeps running the old pods a rollout would stop that a
 // PodDisruptionBudget holds, and says so in the status.
 func holdForBudgets(d *RolloutDecision, ns string, held map[Key]string) {
-	var by []string
-	for name := range d.Stop {
-		if b, ok := held[Key{ns, name}]; ok {
-			delete(d.Stop, name)
-			if !slices.Contains(by, b) {
-				by = append(by, b)
-			}
-		}
-	}
-	if len(by) > 0 {
-		slices.Sort(by)
-		d.Status.Message += "; old pods held by PodDisruptionBudget " + strings.Join(by, ", ")
-	}
+	heldByBudgets(d.Stop, ns, held, &d.Status.Message)
 }
 
 // rolloutHold says why a new pod waits.
