@@ -180,9 +180,12 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 			specs = append(specs, rolloutSpec{kind: "StatefulSet", namespace: k.ns, name: name})
 		}
 	}
-	placed := make(map[Key]string, len(share.Placement))
-	for _, p := range share.Placement {
-		placed[p.Key()] = p.Node
+	var placed map[Key]string // only a drain needs it
+	if len(view.Draining) > 0 {
+		placed = make(map[Key]string, len(share.Placement))
+		for _, p := range share.Placement {
+			placed[p.Key()] = p.Node
+		}
 	}
 	drained := func(ns, workload string, p *RolloutPod) bool {
 		if !slices.Contains(view.Draining, p.Node) {
