@@ -169,7 +169,7 @@ func budgetSpecs(objects []runtime.Object, specs []rolloutSpec) []budgetSpec {
 // allowed), so it never disrupts its pod before the budget allows it.
 func budgetHolds(budgets []budgetSpec, pods func(ns, workload string) []RolloutPod, disrupts func(ns, workload string, p *RolloutPod) bool) map[Key]string {
 	held := map[Key]string{}
-	holder := map[Key]int{} // how many disruptions the holding budget allows
+	allows := map[Key]int{} // by budget: how many disruptions it allows
 	for _, b := range budgets {
 		var all []BudgetPod
 		var cands []*RolloutPod
@@ -188,11 +188,12 @@ func budgetHolds(budgets []budgetSpec, pods func(ns, workload string) []RolloutP
 			cands = append(cands, wc...)
 		}
 		allowed := DisruptionsAllowed(b.Budget, all)
+		allows[Key{b.Namespace, b.Name}] = allowed
 		for _, p := range cands[min(allowed, len(cands)):] {
 			k := Key{b.Namespace, p.Name}
 			prev, ok := held[k]
-			if !ok || allowed < holder[k] || allowed == holder[k] && b.Name < prev {
-				held[k], holder[k] = b.Name, allowed
+			if n := allows[Key{b.Namespace, prev}]; !ok || allowed < n || allowed == n && b.Name < prev {
+				held[k] = b.Name
 			}
 		}
 	}

@@ -180,20 +180,7 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 			specs = append(specs, rolloutSpec{kind: "StatefulSet", namespace: k.ns, name: name})
 		}
 	}
-	var placed map[Key]string // only a drain needs it
-	if len(view.Draining) > 0 {
-		placed = make(map[Key]string, len(share.Placement))
-		for _, p := range share.Placement {
-			placed[p.Key()] = p.Node
-		}
-	}
-	drained := func(ns, workload string, p *RolloutPod) bool {
-		if !slices.Contains(view.Draining, p.Node) {
-			return false
-		}
-		to, ok := placed[Key{ns, p.Name}]
-		return ok && to != p.Node && (to == "" || strings.HasPrefix(workload, "StatefulSet/"))
-	}
+	drained := drainedBy(view.Draining, share.Placement)
 	replaces := replacedByRollouts(specs)
 	held := budgetHolds(budgetSpecs(objects, specs), func(ns, workload string) []RolloutPod {
 		return byWorkload[wkey{ns, workload}]
@@ -278,6 +265,27 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 		return Key{x.Namespace, x.Name}.Compare(Key{y.Namespace, y.Name})
 	})
 	return out
+}
+
+// drainedBy says whether a drain disrupts a pod: one that runs on a
+// draining node and that placement gives to another node, if it is a
+// StatefulSet's (it stops before it starts there), or to none (it fits
+// nowhere else). Other pods move make-before-break, which disrupts nothing.
+func drainedBy(draining []string, placement []Pod) func(ns, workload string, p *RolloutPod) bool {
+	if len(draining) == 0 {
+		return func(string, string, *RolloutPod) bool { return false }
+	}
+	placed := make(map[Key]string, len(placement))
+	for i := range placement {
+		placed[placement[i].Key()] = placement[i].Node
+	}
+	return func(ns, workload string, p *RolloutPod) bool {
+		if !slices.Contains(draining, p.Node) {
+			return false
+		}
+		to, ok := placed[Key{ns, p.Name}]
+		return ok && to != p.Node && (to == "" || strings.HasPrefix(workload, "StatefulSet/"))
+	}
 }
 
 // replacedByRollouts says whether a rollout replaces a pod: one of an
