@@ -589,6 +589,9 @@ func (a *Agent) Leave(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			msg := fmt.Sprintf("leave: %d pods still run here", left)
+			if left == 1 {
+				msg = "leave: 1 pod still runs here"
+			}
 			if len(held) > 0 {
 				msg += "; held by PodDisruptionBudgets that allow no disruption now: " + heldText(held)
 			}
