@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gitorch/gitorch/pkg/apply"
+	"github.com/gitorch/gitorch/pkg/gossip"
 )
 
 // budgetDB is a StatefulSet db of 3 replicas whose RollingUpdate may
@@ -241,4 +242,36 @@ func sortedCopy(xs []string) []string {
 	out := slices.Clone(xs)
 	slices.Sort(out)
 	return out
+}
+
+// A leaving node whose StatefulSet pods a budget holds, cut off from the
+// majority, still stops them: the others start them once fenced, and a
+// budget must never make a pod run twice.
+func TestFakeClusterLeaveHeldByABudgetStillFencesWithoutQuorum(t *testing.T) {
+	c, _ := startBudgetDB(t, map[string]string{"db.yaml": fmt.Sprintf(budgetDB, "busybox:1.36"), "pdb.yaml": fmt.Sprintf(dbMinAvailable, 3)})
+	on := c.runningOn()
+	leaving := ""
+	for _, name := range []string{"n1", "n2", "n3"} {
+		if len(on[name]) > 0 && leaving == "" {
+			leaving = name
+		}
+	}
+	ag := c.nodes[leaving].ag
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- ag.Leave(ctx) }()
+	waitFor(t, leaving+" reports the pods its budget holds", func() bool {
+		l := ag.Status().Leaving
+		return l != nil && len(l.Held) == len(on[leaving])
+	})
+	c.bus.mu.Lock()
+	c.bus.alone[leaving] = true
+	c.bus.mu.Unlock()
+	c.bus.setState(leaving, gossip.StateDead)
+	c.clk.Advance(4 * time.Second) // past the 3 s grace: no quorum
+	waitFor(t, leaving+" stops its StatefulSet pods", func() bool { return len(c.runningOn()[leaving]) == 0 })
+	if err := <-done; err != nil {
+		t.Fatalf("leave: %v", err)
+	}
 }

@@ -165,7 +165,14 @@ func (a *Agent) place(running map[plan.Key]bool) {
 		a.dnsChanged() // whose pods count for DNS
 	}
 	h.Share.Jobs, h.Share.CronJobs = share.Jobs, share.CronJobs
-	r := plan.Rollouts(a.objects, h.Share, a.retained, a.cfg.Node.Name, a.rolloutView(members, running, now), now)
+	view := a.rolloutView(members, running, now)
+	if !quorum {
+		// Cut off from the majority, the node stops its StatefulSet pods
+		// so that the others may start them once fenced (HandOff): no
+		// budget may keep one running here.
+		view.Draining = slices.DeleteFunc(view.Draining, func(n string) bool { return n == a.cfg.Node.Name })
+	}
+	r := plan.Rollouts(a.objects, h.Share, a.retained, a.cfg.Node.Name, view, now)
 	a.desired, a.membership, a.quorum, a.workloads = &r.Share, m, quorum, r.Workloads
 	a.budgetHeld = r.Held
 	wake := m.Wake
