@@ -49,6 +49,13 @@ const (
 	DefaultFence = 15 * time.Second
 )
 
+// leaveSettle is how long a leaving node disrupts none of the pods that
+// PodDisruptionBudgets select: the leaves other nodes began about when it
+// did reach it by gossip, and what they stopped too (a pod status missed
+// by a broadcast arrives with the next full exchange, every 10 s), so
+// that every node orders the same pods to disrupt (plan.Rollouts).
+const leaveSettle = 10 * time.Second
+
 // Pods a node offers when its metadata does not say (kubelet's default).
 const defaultMaxPods = 110
 
@@ -166,6 +173,9 @@ func (a *Agent) place(running map[plan.Key]bool) {
 	}
 	h.Share.Jobs, h.Share.CronJobs = share.Jobs, share.CronJobs
 	view := a.rolloutView(members, running, now)
+	if a.leaving.Load() {
+		view.DrainStarts = a.leavingSince.Add(leaveSettle)
+	}
 	if !quorum {
 		// Cut off from the majority, the node stops its StatefulSet pods
 		// so that the others may start them once fenced (HandOff): no

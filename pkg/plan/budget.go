@@ -157,9 +157,11 @@ func budgetSpecs(objects []runtime.Object, specs []rolloutSpec) []budgetSpec {
 // drain stops before its copy elsewhere is ready). For each budget, its
 // Ready pods to disrupt are put in one fixed order (its workloads in the
 // revision's order, each's in stop order); the first allowed of them may
-// go, the others are held. A pod several budgets select is held by any
-// that holds it, so the stricter one decides, and it is the one named
-// (the fewest disruptions allowed, then the name). Unready pods are not
+// go, the others are held. waits (nil: none) names pods to disrupt that
+// may not go yet even within the allowance: they keep their place in the
+// order, and are held. A pod several budgets select is held by any that
+// holds it, so the stricter one decides, and it is the one named (the
+// fewest disruptions allowed, then the name). Unready pods are not
 // protected and take no place in the order.
 //
 // Every node computes the same order from what gossip told it, and a
@@ -167,12 +169,16 @@ func budgetSpecs(objects []runtime.Object, specs []rolloutSpec) []budgetSpec {
 // again and no longer to disrupt): a node whose view lags sees the pod
 // ahead of its own still ready and first, or already unready (fewer
 // allowed), so it never disrupts its pod before the budget allows it.
-func budgetHolds(budgets []budgetSpec, pods func(ns, workload string) []RolloutPod, disrupts func(ns, workload string, p *RolloutPod) bool) map[Key]string {
+func budgetHolds(budgets []budgetSpec, pods func(ns, workload string) []RolloutPod, disrupts, waits func(ns, workload string, p *RolloutPod) bool) map[Key]string {
+	type cand struct {
+		p        *RolloutPod
+		workload string
+	}
 	held := map[Key]string{}
 	allows := map[Key]int{} // by budget: how many disruptions it allows
 	for _, b := range budgets {
 		var all []BudgetPod
-		var cands []*RolloutPod
+		var cands []cand
 		for _, w := range b.workloads {
 			var wc []*RolloutPod
 			ps := pods(b.Namespace, w)
@@ -185,12 +191,17 @@ func budgetHolds(budgets []budgetSpec, pods func(ns, workload string) []RolloutP
 				}
 			}
 			sortStopOrder(wc)
-			cands = append(cands, wc...)
+			for _, p := range wc {
+				cands = append(cands, cand{p, w})
+			}
 		}
 		allowed := DisruptionsAllowed(b.Budget, all)
 		allows[Key{b.Namespace, b.Name}] = allowed
-		for _, p := range cands[min(allowed, len(cands)):] {
-			k := Key{b.Namespace, p.Name}
+		for i, c := range cands {
+			if i < allowed && (waits == nil || !waits(b.Namespace, c.workload, c.p)) {
+				continue
+			}
+			k := Key{b.Namespace, c.p.Name}
 			prev, ok := held[k]
 			if n := allows[Key{b.Namespace, prev}]; !ok || allowed < n || allowed == n && b.Name < prev {
 				held[k] = b.Name

@@ -23,6 +23,11 @@ type drainPod struct {
 // pods are pods: it returns the pods self keeps running (sorted) and those
 // a budget holds.
 func drain(t *testing.T, objects []runtime.Object, self string, draining []string, pods []drainPod) (kept []string, held []BudgetHold) {
+	return drainSettling(t, objects, self, draining, pods, time.Time{})
+}
+
+// drainSettling is drain with the node's drain settling until starts.
+func drainSettling(t *testing.T, objects []runtime.Object, self string, draining []string, pods []drainPod, starts time.Time) (kept []string, held []BudgetHold) {
 	t.Helper()
 	var nodes []Node
 	for _, n := range []string{"a", "b", "c"} {
@@ -46,7 +51,7 @@ func drain(t *testing.T, objects []runtime.Object, self string, draining []strin
 	for k, d := range was.Leaving {
 		retained[k] = d
 	}
-	view := RolloutView{Started: rt0, Draining: draining}
+	view := RolloutView{Started: rt0, Draining: draining, DrainStarts: starts}
 	peers := map[string]*Peer{}
 	for _, p := range pods {
 		k := Key{"default", p.name}
@@ -166,6 +171,35 @@ func TestRolloutsDrainHonoursBudgets(t *testing.T) {
 	}
 }
 
+// While its drain settles, a node disrupts none of the pods budgets
+// select, even those the budget allows, and says until when; pods of no
+// budget do not wait. After, the budget decides.
+func TestRolloutsDrainSettles(t *testing.T) {
+	db := budgetSTS(3, "db:1")
+	pods := []drainPod{{"db-0", "b", true}, {"db-1", "a", true}, {"db-2", "a", true}}
+	now := rt0.Add(time.Minute) // as drain decides
+	for _, c := range []struct {
+		name    string
+		objects []runtime.Object
+		starts  time.Time
+		kept    string
+	}{
+		{"settling: both wait", []runtime.Object{db, dbBudget("db", "2", "")}, now.Add(time.Second), "db-1 db-2"},
+		{"settled: the budget allows db-2", []runtime.Object{db, dbBudget("db", "2", "")}, now, "db-1"},
+		{"settling, no budget: nothing waits", []runtime.Object{db}, now.Add(time.Second), ""},
+	} {
+		kept, held := drainSettling(t, c.objects, "a", []string{"a"}, pods, c.starts)
+		if got := strings.Join(kept, " "); got != c.kept {
+			t.Errorf("%s: a keeps %q, want %q", c.name, got, c.kept)
+		}
+		for _, h := range held {
+			if settling := now.Before(c.starts); settling != h.Until.Equal(c.starts) {
+				t.Errorf("%s: %+v: until %v, want %v while settling", c.name, h, h.Until, c.starts)
+			}
+		}
+	}
+}
+
 // BenchmarkBudgetHoldsDrain is the cost budgets add to one node's decision
 // while a node drains: a StatefulSet of 10,000 pods over 10 nodes, one of
 // them draining (its 1,000 pods placed on the others), under a budget of
@@ -191,7 +225,7 @@ func BenchmarkBudgetHoldsDrain(b *testing.B) {
 		drained := drainedBy([]string{"n0"}, placement)
 		held := budgetHolds(budgetSpecs(objects, specs), view, func(ns, workload string, p *RolloutPod) bool {
 			return replaces(ns, workload, p) || drained(ns, workload, p)
-		})
+		}, nil)
 		if len(held) != 500 {
 			b.Fatalf("the budget holds %d pods, want 500", len(held))
 		}

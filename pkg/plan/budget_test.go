@@ -247,7 +247,7 @@ func BenchmarkBudgetHolds(b *testing.B) {
 	replaces := replacedByRollouts(specs)
 	b.ReportAllocs()
 	for b.Loop() {
-		held := budgetHolds(budgetSpecs(objects, specs), view, replaces)
+		held := budgetHolds(budgetSpecs(objects, specs), view, replaces, nil)
 		if len(held) == 0 {
 			b.Fatal("the budget holds nothing")
 		}

@@ -37,6 +37,11 @@ type RolloutView struct {
 	// stop before a copy elsewhere is ready (a StatefulSet's, one that
 	// fits nowhere else) are disruptions, which budgets limit.
 	Draining []string
+	// DrainStarts: a draining node disrupts none of its pods a budget
+	// selects before then (its drain began a settle ago): the drains other
+	// nodes began about when it did, and what they stopped, reach it
+	// first, so that every node orders the same pods to disrupt.
+	DrainStarts time.Time
 }
 
 // RolloutResult is what Rollouts decides for one node.
@@ -60,6 +65,9 @@ type BudgetHold struct {
 	Name      string `json:"name"`
 	// Budget is the PodDisruptionBudget's name (of the pod's namespace).
 	Budget string `json:"budget"`
+	// Until, when set: the node's drain settles until then
+	// (RolloutView.DrainStarts); the budget may allow the disruption after.
+	Until time.Time `json:"until,omitzero"`
 }
 
 // rolloutSpec is a workload as Rollouts needs it.
@@ -182,10 +190,13 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 	}
 	drained := drainedBy(view.Draining, share.Placement)
 	replaces := replacedByRollouts(specs)
+	settling := now.Before(view.DrainStarts)
 	held := budgetHolds(budgetSpecs(objects, specs), func(ns, workload string) []RolloutPod {
 		return byWorkload[wkey{ns, workload}]
 	}, func(ns, workload string, p *RolloutPod) bool {
 		return replaces(ns, workload, p) || drained(ns, workload, p)
+	}, func(ns, workload string, p *RolloutPod) bool {
+		return settling && p.Node == self && drained(ns, workload, p)
 	})
 	for _, spec := range specs {
 		k := wkey{spec.namespace, spec.workload()}
@@ -258,7 +269,14 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 		}
 		if r := retained[k]; r != nil {
 			out.Share.Pods[k] = r
-			out.Held = append(out.Held, BudgetHold{Namespace: k.Namespace, Name: k.Name, Budget: b})
+			h := BudgetHold{Namespace: k.Namespace, Name: k.Name, Budget: b}
+			if settling {
+				h.Until = view.DrainStarts
+				if out.Wake.IsZero() || h.Until.Before(out.Wake) {
+					out.Wake = h.Until
+				}
+			}
+			out.Held = append(out.Held, h)
 		}
 	}
 	slices.SortFunc(out.Held, func(x, y BudgetHold) int {

@@ -87,6 +87,10 @@ func WriteCluster(w io.Writer, c Cluster, wide bool, now time.Time) error {
 	if l := c.Leaving; l != nil {
 		fmt.Fprintf(w, "Leaving:   for %s, %s still running here\n", Age(l.Since, now), plural(l.Pods, "pod"))
 		for _, h := range l.Held {
+			if now.Before(h.Until) {
+				fmt.Fprintf(w, "  %s/%s: selected by PodDisruptionBudget %s, waits %s more for the other nodes' news\n", h.Namespace, h.Name, h.Budget, Age(now, h.Until))
+				continue
+			}
 			fmt.Fprintf(w, "  %s/%s: held by PodDisruptionBudget %s (it allows no disruption now)\n", h.Namespace, h.Name, h.Budget)
 		}
 	}
