@@ -26,8 +26,11 @@ gets pods once it has been up for --rejoin-settle.
 
 A StatefulSet pod, or one that fits nowhere else, waits while a
 PodDisruptionBudget selecting it allows no disruption (as kubectl drain
-waits on evictions), counted over the ready pods of the whole cluster;
-'gitorch status' shows, on the leaving node, which pods which budget holds.
+waits on evictions), counted over the ready pods of the whole cluster,
+and such a pod that a budget selects does not stop in the first 10 s of
+the leave (another node leaving at the same time learns of this one by
+then); 'gitorch status' shows, on the leaving node, which pods which
+budget holds.
 
 Leave waits until the node is empty, at most --timeout; on a timeout it
 names the pods still here and the budgets that hold them, the node stays
