@@ -177,7 +177,15 @@ func budgetHolds(budgets []budgetSpec, pods func(ns, workload string) []RolloutP
 	held := map[Key]string{}
 	allows := map[Key]int{} // by budget: how many disruptions it allows
 	for _, b := range budgets {
-		var all []BudgetPod
+		// A pod seen twice (moving, or reported by two nodes whose news
+		// is of different ages) counts once, ready only if every copy is:
+		// counted twice, it would allow one disruption too many.
+		n := 0
+		for _, w := range b.workloads {
+			n += len(pods(b.Namespace, w))
+		}
+		at := make(map[string]int, n) // index in all by name
+		all := make([]BudgetPod, 0, n)
 		var cands []cand
 		for _, w := range b.workloads {
 			var wc []*RolloutPod
@@ -185,7 +193,12 @@ func budgetHolds(budgets []budgetSpec, pods func(ns, workload string) []RolloutP
 			for i := range ps {
 				p := &ps[i]
 				ready := p.Ready && !p.Unknown
-				all = append(all, BudgetPod{Name: p.Name, Ready: ready})
+				if j, seen := at[p.Name]; seen {
+					all[j].Ready = all[j].Ready && ready
+				} else {
+					at[p.Name] = len(all)
+					all = append(all, BudgetPod{Name: p.Name, Ready: ready})
+				}
 				if ready && disrupts(b.Namespace, w, p) {
 					wc = append(wc, p)
 				}
