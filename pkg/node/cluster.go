@@ -176,12 +176,10 @@ func (a *Agent) place(running map[plan.Key]bool) {
 	if a.leaving.Load() {
 		view.DrainStarts = a.leavingSince.Add(leaveSettle)
 	}
-	if !quorum {
-		// Cut off from the majority, the node stops its StatefulSet pods
-		// so that the others may start them once fenced (HandOff): no
-		// budget may keep one running here.
-		view.Draining = slices.DeleteFunc(view.Draining, func(n string) bool { return n == a.cfg.Node.Name })
-	}
+	// Cut off from the majority, the node stops its StatefulSet pods so
+	// that the others may start them once fenced (HandOff): no budget may
+	// keep one running here.
+	view.Fenced = !quorum
 	r := plan.Rollouts(a.objects, h.Share, a.retained, a.cfg.Node.Name, view, now)
 	a.desired, a.membership, a.quorum, a.workloads = &r.Share, m, quorum, r.Workloads
 	a.budgetHeld = r.Held

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -14,7 +15,8 @@ import (
 )
 
 // Two nodes leave at about the same time, each running pods of one
-// StatefulSet under a minAvailable budget; every node decides each step
+// StatefulSet under a minAvailable budget, and the drains move a few pods
+// between the nodes that stay (as the spread changes); every node decides each step
 // through Rollouts on a view in which each peer's pods are of a different
 // age (up to lagP steps) and another node's drain is known up to lagM
 // steps late. With the drain's settle (lagM + lagP steps) the cluster
@@ -132,25 +134,19 @@ func simulateDrain(seed uint64, settle bool) (string, bool) {
 					where[p.Name] = x
 				}
 			}
-			share := NodeShare{Pods: map[Key]*DesiredPod{}}
-			retained := map[Key]*DesiredPod{}
+			placed := map[string]string{}
 			for i := range r {
 				name := "db-" + strconv.Itoa(i)
 				to, ok := where[name]
-				if !ok || slices.Contains(view.Draining, to) {
+				// While a drain is known, the spread changes: a pod of
+				// three moves to its target from wherever it runs,
+				// between nodes that stay too.
+				if !ok || slices.Contains(view.Draining, to) || len(view.Draining) > 0 && i%3 == 1 {
 					to = target(i)
 				}
-				share.Placement = append(share.Placement, Pod{Namespace: "default", Name: name, Node: to,
-					Workload: WorkloadRef{"StatefulSet", "db"}, TemplateHash: hash})
-				k := Key{"default", name}
-				d := &DesiredPod{Pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}},
-					Workload: "StatefulSet/db", TemplateHash: hash}
-				retained[k] = d
-				if to == me {
-					share.Pods[k] = d
-				}
+				placed[name] = to
 			}
-			res := Rollouts(objects, share, retained, me, view, now)
+			res := decideManually(objects, me, view, placed, hash, now)
 			for _, p := range pods {
 				if p.node == me && p.goneAt < 0 && res.Share.Pods[Key{"default", p.name}] == nil {
 					p.goneAt = at + 1
@@ -196,4 +192,67 @@ func simulateDrain(seed uint64, settle bool) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// decideManually runs Rollouts for node me over a StatefulSet db whose pods
+// placement puts where placed says (pod name to node; "" for none).
+func decideManually(objects []runtime.Object, me string, view RolloutView, placed map[string]string, hash string, now time.Time) RolloutResult {
+	share := NodeShare{Pods: map[Key]*DesiredPod{}}
+	retained := map[Key]*DesiredPod{}
+	for _, name := range slices.Sorted(maps.Keys(placed)) {
+		to := placed[name]
+		share.Placement = append(share.Placement, Pod{Namespace: "default", Name: name, Node: to,
+			Workload: WorkloadRef{"StatefulSet", "db"}, TemplateHash: hash})
+		k := Key{"default", name}
+		d := &DesiredPod{Pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}},
+			Workload: "StatefulSet/db", TemplateHash: hash}
+		retained[k] = d
+		if to == me {
+			share.Pods[k] = d
+		}
+	}
+	return Rollouts(objects, share, retained, me, view, now)
+}
+
+// While a node drains, a StatefulSet pod that placement moves between two
+// nodes that stay is a disruption too, which the budget orders with the
+// drain's; a node without quorum keeps none (fencing wins); with no
+// drain, moves are not this rule's.
+func TestRolloutsDrainMovesBetweenStayingNodes(t *testing.T) {
+	db := budgetSTS(3, "db:1")
+	hash := TemplateHash(&db.Spec.Template)
+	objects := []runtime.Object{db, dbBudget("db", "2", "")}
+	pod := func(name, node string) ClusterPod {
+		return ClusterPod{Namespace: "default", Workload: "StatefulSet/db", RolloutPod: RolloutPod{
+			Name: name, Node: node, TemplateHash: hash, Ready: true, Phase: PhaseRunning}}
+	}
+	// db-0 on b moves to c; db-1 on the draining a goes to c; db-2 stays on c.
+	pods := []ClusterPod{pod("db-0", "b"), pod("db-1", "a"), pod("db-2", "c")}
+	placed := map[string]string{"db-0": "c", "db-1": "c", "db-2": "c"}
+	now := rt0.Add(time.Minute)
+	for _, c := range []struct {
+		name     string
+		self     string
+		draining []string
+		fenced   bool
+		kept     bool // self keeps its pod
+	}{
+		{name: "a's db-1 is first of the budget's order and goes", self: "a", draining: []string{"a"}},
+		{name: "b's db-0 waits behind it", self: "b", draining: []string{"a"}, kept: true},
+		{name: "b without quorum lets it go", self: "b", draining: []string{"a"}, fenced: true},
+		{name: "no drain: the move is not held here", self: "b"},
+	} {
+		view := RolloutView{Started: rt0, Pods: pods, Draining: c.draining, Fenced: c.fenced}
+		res := decideManually(objects, c.self, view, placed, hash, now)
+		mine := "db-1"
+		if c.self == "b" {
+			mine = "db-0"
+		}
+		if _, kept := res.Share.Pods[Key{"default", mine}]; kept != c.kept {
+			t.Errorf("%s: %s keeps %s: %v, want %v", c.name, c.self, mine, kept, c.kept)
+		}
+		if held := len(res.Held) > 0; held != c.kept {
+			t.Errorf("%s: held %+v", c.name, res.Held)
+		}
+	}
 }

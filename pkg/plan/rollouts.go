@@ -42,6 +42,10 @@ type RolloutView struct {
 	// nodes began about when it did, and what they stopped, reach it
 	// first, so that every node orders the same pods to disrupt.
 	DrainStarts time.Time
+	// Fenced: the node sees no majority of the members (no quorum), so it
+	// stops its StatefulSet pods for the others to start once fenced
+	// (HandOff): no budget keeps one running here.
+	Fenced bool
 }
 
 // RolloutResult is what Rollouts decides for one node.
@@ -54,8 +58,9 @@ type RolloutResult struct {
 	Workloads []WorkloadStatus
 	// Wake is when the decision changes without news; zero if never.
 	Wake time.Time
-	// Held are the node's pods that its drain would stop but that a
-	// PodDisruptionBudget keeps running, sorted.
+	// Held are the node's pods that a drain (its own, or another node's
+	// that moves them) would stop but that a PodDisruptionBudget keeps
+	// running, sorted.
 	Held []BudgetHold
 }
 
@@ -261,7 +266,7 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 	for _, p := range view.Pods {
 		k := Key{p.Namespace, p.Name}
 		b, ok := held[k]
-		if !ok || p.Node != self || !drained(p.Namespace, p.Workload, &p.RolloutPod) {
+		if !ok || view.Fenced || p.Node != self || !drained(p.Namespace, p.Workload, &p.RolloutPod) {
 			continue
 		}
 		if _, kept := out.Share.Pods[k]; kept {
@@ -285,10 +290,12 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 	return out
 }
 
-// drainedBy says whether a drain disrupts a pod: one that runs on a
-// draining node and that placement gives to another node, if it is a
-// StatefulSet's (it stops before it starts there), or to none (it fits
-// nowhere else). Other pods move make-before-break, which disrupts nothing.
+// drainedBy says whether a drain disrupts a pod, while a node drains: a
+// StatefulSet's pod that placement gives to another node than its own (it
+// stops before it starts there; a drain moves some pods between the nodes
+// that stay, too, as the spread changes), and a pod of a draining node
+// that fits nowhere else. Other pods move make-before-break, which
+// disrupts nothing.
 func drainedBy(draining []string, placement []Pod) func(ns, workload string, p *RolloutPod) bool {
 	if len(draining) == 0 {
 		return func(string, string, *RolloutPod) bool { return false }
@@ -298,11 +305,11 @@ func drainedBy(draining []string, placement []Pod) func(ns, workload string, p *
 		placed[placement[i].Key()] = placement[i].Node
 	}
 	return func(ns, workload string, p *RolloutPod) bool {
-		if !slices.Contains(draining, p.Node) {
+		to, ok := placed[Key{ns, p.Name}]
+		if !ok || to == p.Node {
 			return false
 		}
-		to, ok := placed[Key{ns, p.Name}]
-		return ok && to != p.Node && (to == "" || strings.HasPrefix(workload, "StatefulSet/"))
+		return strings.HasPrefix(workload, "StatefulSet/") || to == "" && slices.Contains(draining, p.Node)
 	}
 }
 
