@@ -33,9 +33,10 @@ type RolloutView struct {
 	// Started is when the node began running the revision.
 	Started time.Time
 	// Draining are the members whose pods move away (unschedulable:
-	// leaving or cordoned) and that are alive or suspect. Their pods that
-	// stop before a copy elsewhere is ready (a StatefulSet's, one that
-	// fits nowhere else) are disruptions, which budgets limit.
+	// leaving or cordoned) and that are alive or suspect. While one
+	// drains, the pods that stop before a copy elsewhere is ready (a
+	// StatefulSet's that placement moves, one of a draining node that
+	// fits nowhere else) are disruptions, which budgets limit (drainedBy).
 	Draining []string
 	// DrainStarts: a draining node disrupts none of its pods a budget
 	// selects before then (its drain began a settle ago): the drains other
@@ -161,9 +162,9 @@ func rolloutSpecs(objects []runtime.Object) []rolloutSpec {
 // old pods that run here (retained: the last desired pod the node knew
 // for each) keep running until it allows them to stop. It also computes
 // every workload's health. PodDisruptionBudgets hold the old pods a
-// rollout would replace, and the pods of a draining node (view.Draining)
-// that would stop before a copy elsewhere is ready (budgetHolds): those of
-// this node keep running, listed in Held. objects are the running
+// rollout would replace, and, while a node drains (view.Draining), the
+// pods that would stop before a copy elsewhere is ready (budgetHolds):
+// those of this node keep running, listed in Held. objects are the running
 // revision's, share is the node's share of it (NodePods, then HandOff),
 // self the node.
 func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*DesiredPod, self string, view RolloutView, now time.Time) RolloutResult {
