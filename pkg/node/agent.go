@@ -187,6 +187,10 @@ type Agent struct {
 	heard          map[string]bool
 	firstSeen      map[string]time.Time
 	leaving        atomic.Bool
+	// leavingSince is when Leave began; budgetHeld are the pods that
+	// PodDisruptionBudgets keep running on the leaving node (a.mu).
+	leavingSince time.Time
+	budgetHeld   []plan.BudgetHold
 	// podsChanged is signalled when a pod's status changes; metaDirty when
 	// the node's metadata is to be announced again.
 	podsChanged chan struct{}
@@ -846,6 +850,9 @@ func (a *Agent) Status() status.Node {
 	}
 	st.Workloads = slices.Clone(a.workloads)
 	st.Proxy = a.proxyStatus()
+	if a.leaving.Load() {
+		st.Leaving = &status.Leaving{Since: a.leavingSince, Pods: len(a.pods), Held: slices.Clone(a.budgetHeld)}
+	}
 	for _, p := range a.pods {
 		st.Pods = append(st.Pods, p)
 	}

@@ -49,6 +49,13 @@ const (
 	DefaultFence = 15 * time.Second
 )
 
+// leaveSettle is how long a leaving node disrupts none of the pods that
+// PodDisruptionBudgets select: the leaves other nodes began about when it
+// did reach it by gossip, and what they stopped too (a pod status missed
+// by a broadcast arrives with the next full exchange, every 10 s), so
+// that every node orders the same pods to disrupt (plan.Rollouts).
+const leaveSettle = 10 * time.Second
+
 // Pods a node offers when its metadata does not say (kubelet's default).
 const defaultMaxPods = 110
 
@@ -143,7 +150,7 @@ func (a *Agent) place(running map[plan.Key]bool) {
 		// yet: it may be alone only because it has not rejoined. It
 		// touches no pod (adopted ones keep running) until they are, or
 		// the grace after its start ends.
-		a.desired = nil
+		a.desired, a.budgetHeld = nil, nil
 		a.wakePlacement(until)
 		return
 	}
@@ -166,8 +173,17 @@ func (a *Agent) place(running map[plan.Key]bool) {
 		a.dnsChanged() // whose pods count for DNS
 	}
 	h.Share.Jobs, h.Share.CronJobs = share.Jobs, share.CronJobs
-	r := plan.Rollouts(a.objects, h.Share, a.retained, a.cfg.Node.Name, a.rolloutView(members, running, now), now)
+	view := a.rolloutView(members, running, now)
+	if a.leaving.Load() {
+		view.DrainStarts = a.leavingSince.Add(leaveSettle)
+	}
+	// Cut off from the majority, the node stops its StatefulSet pods so
+	// that the others may start them once fenced (HandOff): no budget may
+	// keep one running here.
+	view.Fenced = !quorum
+	r := plan.Rollouts(a.objects, h.Share, a.retained, a.cfg.Node.Name, view, now)
 	a.desired, a.membership, a.quorum, a.workloads = &r.Share, m, quorum, r.Workloads
+	a.budgetHeld = r.Held
 	wake := m.Wake
 	for _, t := range []time.Time{h.Wake, r.Wake, nextCronRun(share.CronJobs)} {
 		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
@@ -211,9 +227,15 @@ func (a *Agent) retain(running map[plan.Key]bool) {
 // count them yet (a peer it has no news of, or one that runs another
 // revision). A pod on a suspect node, or on a dead one whose grace has
 // not ended, counts as existing and not ready; a lost node's pods do not
-// count once placement gave them to others.
+// count once placement gave them to others. The members that are alive or
+// suspect and unschedulable (leaving) are draining.
 func (a *Agent) rolloutView(members []plan.Member, running map[plan.Key]bool, now time.Time) plan.RolloutView {
 	v := plan.RolloutView{Started: a.running.LoadedAt}
+	for _, m := range members {
+		if m.Unschedulable && (m.State == plan.MemberAlive || m.State == plan.MemberSuspect) {
+			v.Draining = append(v.Draining, m.Name)
+		}
+	}
 	seen := map[plan.Key]bool{}
 	add := func(node, ns, name, workload, hash, phase, reason string, ready, unknown bool) {
 		if reason == plan.ReasonHeld {
@@ -439,7 +461,7 @@ func (a *Agent) Cluster() status.Cluster {
 		Node: local.Node, ClusterName: a.cfg.ClusterName, Repo: local.Repo, Ref: local.Ref, Path: local.Path,
 		Running: local.Running, Refused: local.Refused, Source: local.Source, Unplaceable: local.Unplaceable,
 		Jobs: local.Jobs, CronJobs: local.CronJobs,
-		Pods: local.Pods, Workloads: local.Workloads,
+		Pods: local.Pods, Workloads: local.Workloads, Leaving: local.Leaving,
 	}
 	members, gm := a.members()
 	states := map[string]gossip.NodeState{}
@@ -547,29 +569,62 @@ func MetaFor(n plan.Node, apiAddr string, podCIDR netip.Prefix) gossip.Meta {
 
 // Leave moves the node's pods to the others and waits until it runs none:
 // the node becomes unschedulable (gossiped), every other node places its
-// pods elsewhere, and each pod stops here once its new copy is ready there
-// (a pod that fits nowhere else stops at once). The caller then leaves the
-// gossip cluster and stops the agent. It gives up when ctx ends, leaving
-// the node unschedulable.
+// pods elsewhere, and each pod stops here once its new copy is ready there.
+// A StatefulSet pod stops first, then starts elsewhere, and a pod that fits
+// nowhere else stops: those wait while a PodDisruptionBudget selecting
+// them allows no disruption (as kubectl drain waits on evictions). The
+// caller then leaves the gossip cluster and stops the agent. It gives up
+// when ctx ends, leaving the node unschedulable, with an error that names
+// the pods still here and the budgets that hold them.
 func (a *Agent) Leave(ctx context.Context) error {
+	a.mu.Lock()
+	if !a.leaving.Load() {
+		a.leavingSince = a.clock.Now()
+	}
 	a.leaving.Store(true)
+	a.mu.Unlock()
 	a.log.Info("leaving the cluster: moving this node's pods to the others")
 	a.publishMeta()
 	a.nudge()
+	var logged []plan.BudgetHold
 	for {
 		a.mu.Lock()
 		left := len(a.pods)
+		held := slices.Clone(a.budgetHeld)
 		a.mu.Unlock()
 		if left == 0 {
 			a.log.Info("this node runs no pods any more")
 			return nil
 		}
+		if !slices.Equal(held, logged) {
+			if len(held) > 0 {
+				a.log.Info("leave waits for PodDisruptionBudgets", "held", heldText(held))
+			}
+			logged = held
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("leave: %d pods still run here: %w", left, ctx.Err())
+			msg := fmt.Sprintf("leave: %d pods still run here", left)
+			if left == 1 {
+				msg = "leave: 1 pod still runs here"
+			}
+			if len(held) > 0 {
+				msg += "; held by PodDisruptionBudgets that allow no disruption now: " + heldText(held)
+			}
+			return fmt.Errorf("%s: %w", msg, ctx.Err())
 		case <-a.podsChanged:
 		}
 	}
+}
+
+// heldText lists pods with the budgets that hold them: "default/db-1
+// (budget db), ...".
+func heldText(held []plan.BudgetHold) string {
+	parts := make([]string, len(held))
+	for i, h := range held {
+		parts[i] = h.Namespace + "/" + h.Name + " (budget " + h.Budget + ")"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // RevisionFiles writes the files of the running revision, as the node

@@ -151,41 +151,96 @@ func budgetSpecs(objects []runtime.Object, specs []rolloutSpec) []budgetSpec {
 	return out
 }
 
-// budgetHolds are the old pods that budgets keep running, keyed by
-// namespace and pod name, each with the budget that keeps it. For each
-// budget, its Ready old pods are put in one fixed order (its workloads in
-// the revision's order, each's in stop order); the first allowed of them
-// may stop, the others are held. A pod several budgets select is held by
-// any that holds it. Unready pods are not protected and take no place in
-// the order.
-func budgetHolds(budgets []budgetSpec, specs []rolloutSpec, pods func(ns, workload string) []RolloutPod) map[Key]string {
-	hash := map[string]string{}
-	for _, s := range specs {
-		hash[s.namespace+"/"+s.workload()] = s.hash
+// budgetHolds are the pods that budgets keep running, keyed by namespace
+// and pod name, each with the budget that keeps it. disrupts says which
+// pods a change would disrupt (an old pod a rollout replaces, a pod a
+// drain stops before its copy elsewhere is ready). For each budget, its
+// Ready pods to disrupt are put in one fixed order (its workloads in the
+// revision's order, each's in stop order); the first allowed of them may
+// go, the others are held. waits (nil: none) names pods to disrupt that
+// may not go yet even within the allowance: they keep their place in the
+// order, and are held. A pod several budgets select is held by any that
+// holds it, so the stricter one decides, and it is the one named (the
+// fewest disruptions allowed, then the name). Unready pods are not
+// protected and take no place in the order.
+//
+// Every node computes the same order from what gossip told it, and a
+// pod's state moves one way (ready and to disrupt, gone or unready, ready
+// again and no longer to disrupt): a node whose view lags sees the pod
+// ahead of its own still ready and first, or already unready (fewer
+// allowed), so it never disrupts its pod before the budget allows it.
+func budgetHolds(budgets []budgetSpec, pods func(ns, workload string) []RolloutPod, disrupts, waits func(ns, workload string, p *RolloutPod) bool) map[Key]string {
+	type cand struct {
+		p        *RolloutPod
+		workload string
 	}
 	held := map[Key]string{}
+	allows := map[Key]int{} // by budget: how many disruptions it allows
 	for _, b := range budgets {
-		var all []BudgetPod
-		var old []*RolloutPod
+		// A pod seen twice (moving, or reported by two nodes whose news
+		// is of different ages) counts once, ready only if every copy is:
+		// counted twice, it would allow one disruption too many.
+		n := 0
 		for _, w := range b.workloads {
-			h, ok := hash[b.Namespace+"/"+w]
-			var wold []*RolloutPod
+			n += len(pods(b.Namespace, w))
+		}
+		at := make(map[string]int, n) // index in all by name
+		all := make([]BudgetPod, 0, n)
+		var cands []cand
+		for _, w := range b.workloads {
+			var wc []*RolloutPod
 			ps := pods(b.Namespace, w)
 			for i := range ps {
 				p := &ps[i]
 				ready := p.Ready && !p.Unknown
-				all = append(all, BudgetPod{Name: p.Name, Ready: ready})
-				if ok && ready && p.TemplateHash != h {
-					wold = append(wold, p)
+				if j, seen := at[p.Name]; seen {
+					all[j].Ready = all[j].Ready && ready
+				} else {
+					at[p.Name] = len(all)
+					all = append(all, BudgetPod{Name: p.Name, Ready: ready})
+				}
+				if ready && disrupts(b.Namespace, w, p) {
+					wc = append(wc, p)
 				}
 			}
-			sortStopOrder(wold)
-			old = append(old, wold...)
+			sortStopOrder(wc)
+			for _, p := range wc {
+				cands = append(cands, cand{p, w})
+			}
 		}
 		allowed := DisruptionsAllowed(b.Budget, all)
-		for _, p := range old[min(allowed, len(old)):] {
-			held[Key{b.Namespace, p.Name}] = b.Name
+		allows[Key{b.Namespace, b.Name}] = allowed
+		for i, c := range cands {
+			if i < allowed && (waits == nil || !waits(b.Namespace, c.workload, c.p)) {
+				continue
+			}
+			k := Key{b.Namespace, c.p.Name}
+			prev, ok := held[k]
+			if n := allows[Key{b.Namespace, prev}]; !ok || allowed < n || allowed == n && b.Name < prev {
+				held[k] = b.Name
+			}
 		}
 	}
 	return held
+}
+
+// heldByBudgets takes out of stop the pods that budgets hold (held, from
+// budgetHolds) and adds to message which budgets hold them. It returns the
+// pods taken out.
+func heldByBudgets(stop map[string]bool, ns string, held map[Key]string, message *string) []string {
+	var by, out []string
+	for name := range stop {
+		if b, ok := held[Key{ns, name}]; ok {
+			delete(stop, name)
+			out = append(out, name)
+			if !slices.Contains(by, b) {
+				by = append(by, b)
+			}
+		}
+	}
+	if len(by) > 0 {
+		slices.Sort(by)
+		*message += "; old pods held by PodDisruptionBudget " + strings.Join(by, ", ")
+	}
+	return out
 }

@@ -66,12 +66,13 @@ type budgetSimPod struct {
 	ready bool
 }
 
-// simulateOneNode rolls a Deployment of one node from v1 to v2 through
-// Rollouts, one decision a step: a new pod started in a step is ready
-// from the next, an old pod left out of the share stops. It returns, for
-// each step, the ready pods left after the decision acted, and the step
-// the rollout completed at (-1 if it did not within steps).
-func simulateOneNode(t *testing.T, v1, v2 []runtime.Object, steps int) (readyAfter []int, done int) {
+// simulateOneNode rolls the one workload (Kind/name) of one node from v1
+// to v2 through Rollouts, one decision a step: a new pod started in a step
+// is ready from the next, an old pod left out of the share (or replaced by
+// one of another template) stops. It returns, for each step, the ready
+// pods left after the decision acted, and the step the rollout completed
+// at (-1 if it did not within steps).
+func simulateOneNode(t *testing.T, workload string, v1, v2 []runtime.Object, steps int) (readyAfter []int, done int) {
 	t.Helper()
 	nodes := []Node{{Name: "a", Allocatable: Resources{MilliCPU: 4000, Memory: 8 << 30, Pods: 110}}}
 	cidr := DefaultServiceCIDR
@@ -89,8 +90,8 @@ func simulateOneNode(t *testing.T, v1, v2 []runtime.Object, steps int) (readyAft
 		running := map[Key]bool{}
 		for k, p := range pods {
 			running[k] = true
-			view.Pods = append(view.Pods, ClusterPod{Namespace: "default", Workload: "Deployment/web",
-				RolloutPod: RolloutPod{Name: k.Name, Node: "a", TemplateHash: p.hash, Ready: p.ready, ReadySince: rt0}})
+			view.Pods = append(view.Pods, ClusterPod{Namespace: "default", Workload: workload,
+				RolloutPod: RolloutPod{Name: k.Name, Node: "a", TemplateHash: p.hash, Ready: p.ready, ReadySince: rt0, Phase: PhaseRunning}})
 		}
 		share := NodePods(v2, nodes, "a", "r2", cidr, running)
 		r := Rollouts(v2, share, retained, "a", view, now)
@@ -104,7 +105,7 @@ func simulateOneNode(t *testing.T, v1, v2 []runtime.Object, steps int) (readyAft
 				continue
 			}
 			p, ok := pods[k]
-			if !ok {
+			if !ok || p.hash != d.TemplateHash {
 				p = budgetSimPod{d.TemplateHash, false}
 			} else if p.ready {
 				ready++
@@ -130,7 +131,7 @@ func TestRolloutsBudgetMinAvailableAllHoldsOldPods(t *testing.T) {
 	pdb := budget("web", func(b *policyv1.PodDisruptionBudget) { b.Spec.MinAvailable = &three })
 	v1 := []runtime.Object{rollingDeployment("web", "web:1", 3), pdb}
 	v2 := []runtime.Object{rollingDeployment("web", "web:2", 3), pdb}
-	ready, done := simulateOneNode(t, v1, v2, 20)
+	ready, done := simulateOneNode(t, "Deployment/web", v1, v2, 20)
 	if done < 0 {
 		t.Fatalf("rollout did not complete; ready pods by step %v", ready)
 	}
@@ -140,7 +141,7 @@ func TestRolloutsBudgetMinAvailableAllHoldsOldPods(t *testing.T) {
 		}
 	}
 	// Without the budget, maxUnavailable 1 lets it go below 3.
-	free, _ := simulateOneNode(t, v1[:1], v2[:1], 20)
+	free, _ := simulateOneNode(t, "Deployment/web", v1[:1], v2[:1], 20)
 	t.Logf("ready pods by step: %v with the budget (done at step %d), %v without", ready, done, free)
 	if !containsBelow(free, 3) {
 		t.Errorf("without the budget, ready pods by step %v: never below 3, so the budget test proves nothing", free)
@@ -168,7 +169,7 @@ func TestRolloutsBudgetMaxUnavailablePaces(t *testing.T) {
 	}
 	v1 := []runtime.Object{rollingDeployment("web", "web:1", 4, wide), pdb}
 	v2 := []runtime.Object{rollingDeployment("web", "web:2", 4, wide), pdb}
-	ready, done := simulateOneNode(t, v1, v2, 20)
+	ready, done := simulateOneNode(t, "Deployment/web", v1, v2, 20)
 	if done < 0 {
 		t.Fatalf("rollout did not complete; ready pods by step %v", ready)
 	}
@@ -177,7 +178,7 @@ func TestRolloutsBudgetMaxUnavailablePaces(t *testing.T) {
 			t.Errorf("step %d: %d pods ready, the budget allows at most 1 unavailable of 4 (%v)", i, n, ready)
 		}
 	}
-	free, _ := simulateOneNode(t, v1[:1], v2[:1], 20)
+	free, _ := simulateOneNode(t, "Deployment/web", v1[:1], v2[:1], 20)
 	t.Logf("ready pods by step: %v with the budget (done at step %d), %v without", ready, done, free)
 	if !containsBelow(free, 3) {
 		t.Errorf("without the budget, ready pods by step %v: never below 3, so the budget test proves nothing", free)
@@ -243,9 +244,10 @@ func BenchmarkBudgetHolds(b *testing.B) {
 		pods = append(pods, RolloutPod{Name: fmt.Sprintf("web-new-%d", i), Node: "node", TemplateHash: specs[0].hash, Ready: i%2 == 0})
 	}
 	view := func(ns, workload string) []RolloutPod { return pods }
+	replaces := replacedByRollouts(specs)
 	b.ReportAllocs()
 	for b.Loop() {
-		held := budgetHolds(budgetSpecs(objects, specs), specs, view)
+		held := budgetHolds(budgetSpecs(objects, specs), view, replaces, nil)
 		if len(held) == 0 {
 			b.Fatal("the budget holds nothing")
 		}

@@ -32,6 +32,21 @@ type RolloutView struct {
 	Waiting string
 	// Started is when the node began running the revision.
 	Started time.Time
+	// Draining are the members whose pods move away (unschedulable:
+	// leaving or cordoned) and that are alive or suspect. While one
+	// drains, the pods that stop before a copy elsewhere is ready (a
+	// StatefulSet's that placement moves, one of a draining node that
+	// fits nowhere else) are disruptions, which budgets limit (drainedBy).
+	Draining []string
+	// DrainStarts: a draining node disrupts none of its pods a budget
+	// selects before then (its drain began a settle ago): the drains other
+	// nodes began about when it did, and what they stopped, reach it
+	// first, so that every node orders the same pods to disrupt.
+	DrainStarts time.Time
+	// Fenced: the node sees no majority of the members (no quorum), so it
+	// stops its StatefulSet pods for the others to start once fenced
+	// (HandOff): no budget keeps one running here.
+	Fenced bool
 }
 
 // RolloutResult is what Rollouts decides for one node.
@@ -44,6 +59,21 @@ type RolloutResult struct {
 	Workloads []WorkloadStatus
 	// Wake is when the decision changes without news; zero if never.
 	Wake time.Time
+	// Held are the node's pods that a drain (its own, or another node's
+	// that moves them) would stop but that a PodDisruptionBudget keeps
+	// running, sorted.
+	Held []BudgetHold
+}
+
+// BudgetHold is a pod that a PodDisruptionBudget keeps running.
+type BudgetHold struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Budget is the PodDisruptionBudget's name (of the pod's namespace).
+	Budget string `json:"budget"`
+	// Until, when set: the node's drain settles until then
+	// (RolloutView.DrainStarts); the budget may allow the disruption after.
+	Until time.Time `json:"until,omitzero"`
 }
 
 // rolloutSpec is a workload as Rollouts needs it.
@@ -131,8 +161,12 @@ func rolloutSpecs(objects []runtime.Object) []rolloutSpec {
 // node: new pods that DecideRollout does not allow yet are held, and the
 // old pods that run here (retained: the last desired pod the node knew
 // for each) keep running until it allows them to stop. It also computes
-// every workload's health. objects are the running revision's, share is
-// the node's share of it (NodePods, then HandOff), self the node.
+// every workload's health. PodDisruptionBudgets hold the old pods a
+// rollout would replace, and, while a node drains (view.Draining), the
+// pods that would stop before a copy elsewhere is ready (budgetHolds):
+// those of this node keep running, listed in Held. objects are the running
+// revision's, share is the node's share of it (NodePods, then HandOff),
+// self the node.
 func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*DesiredPod, self string, view RolloutView, now time.Time) RolloutResult {
 	out := RolloutResult{Share: share}
 	out.Share.Pods = make(map[Key]*DesiredPod, len(share.Pods))
@@ -160,14 +194,21 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 			specs = append(specs, rolloutSpec{kind: "StatefulSet", namespace: k.ns, name: name})
 		}
 	}
-	held := budgetHolds(budgetSpecs(objects, specs), specs, func(ns, workload string) []RolloutPod {
+	drained := drainedBy(view.Draining, share.Placement)
+	replaces := replacedByRollouts(specs)
+	settling := now.Before(view.DrainStarts)
+	held := budgetHolds(budgetSpecs(objects, specs), func(ns, workload string) []RolloutPod {
 		return byWorkload[wkey{ns, workload}]
+	}, func(ns, workload string, p *RolloutPod) bool {
+		return replaces(ns, workload, p) || drained(ns, workload, p)
+	}, func(ns, workload string, p *RolloutPod) bool {
+		return settling && p.Node == self && drained(ns, workload, p)
 	})
 	for _, spec := range specs {
 		k := wkey{spec.namespace, spec.workload()}
 		ps := byWorkload[k]
 		if spec.kind == "StatefulSet" {
-			st, wake := statefulSets(&spec, ps, out.Share, retained, self, view.Waiting, now)
+			st, wake := statefulSets(&spec, ps, out.Share, retained, self, view.Waiting, held, now)
 			if spec.sts != nil {
 				out.Workloads = append(out.Workloads, st)
 			}
@@ -221,25 +262,99 @@ func Rollouts(objects []runtime.Object, share NodeShare, retained map[Key]*Desir
 			out.Share.Pods[pk] = &held
 		}
 	}
+	// A drain: the node's pods that would stop before a copy elsewhere is
+	// ready keep running while a budget holds them.
+	for _, p := range view.Pods {
+		k := Key{p.Namespace, p.Name}
+		b, ok := held[k]
+		if !ok || view.Fenced || p.Node != self || !drained(p.Namespace, p.Workload, &p.RolloutPod) {
+			continue
+		}
+		if _, kept := out.Share.Pods[k]; kept {
+			continue
+		}
+		if r := retained[k]; r != nil {
+			out.Share.Pods[k] = r
+			h := BudgetHold{Namespace: k.Namespace, Name: k.Name, Budget: b}
+			if settling {
+				h.Until = view.DrainStarts
+				if out.Wake.IsZero() || h.Until.Before(out.Wake) {
+					out.Wake = h.Until
+				}
+			}
+			out.Held = append(out.Held, h)
+		}
+	}
+	slices.SortFunc(out.Held, func(x, y BudgetHold) int {
+		return Key{x.Namespace, x.Name}.Compare(Key{y.Namespace, y.Name})
+	})
 	return out
+}
+
+// drainedBy says whether a drain disrupts a pod, while a node drains: a
+// StatefulSet's pod that placement gives to another node than its own (it
+// stops before it starts there; a drain moves some pods between the nodes
+// that stay, too, as the spread changes), and a pod of a draining node
+// that fits nowhere else. Other pods move make-before-break, which
+// disrupts nothing.
+func drainedBy(draining []string, placement []Pod) func(ns, workload string, p *RolloutPod) bool {
+	if len(draining) == 0 {
+		return func(string, string, *RolloutPod) bool { return false }
+	}
+	placed := make(map[Key]string, len(placement))
+	for i := range placement {
+		placed[placement[i].Key()] = placement[i].Node
+	}
+	return func(ns, workload string, p *RolloutPod) bool {
+		to, ok := placed[Key{ns, p.Name}]
+		if !ok || to == p.Node {
+			return false
+		}
+		return strings.HasPrefix(workload, "StatefulSet/") || to == "" && slices.Contains(draining, p.Node)
+	}
+}
+
+// replacedByRollouts says whether a rollout replaces a pod: one of an
+// older template, and, of a StatefulSet, one its update strategy replaces
+// (RollingUpdate, an ordinal from the partition up to the replicas; the
+// pods beyond are a scale-down, which budgets do not limit).
+func replacedByRollouts(specs []rolloutSpec) func(ns, workload string, p *RolloutPod) bool {
+	type spec struct {
+		hash     string
+		sts      bool
+		policy   StatefulSetPolicy
+		replicas int
+	}
+	by := make(map[string]spec, len(specs))
+	for i := range specs {
+		s := &specs[i]
+		sp := spec{hash: s.hash, replicas: s.replicas}
+		if s.kind == "StatefulSet" {
+			sp.sts = true
+			if s.sts == nil {
+				continue // deleted: its pods stop, not replaced
+			}
+			sp.policy = StatefulSetPolicyOf(s.sts)
+		}
+		by[s.namespace+"/"+s.workload()] = sp
+	}
+	return func(ns, workload string, p *RolloutPod) bool {
+		s, ok := by[ns+"/"+workload]
+		if !ok || p.TemplateHash == s.hash {
+			return false
+		}
+		if !s.sts {
+			return true
+		}
+		i := ordinalOf(p.Name)
+		return !s.policy.OnDelete && i >= s.policy.Partition && i < s.replicas
+	}
 }
 
 // holdForBudgets keeps running the old pods a rollout would stop that a
 // PodDisruptionBudget holds, and says so in the status.
 func holdForBudgets(d *RolloutDecision, ns string, held map[Key]string) {
-	var by []string
-	for name := range d.Stop {
-		if b, ok := held[Key{ns, name}]; ok {
-			delete(d.Stop, name)
-			if !slices.Contains(by, b) {
-				by = append(by, b)
-			}
-		}
-	}
-	if len(by) > 0 {
-		slices.Sort(by)
-		d.Status.Message += "; old pods held by PodDisruptionBudget " + strings.Join(by, ", ")
-	}
+	heldByBudgets(d.Stop, ns, held, &d.Status.Message)
 }
 
 // rolloutHold says why a new pod waits.

@@ -270,14 +270,18 @@ func DecideStatefulSet(in *StatefulSetInput) StatefulSetDecision {
 // them but whose pods still run (ps: the cluster's pods by workload), and
 // adjusts the node's share: pods held until they may start, old pods kept
 // until they may be replaced, pods beyond the replicas kept until they may
-// stop (retained: the last desired pod the node knew of each).
-func statefulSets(spec *rolloutSpec, ps []RolloutPod, share NodeShare, retained map[Key]*DesiredPod, self, waiting string, now time.Time) (WorkloadStatus, time.Time) {
+// stop (retained: the last desired pod the node knew of each), and old pods
+// that PodDisruptionBudgets hold (held, from budgetHolds) kept.
+func statefulSets(spec *rolloutSpec, ps []RolloutPod, share NodeShare, retained map[Key]*DesiredPod, self, waiting string, held map[Key]string, now time.Time) (WorkloadStatus, time.Time) {
 	in := StatefulSetInput{Namespace: spec.namespace, Name: spec.name, Hash: spec.hash, Replicas: spec.replicas,
 		Pods: ps, Waiting: waiting, Deleted: spec.sts == nil, Now: now}
 	if spec.sts != nil {
 		in.Policy = StatefulSetPolicyOf(spec.sts)
 	}
 	d := DecideStatefulSet(&in)
+	for _, name := range heldByBudgets(d.Replace, spec.namespace, held, &d.Status.Message) {
+		delete(d.Start, name)
+	}
 	kept := map[string]bool{} // running, not to stop yet
 	placedOn := map[string]string{}
 	for _, pl := range share.Placement {

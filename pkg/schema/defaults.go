@@ -117,7 +117,10 @@ func applyDefaults(obj runtime.Object, apiVersion string) []defaultNote {
 			o.Spec.FailedJobsHistoryLimit = ptr(int32(1))
 		}
 	case *policyv1.PodDisruptionBudget:
-		notes = append(notes, defaultNote{"spec", "rollouts of Deployments, ReplicaSets, ReplicationControllers and DaemonSets honour this budget; StatefulSet rollouts and node leave do not yet"})
+		if p := o.Spec.UnhealthyPodEvictionPolicy; p == nil || *p != policyv1.AlwaysAllow {
+			// Kubernetes' default is IfHealthyBudget.
+			notes = append(notes, defaultNote{"spec.unhealthyPodEvictionPolicy", "gitorch does not protect a pod that is not ready: rollouts and node leave disrupt it whatever the budget allows, as AlwaysAllow does"})
+		}
 	case *corev1.Service:
 		if o.Spec.Type == "" {
 			o.Spec.Type = corev1.ServiceTypeClusterIP

@@ -66,7 +66,8 @@ func TestDeploymentGetsItsProgressDeadline(t *testing.T) {
 }
 
 // A CronJob is run (docs/jobs.md) and needs no note; a PodDisruptionBudget
-// is validated, and its note says what does not honour it yet.
+// is validated, and its note says that a pod that is not ready is not
+// protected, unless it asks for that (AlwaysAllow).
 func TestCronJobAndPodDisruptionBudgetAreValidatedWithANote(t *testing.T) {
 	res := load(t, map[string]string{"c.yaml": `apiVersion: batch/v1
 kind: CronJob
@@ -88,8 +89,19 @@ spec:
   selector: {matchLabels: {app: web}}
 `})
 	expect(t, res,
-		"PodDisruptionBudget/default/web: spec: warning: rollouts of Deployments, ReplicaSets, ReplicationControllers and DaemonSets honour this budget; StatefulSet rollouts and node leave do not yet")
+		"PodDisruptionBudget/default/web: spec.unhealthyPodEvictionPolicy: warning: gitorch does not protect a pod that is not ready")
 	if len(res.Objects) != 2 {
 		t.Fatalf("%d objects, want 2", len(res.Objects))
+	}
+	res = load(t, map[string]string{"b.yaml": `apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  maxUnavailable: 1
+  unhealthyPodEvictionPolicy: AlwaysAllow
+  selector: {matchLabels: {app: web}}
+`})
+	if got := findings(res); got != "" {
+		t.Errorf("a budget of AlwaysAllow: findings\n%s\nwant none", got)
 	}
 }

@@ -46,6 +46,7 @@ func SingleNode(n Node) Cluster {
 		Workloads:   n.Workloads,
 		Jobs:        n.Jobs,
 		CronJobs:    n.CronJobs,
+		Leaving:     n.Leaving,
 	}
 }
 
@@ -83,6 +84,16 @@ func WriteCluster(w io.Writer, c Cluster, wide bool, now time.Time) error {
 		fmt.Fprintf(w, "Fetch:     ok, %s ago\n", Age(s.LastFetch, now))
 	}
 	writeMembership(w, c)
+	if l := c.Leaving; l != nil {
+		fmt.Fprintf(w, "Leaving:   for %s, %s still running here\n", Age(l.Since, now), plural(l.Pods, "pod"))
+		for _, h := range l.Held {
+			if now.Before(h.Until) {
+				fmt.Fprintf(w, "  %s/%s: selected by PodDisruptionBudget %s, waits %s more for the other nodes' news\n", h.Namespace, h.Name, h.Budget, Age(now, h.Until))
+				continue
+			}
+			fmt.Fprintf(w, "  %s/%s: held by PodDisruptionBudget %s (it allows no disruption now)\n", h.Namespace, h.Name, h.Budget)
+		}
+	}
 	if r := c.Refused; r != nil {
 		fmt.Fprintf(w, "\nRefused revision %s", gitrev.Short(r.Commit))
 		if r.Subject != "" {

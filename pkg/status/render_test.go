@@ -190,6 +190,22 @@ Refused revision fedcba987654: 2 error(s); the revision above keeps running
 NAMESPACE   NAME    READY   STATUS    RESTARTS   AGE   IP          NODE
 default     web-0   1/1     Running   0          5h    10.88.0.2   n1
 `,
+	}, {
+		name: "a leaving node says which pods PodDisruptionBudgets hold",
+		c: SingleNode(Node{Node: "n1", Repo: "/srv/deploy.git", Running: running, Pods: []plan.PodStatus{web},
+			Leaving: &Leaving{Since: ago(2 * time.Minute), Pods: 2, Held: []plan.BudgetHold{{Namespace: "default", Name: "web-0", Budget: "web"},
+				{Namespace: "default", Name: "web-1", Budget: "web", Until: now.Add(8 * time.Second)}}}}),
+		want: `Node:      n1
+Repo:      /srv/deploy.git
+Revision:  0123456789ab add the web tier (committed 26h ago, running for 5h)
+Cluster:   1 node: 1 alive
+Leaving:   for 2m, 2 pods still running here
+  default/web-0: held by PodDisruptionBudget web (it allows no disruption now)
+  default/web-1: selected by PodDisruptionBudget web, waits 8s more for the other nodes' news
+
+NAMESPACE   NAME    READY   STATUS    RESTARTS   AGE   IP          NODE
+default     web-0   1/1     Running   0          5h    10.88.0.2   n1
+`,
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

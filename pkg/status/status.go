@@ -40,6 +40,9 @@ type Node struct {
 	// Proxy is how the node's Service rules were last written; nil when
 	// the node runs no Service proxy.
 	Proxy *Proxy `json:"proxy,omitempty"`
+	// Leaving is set while the node is leaving the cluster ('gitorch node
+	// leave').
+	Leaving *Leaving `json:"leaving,omitempty"`
 }
 
 // Proxy is the state of a node's Service proxy.
@@ -53,6 +56,17 @@ type Proxy struct {
 	// Services of the running revision, and the chains their rules take.
 	Services int `json:"services"`
 	Chains   int `json:"chains"`
+}
+
+// Leaving is how a node's leave stands: the pods it still runs, and those
+// that PodDisruptionBudgets keep running until they allow a disruption.
+type Leaving struct {
+	Since time.Time `json:"since"`
+	Pods  int       `json:"pods"`
+	// Held are the pods its leave would stop before a copy elsewhere is
+	// ready (a StatefulSet's, one that fits nowhere else) that a budget
+	// holds, sorted.
+	Held []plan.BudgetHold `json:"held,omitempty"`
 }
 
 // Revision is one commit the agent loaded.
@@ -109,6 +123,8 @@ type Cluster struct {
 	// Jobs and CronJobs as the answering node decides them.
 	Jobs     []plan.JobStatus     `json:"jobs,omitempty"`
 	CronJobs []plan.CronJobStatus `json:"cronJobs,omitempty"`
+	// Leaving is set while the answering node is leaving the cluster.
+	Leaving *Leaving `json:"leaving,omitempty"`
 }
 
 // Member is one node of the cluster as the answering node sees it.
