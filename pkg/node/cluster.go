@@ -237,6 +237,12 @@ func (a *Agent) rolloutView(members []plan.Member, running map[plan.Key]bool, no
 	for _, p := range a.pods {
 		add(a.cfg.Node.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, p.Reason, p.Ready, false)
 	}
+	// The Jobs' pods it ran, recorded finished and removed: it gossips
+	// them to its peers, and its own view counts them too, or its Jobs'
+	// health would miss the successes it ran.
+	for _, p := range a.jobs.ownPods(a.pods) {
+		add(a.cfg.Node.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, "", false, false)
+	}
 	// Pods the runtime has that no worker reported yet (just after a
 	// restart) exist, readiness unknown.
 	for k := range running {

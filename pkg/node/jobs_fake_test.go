@@ -267,3 +267,46 @@ func TestFakeClusterFinishedJobStaysFinishedWhenItsNodeDies(t *testing.T) {
 		}
 	}
 }
+
+// TestFakeAgentJobHealthCountsItsOwnFinishedPods: once the pods of a Job
+// succeeded and the agent removed them, the Job's health counts them from
+// the node's records, as its Job status does: Healthy, 5 of 5.
+func TestFakeAgentJobHealthCountsItsOwnFinishedPods(t *testing.T) {
+	n := newFakeNode(t)
+	n.src.commit(map[string]string{"pi.yaml": fmt.Sprintf(piJob, 6)})
+	ag, _ := n.start(t)
+	done := map[string]bool{}
+	for len(done) < 5 {
+		var pods []string
+		waitFor(t, "a new pod of pi running", func() bool {
+			pods = slices.DeleteFunc(runningJobPods(ag, "pi"), func(p string) bool { return done[p] })
+			return len(pods) > 0
+		})
+		for _, p := range pods {
+			if err := n.rt.Exit("default", p, "pi", 0, false); err != nil {
+				t.Fatal(err)
+			}
+			done[p] = true
+		}
+	}
+	var last []plan.WorkloadStatus
+	healthy := func() bool {
+		ag.Sync()
+		st := ag.Status()
+		last = st.Workloads
+		if len(st.Jobs) != 1 || st.Jobs[0].Condition != plan.JobComplete {
+			return false
+		}
+		for _, w := range st.Workloads {
+			if w.Kind == "Job" && w.Name == "pi" {
+				return w.Health == plan.HealthHealthy && w.Available == 5
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !healthy(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pi not Healthy with 5 of 5 succeeded within 10s: %+v", last)
+		}
+	}
+}
