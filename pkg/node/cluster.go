@@ -455,7 +455,17 @@ func (a *Agent) Cluster() status.Cluster {
 	c.Quorum = a.quorum || a.cfg.Cluster == nil
 	waiting := a.membership.Waiting
 	excluded := a.hist
+	finished := a.jobs.ownPods(a.pods)
 	a.mu.Unlock()
+	// The Jobs' pods this node ran and recorded finished, which it no
+	// longer runs: listed as its peers list them from its gossip.
+	ownPods := len(local.Pods)
+	for _, p := range finished {
+		if !slices.ContainsFunc(local.Pods, func(q plan.PodStatus) bool { return q.Namespace == p.Namespace && q.Name == p.Name }) {
+			c.Pods = append(c.Pods, peerPodStatus(local.Node, p))
+			ownPods++
+		}
+	}
 	var lost []plan.PodStatus
 	byName := map[string]gossip.Member{}
 	for _, m := range gm {
@@ -481,7 +491,7 @@ func (a *Agent) Cluster() status.Cluster {
 			sm.Joined = a.started
 			sm.APIAddress = a.cfg.Meta.APIAddr
 			sm.Revision, sm.Refused, sm.RefusedError = revisions(local.Running, local.Refused)
-			sm.Pods = len(local.Pods)
+			sm.Pods = ownPods
 		} else {
 			sm.Joined = a.joined(m.Name, m.Since)
 			st := states[m.Name]

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -306,7 +307,18 @@ func TestFakeAgentJobHealthCountsItsOwnFinishedPods(t *testing.T) {
 	}
 	for deadline := time.Now().Add(10 * time.Second); !healthy(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("pi not Healthy with 5 of 5 succeeded within 10s: %+v", last)
+			t.Fatalf("pi not Healthy with 5 of 5 succeeded within 10s: %+v; pods %+v", last, ag.Status().Pods)
 		}
+	}
+	// The cluster's status (gitorch status) lists them, Succeeded, as
+	// peers list them from gossip.
+	var listed []string
+	for _, p := range ag.Cluster().Pods {
+		if p.Workload == "Job/pi" && p.Phase == plan.PhaseSucceeded && p.Node == "n1" {
+			listed = append(listed, p.Name)
+		}
+	}
+	if want := slices.Sorted(maps.Keys(done)); !slices.Equal(listed, want) {
+		t.Fatalf("the cluster's status lists %v Succeeded, want %v", listed, want)
 	}
 }
