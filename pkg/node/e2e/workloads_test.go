@@ -561,6 +561,11 @@ func jobAcrossRestarts(t *testing.T, c *Cluster, w *podWatch) {
 		t.Fatalf("%d pods of pi ran, want 5: %v (sampler errors: %v)", len(ran), ran, w.Errors())
 	}
 	t.Logf("the pods of pi ran on: %v", ran)
+	for pod, nodes := range ran {
+		if len(nodes) != 1 {
+			t.Errorf("%s ran on %v, want one node", pod, nodes)
+		}
+	}
 	if out, err := c.Nodes[1].CLI("rollout", "status", "job/pi", "--timeout", "15s", "--server", c.Nodes[1].URL(), "--api-token-file", c.TokenFile); err != nil || !strings.Contains(out, `job "pi" completed`) {
 		t.Fatalf("rollout status job/pi: %v\n%s", err, out)
 	}
