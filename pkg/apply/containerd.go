@@ -388,6 +388,13 @@ func (r *Containerd) startContainer(ctx context.Context, pod PodSpec, c Containe
 		LabelTemplateHash: pod.TemplateHash,
 		LabelAttempt:      strconv.Itoa(attempt),
 	}
+	// No container has this ID, so a snapshot under its key is what a
+	// create interrupted before the container existed (the agent killed
+	// between the two) left behind, under a lease that lasts a day:
+	// without this, every create of the container would fail until then.
+	if err := r.cfg.Client.SnapshotService(r.cfg.Snapshotter).Remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+		return ContainerStatus{}, fmt.Errorf("remove the snapshot an unfinished create left: %w", err)
+	}
 	opts := []client.NewContainerOpts{client.WithImage(img)}
 	if r.cfg.Snapshotter != "" {
 		opts = append(opts, client.WithSnapshotter(r.cfg.Snapshotter))

@@ -324,3 +324,33 @@ func TestRunPodWithoutImage(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An agent that dies while it creates a container can leave the
+// container's snapshot prepared without the container: the next create
+// of the same container must not fail for ever on "snapshot already
+// exists".
+func TestStartContainerAfterAnUnfinishedCreate(t *testing.T) {
+	n := newNode(t)
+	ctx := n.CD.Context(context.Background())
+	// What client.NewContainer has done when the process dies: a lease
+	// (it expires in a day), and the snapshot prepared under it.
+	lctx, _, err := n.CD.Client.WithLease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn := n.CD.Client.SnapshotService(n.CD.Snapshotter)
+	if _, err := sn.Prepare(lctx, "default_left_main", ""); err != nil {
+		t.Fatal(err)
+	}
+	pod := apply.PodSpec{Namespace: "default", Name: "left", Containers: []apply.ContainerSpec{busybox("main", "echo started; exec sleep 60")}}
+	st, err := n.Runtime.RunPod(ctx, pod)
+	if err != nil {
+		t.Fatalf("RunPod after an unfinished create: %v", err)
+	}
+	if c, _ := st.Container("main"); c.State != apply.StateRunning {
+		t.Fatalf("main: %+v", c)
+	}
+	if err := n.Runtime.StopPod(ctx, "default", "left", 0); err != nil {
+		t.Fatal(err)
+	}
+}

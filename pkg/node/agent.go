@@ -782,6 +782,12 @@ func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
 	defer a.mu.Unlock()
 	if st == nil {
 		delete(a.pods, key)
+		if a.jobs.own[key] {
+			// A finished Job pod now counts from its record (its Job's
+			// health): look again, whether or not the runtime sends an
+			// event.
+			a.nudge()
+		}
 		return
 	}
 	a.pods[key] = *st

@@ -260,6 +260,12 @@ func (a *Agent) rolloutView(members []plan.Member, running map[plan.Key]bool, no
 	for _, p := range a.pods {
 		add(a.cfg.Node.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, p.Reason, p.Ready, false)
 	}
+	// The Jobs' pods it ran, recorded finished and removed: it gossips
+	// them to its peers, and its own view counts them too, or its Jobs'
+	// health would miss the successes it ran.
+	for _, p := range a.jobs.ownPods(a.pods) {
+		add(a.cfg.Node.Name, p.Namespace, p.Name, p.Workload, p.TemplateHash, p.Phase, "", false, false)
+	}
 	// Pods the runtime has that no worker reported yet (just after a
 	// restart) exist, readiness unknown.
 	for k := range running {
@@ -472,7 +478,17 @@ func (a *Agent) Cluster() status.Cluster {
 	c.Quorum = a.quorum || a.cfg.Cluster == nil
 	waiting := a.membership.Waiting
 	excluded := a.hist
+	finished := a.jobs.ownPods(a.pods)
 	a.mu.Unlock()
+	// The Jobs' pods this node ran and recorded finished, which it no
+	// longer runs: listed as its peers list them from its gossip.
+	ownPods := len(local.Pods)
+	for _, p := range finished {
+		if !slices.ContainsFunc(local.Pods, func(q plan.PodStatus) bool { return q.Namespace == p.Namespace && q.Name == p.Name }) {
+			c.Pods = append(c.Pods, peerPodStatus(local.Node, p))
+			ownPods++
+		}
+	}
 	var lost []plan.PodStatus
 	byName := map[string]gossip.Member{}
 	for _, m := range gm {
@@ -498,7 +514,7 @@ func (a *Agent) Cluster() status.Cluster {
 			sm.Joined = a.started
 			sm.APIAddress = a.cfg.Meta.APIAddr
 			sm.Revision, sm.Refused, sm.RefusedError = revisions(local.Running, local.Refused)
-			sm.Pods = len(local.Pods)
+			sm.Pods = ownPods
 		} else {
 			sm.Joined = a.joined(m.Name, m.Since)
 			st := states[m.Name]

@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -265,5 +266,59 @@ func TestFakeClusterFinishedJobStaysFinishedWhenItsNodeDies(t *testing.T) {
 		if st := n.ag.Status(); len(st.Jobs) != 1 || st.Jobs[0].Condition != plan.JobComplete {
 			t.Fatalf("%s: Job %+v", name, st.Jobs)
 		}
+	}
+}
+
+// TestFakeAgentJobHealthCountsItsOwnFinishedPods: once the pods of a Job
+// succeeded and the agent removed them, the Job's health counts them from
+// the node's records, as its Job status does: Healthy, 5 of 5.
+func TestFakeAgentJobHealthCountsItsOwnFinishedPods(t *testing.T) {
+	n := newFakeNode(t)
+	n.src.commit(map[string]string{"pi.yaml": fmt.Sprintf(piJob, 6)})
+	ag, _ := n.start(t)
+	done := map[string]bool{}
+	for len(done) < 5 {
+		var pods []string
+		waitFor(t, "a new pod of pi running", func() bool {
+			pods = slices.DeleteFunc(runningJobPods(ag, "pi"), func(p string) bool { return done[p] })
+			return len(pods) > 0
+		})
+		for _, p := range pods {
+			if err := n.rt.Exit("default", p, "pi", 0, false); err != nil {
+				t.Fatal(err)
+			}
+			done[p] = true
+		}
+	}
+	var last []plan.WorkloadStatus
+	healthy := func() bool {
+		ag.Sync()
+		st := ag.Status()
+		last = st.Workloads
+		if len(st.Jobs) != 1 || st.Jobs[0].Condition != plan.JobComplete {
+			return false
+		}
+		for _, w := range st.Workloads {
+			if w.Kind == "Job" && w.Name == "pi" {
+				return w.Health == plan.HealthHealthy && w.Available == 5
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !healthy(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pi not Healthy with 5 of 5 succeeded within 10s: %+v; pods %+v", last, ag.Status().Pods)
+		}
+	}
+	// The cluster's status (gitorch status) lists them, Succeeded, as
+	// peers list them from gossip.
+	var listed []string
+	for _, p := range ag.Cluster().Pods {
+		if p.Workload == "Job/pi" && p.Phase == plan.PhaseSucceeded && p.Node == "n1" {
+			listed = append(listed, p.Name)
+		}
+	}
+	if want := slices.Sorted(maps.Keys(done)); !slices.Equal(listed, want) {
+		t.Fatalf("the cluster's status lists %v Succeeded, want %v", listed, want)
 	}
 }

@@ -160,8 +160,13 @@ func (s *scheduler) place(w *workload) {
 			room++
 		}
 	}
+	// A Job's active attempts are not spread: which attempts are active
+	// differs between nodes while their records travel by gossip, and a
+	// spread cap would then place the same attempt on two nodes, each
+	// running it. Uncapped, an attempt goes to its best node with room,
+	// whatever the others.
 	limit := w.replicas
-	if room > 0 {
+	if room > 0 && w.names == nil {
 		limit = (w.replicas + room - 1) / room
 	}
 	s.count = slices.Grow(s.count[:0], n)[:n]
