@@ -101,6 +101,7 @@ type rulesetCache struct {
 	objects  []runtime.Object
 	services *plan.ProxyServices
 	index    *plan.EndpointIndex
+	eps      *plan.EndpointSet
 	count    int
 	last     *plan.Ruleset
 }
@@ -126,8 +127,8 @@ func (a *Agent) ruleset(c *rulesetCache) (plan.Ruleset, int, bool) {
 		c.index = plan.NewEndpointIndex(objects)
 		c.objects, c.count = objects, len(services)
 	}
-	eps := c.index.Endpoints(a.clusterPods())
-	r := c.services.Rules(c.last, eps, plan.ProxyOptions{Node: a.cfg.Node.Name, NodePortRange: a.cfg.NodePortRange})
+	c.eps = c.index.EndpointsFrom(c.eps, a.clusterPods())
+	r := c.services.Rules(c.last, c.eps.Services, plan.ProxyOptions{Node: a.cfg.Node.Name, NodePortRange: a.cfg.NodePortRange})
 	c.last = &r
 	return r, c.count, true
 }

@@ -158,11 +158,34 @@ func NewEndpointIndex(objects []runtime.Object) *EndpointIndex {
 
 // Endpoints are Endpoints(the objects of x, pods).
 func (x *EndpointIndex) Endpoints(pods []PodStatus) []ServiceEndpoints {
-	// The ready pods by workload: pods of one workload have its labels.
-	type candidate struct {
-		Endpoint
-		spec *corev1.PodSpec
+	return x.EndpointsFrom(nil, pods).Services
+}
+
+// EndpointSet is what EndpointsFrom found: the endpoints of every Service,
+// and the ready pods of each workload they were made of.
+type EndpointSet struct {
+	// Services are the endpoints of every Service with a selector, sorted
+	// by namespace and name.
+	Services []ServiceEndpoints
+	x        *EndpointIndex
+	groups   map[workloadKey][]candidate
+}
+
+// candidate is a ready pod of a workload.
+type candidate struct {
+	Endpoint
+	spec *corev1.PodSpec
+}
+
+// EndpointsFrom is Endpoints(the objects of x, pods), reusing what prev (a
+// result of EndpointsFrom on x) found for every Service none of whose
+// workloads' ready pods changed: such a Service's ServiceEndpoints are
+// prev's, the same slices.
+func (x *EndpointIndex) EndpointsFrom(prev *EndpointSet, pods []PodStatus) *EndpointSet {
+	if prev != nil && prev.x != x {
+		prev = nil
 	}
+	// The ready pods by workload: pods of one workload have its labels.
 	groups := make(map[workloadKey][]candidate, len(x.templates))
 	for _, p := range pods {
 		if p.Phase != PhaseRunning || !p.Ready || p.Reason == ReasonTerminating {
@@ -187,12 +210,33 @@ func (x *EndpointIndex) Endpoints(pods []PodStatus) []ServiceEndpoints {
 		}
 		groups[wk] = append(groups[wk], c)
 	}
-	for _, cs := range groups {
+	var changed map[workloadKey]bool
+	for wk, cs := range groups {
 		slices.SortFunc(cs, func(a, b candidate) int { return a.Pod.Compare(b.Pod) })
+		if prev != nil && !slices.Equal(cs, prev.groups[wk]) {
+			if changed == nil {
+				changed = map[workloadKey]bool{}
+			}
+			changed[wk] = true
+		}
 	}
-	out := make([]ServiceEndpoints, 0, len(x.services))
+	if prev != nil {
+		for wk := range prev.groups {
+			if _, ok := groups[wk]; !ok {
+				if changed == nil {
+					changed = map[workloadKey]bool{}
+				}
+				changed[wk] = true
+			}
+		}
+	}
+	set := &EndpointSet{Services: make([]ServiceEndpoints, 0, len(x.services)), x: x, groups: groups}
 	var matched []candidate
-	for _, is := range x.services {
+	for i, is := range x.services {
+		if prev != nil && !slices.ContainsFunc(is.workloads, func(wk workloadKey) bool { return changed[wk] }) {
+			set.Services = append(set.Services, prev.Services[i])
+			continue
+		}
 		s := is.svc
 		se := ServiceEndpoints{Namespace: s.Namespace, Name: s.Name}
 		matched = matched[:0]
@@ -220,9 +264,9 @@ func (x *EndpointIndex) Endpoints(pods []PodStatus) []ServiceEndpoints {
 			}
 			se.Ports = append(se.Ports, pe)
 		}
-		out = append(out, se)
+		set.Services = append(set.Services, se)
 	}
-	return out
+	return set
 }
 
 // selects reports whether every label of selector is in labels, with its

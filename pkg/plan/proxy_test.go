@@ -657,7 +657,8 @@ func TestEndpointsSelectAsLabelSelectors(t *testing.T) {
 
 // BenchmarkEndpoints: index is reading a revision of n Services, each
 // selecting a Deployment of its own, once; pods is finding the endpoints
-// of them all among 5n ready pods, as the agent does at every change.
+// of them all among 5n ready pods; one-pod-changed is that from the last
+// result, as the agent does at every change.
 func BenchmarkEndpoints(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
@@ -682,6 +683,65 @@ func BenchmarkEndpoints(b *testing.B) {
 					x.Endpoints(pods)
 				}
 			})
+			// One pod turns unready and back, the endpoints of the others
+			// reused.
+			flip := [2][]PodStatus{pods, slices.Clone(pods)}
+			flip[1][len(pods)/2].Ready = false
+			sets := [2]*EndpointSet{x.EndpointsFrom(nil, flip[0])}
+			b.Run("one-pod-changed", func(b *testing.B) {
+				i := 0
+				for b.Loop() {
+					i++
+					sets[i%2] = x.EndpointsFrom(sets[(i+1)%2], flip[i%2])
+				}
+			})
 		})
+	}
+}
+
+func TestEndpointsFromReusesWhatDidNotChange(t *testing.T) {
+	var objects []runtime.Object
+	var pods []PodStatus
+	for i := range 50 {
+		d := portedDeployment(fmt.Sprint("ns", i%3), fmt.Sprint("web-", i), corev1.ContainerPort{ContainerPort: 8080})
+		objects = append(objects, d, selService(d.Namespace, d.Name, d.Name, corev1.ServicePort{Port: 80}))
+		for j := range 3 {
+			pods = append(pods, readyPod(d.Namespace, fmt.Sprintf("%s-%d", d.Name, j), "Deployment/"+d.Name, "n1", fmt.Sprintf("10.1.%d.%d", i, j)))
+		}
+	}
+	// A Service of two workloads.
+	objects = append(objects, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns0", Name: "both"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"tier": "x"}, Ports: []corev1.ServicePort{{Port: 80}}}})
+	objects[0].(*appsv1.Deployment).Spec.Template.Labels["tier"] = "x"
+	objects[6].(*appsv1.Deployment).Spec.Template.Labels["tier"] = "x"
+	x := NewEndpointIndex(objects)
+	prev := x.EndpointsFrom(nil, pods)
+	if !reflect.DeepEqual(prev.Services, Endpoints(objects, pods)) {
+		t.Fatal("EndpointsFrom(nil) differs from Endpoints")
+	}
+	// web-3's pod 1 turns unready; web-6 (one of both's) loses a pod.
+	pods = slices.Clone(pods)
+	pods[3*3+1].Ready = false
+	pods = slices.Delete(pods, 6*3, 6*3+1)
+	next := x.EndpointsFrom(prev, shuffled(rand.New(rand.NewPCG(1, 2)), pods))
+	if !reflect.DeepEqual(next.Services, Endpoints(objects, pods)) {
+		t.Fatal("EndpointsFrom(prev) differs from Endpoints")
+	}
+	for i, se := range next.Services {
+		reused := len(se.Pods) > 0 && &se.Pods[0] == &prev.Services[i].Pods[0]
+		switch se.Name {
+		case "web-3", "web-6", "both":
+			if reused {
+				t.Errorf("%s kept its endpoints though they changed", se.Name)
+			}
+		default:
+			if !reused {
+				t.Errorf("%s computed again though nothing changed", se.Name)
+			}
+		}
+	}
+	// Another revision's index reuses nothing.
+	if other := NewEndpointIndex(objects).EndpointsFrom(next, pods); &other.Services[0].Pods[0] == &next.Services[0].Pods[0] {
+		t.Error("endpoints reused across revisions")
 	}
 }
