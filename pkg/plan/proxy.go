@@ -471,6 +471,10 @@ func ProxyRulesFrom(prev *Ruleset, services []*corev1.Service, ips []ServiceIP, 
 // for it (the endpoints change far more often than the Services).
 type ProxyServices struct {
 	in []proxyService
+	// shared: two Services have a port of one key (ClusterIP, protocol
+	// and port, or protocol and nodePort), so Rules must see which keeps
+	// it.
+	shared bool
 }
 
 type proxyService struct {
@@ -517,6 +521,27 @@ func NewProxyServices(services []*corev1.Service, ips []ServiceIP) *ProxyService
 		}
 		ps.in = append(ps.in, proxyService{svc: s, ip: ip, key: Key{s.Namespace, s.Name}, addr: addr})
 	}
+	// Every key a Service's ports can have, whatever the node port range
+	// and the endpoints: if no two Services share one, no two elements
+	// ever collide.
+	var keys []uint64
+	for _, x := range ps.in {
+		var own []uint64
+		for _, sp := range x.svc.Spec.Ports {
+			proto, ok := proxyProto(sp.Protocol)
+			if !ok {
+				continue
+			}
+			own = append(own, MapElement{Addr: x.addr, Proto: proto, Port: uint16(sp.Port)}.key())
+			if sp.NodePort != 0 {
+				own = append(own, MapElement{Proto: proto, Port: uint16(sp.NodePort)}.key())
+			}
+		}
+		slices.Sort(own)
+		keys = append(keys, slices.Compact(own)...)
+	}
+	slices.Sort(keys)
+	ps.shared = len(slices.Compact(keys)) < len(keys)
 	return ps
 }
 
@@ -533,7 +558,6 @@ func (ps *ProxyServices) Rules(prev *Ruleset, eps []ServiceEndpoints, opts Proxy
 	if prev != nil {
 		old = prev.Services
 	}
-	keys := 0
 	for i := range in {
 		x := &in[i]
 		k := x.key
@@ -544,11 +568,14 @@ func (ps *ProxyServices) Rules(prev *Ruleset, eps []ServiceEndpoints, opts Proxy
 		if len(eps) > 0 && eps[0].Namespace == k.Namespace && eps[0].Name == k.Name {
 			se = &eps[0]
 		}
-		for len(old) > 0 && old[0].Service.Compare(k) < 0 {
+		// The last rules of the same object are those of this Service:
+		// found without comparing keys, as long as the Services are those
+		// of the last ruleset.
+		for len(old) > 0 && old[0].from.svc != x.svc && old[0].Service.Compare(k) < 0 {
 			old = old[1:]
 		}
 		var sr *ServiceRules
-		if len(old) > 0 && old[0].Service == k && old[0].from.same(x.svc, &x.ip, se, &opts, r.Shards) {
+		if len(old) > 0 && (old[0].from.svc == x.svc || old[0].Service == k) && old[0].from.same(x.svc, &x.ip, se, &opts, r.Shards) {
 			sr = old[0]
 		} else {
 			var e ServiceEndpoints
@@ -558,23 +585,12 @@ func (ps *ProxyServices) Rules(prev *Ruleset, eps []ServiceEndpoints, opts Proxy
 			sr = serviceRules(x.svc, x.addr, e, opts, r.Shards)
 			sr.from = proxyInputs{svc: x.svc, ip: x.ip, eps: e, opts: opts, shards: r.Shards}
 		}
-		keys += len(sr.ServiceIPs) + len(sr.NodePorts) + len(sr.NoEndpointIPs) + len(sr.NoEndpointNodePorts)
 		r.Services = append(r.Services, sr)
 	}
 	// A key two Services claim (two Services on one nodePort or one
-	// ClusterIP, refused by validation) is the first Service's. Sorting
-	// the keys finds whether there is any such key at all.
-	all := make([]uint64, 0, keys)
-	for _, sr := range r.Services {
-		for _, els := range [][]MapElement{sr.ServiceIPs, sr.NodePorts, sr.NoEndpointIPs, sr.NoEndpointNodePorts} {
-			for _, e := range els {
-				all = append(all, e.key())
-			}
-		}
-	}
-	slices.Sort(all)
-	if len(slices.Compact(all)) < keys {
-		claimed := make(map[uint64]bool, keys)
+	// ClusterIP, refused by validation) is the first Service's.
+	if ps.shared {
+		claimed := make(map[uint64]bool, len(r.Services))
 		kept := r.Services[:0]
 		for _, sr := range r.Services {
 			if sr = claim(sr, claimed); sr != nil {
@@ -685,13 +701,8 @@ func serviceRules(s *corev1.Service, addr netip.Addr, se ServiceEndpoints, opts 
 	nodePorts := s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
 	local := s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 	for pi, sp := range s.Spec.Ports {
-		var proto Proto
-		switch protocol(sp.Protocol) {
-		case corev1.ProtocolTCP:
-			proto = TCP
-		case corev1.ProtocolUDP:
-			proto = UDP
-		default:
+		proto, ok := proxyProto(sp.Protocol)
+		if !ok {
 			continue
 		}
 		var pe PortEndpoints
@@ -773,6 +784,17 @@ func serviceRules(s *corev1.Service, addr netip.Addr, se ServiceEndpoints, opts 
 	slices.SortFunc(r.Hairpin, netip.Addr.Compare)
 	r.Hairpin = slices.Compact(r.Hairpin)
 	return r
+}
+
+// proxyProto is the protocol of a Service port, if the proxy serves it.
+func proxyProto(p corev1.Protocol) (Proto, bool) {
+	switch protocol(p) {
+	case corev1.ProtocolTCP:
+		return TCP, true
+	case corev1.ProtocolUDP:
+		return UDP, true
+	}
+	return 0, false
 }
 
 // pick are the rules that DNAT to one of the targets of dnats, each with

@@ -448,6 +448,11 @@ func (b *batch) partial(old, r *plan.Ruleset) error {
 	for i, j := 0, 0; i < len(old.Services) || j < len(r.Services); {
 		var o, n *plan.ServiceRules
 		switch {
+		case i < len(old.Services) && j < len(r.Services) && old.Services[i] == r.Services[j]:
+			// Reused: the same Service, unchanged, without reading its key.
+			i++
+			j++
+			continue
 		case j == len(r.Services) || i < len(old.Services) && old.Services[i].Service.Compare(r.Services[j].Service) < 0:
 			o, n = old.Services[i], none
 			i++
