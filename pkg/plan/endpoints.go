@@ -99,6 +99,9 @@ func Endpoints(objects []runtime.Object, pods []PodStatus) []ServiceEndpoints {
 type EndpointIndex struct {
 	services  []indexedService
 	templates map[workloadKey]*corev1.PodTemplateSpec
+	// workload numbers the workloads, templates are by number.
+	workload map[workloadKey]int32
+	template []*corev1.PodTemplateSpec
 	// stsService is the serviceName of each StatefulSet.
 	stsService map[Key]string
 }
@@ -109,12 +112,17 @@ type workloadKey struct{ namespace, workload string }
 
 type indexedService struct {
 	svc       *corev1.Service
-	workloads []workloadKey
+	workloads []int32
 }
 
 // NewEndpointIndex indexes the Services and workloads of objects.
 func NewEndpointIndex(objects []runtime.Object) *EndpointIndex {
 	x := &EndpointIndex{templates: podTemplates(objects), stsService: map[Key]string{}}
+	x.workload = make(map[workloadKey]int32, len(x.templates))
+	for wk, t := range x.templates {
+		x.workload[wk] = int32(len(x.template))
+		x.template = append(x.template, t)
+	}
 	// The workloads by namespace and label: a Service looks only at those
 	// that have one of its selector's labels.
 	type label struct{ namespace, key, value string }
@@ -142,7 +150,7 @@ func NewEndpointIndex(objects []runtime.Object) *EndpointIndex {
 			is := indexedService{svc: o}
 			for _, wk := range some {
 				if selects(o.Spec.Selector, x.templates[wk].Labels) {
-					is.workloads = append(is.workloads, wk)
+					is.workloads = append(is.workloads, x.workload[wk])
 				}
 			}
 			x.services = append(x.services, is)
@@ -168,7 +176,8 @@ type EndpointSet struct {
 	// by namespace and name.
 	Services []ServiceEndpoints
 	x        *EndpointIndex
-	groups   map[workloadKey][]candidate
+	// groups are the ready pods of each workload, by number.
+	groups [][]candidate
 }
 
 // candidate is a ready pod of a workload.
@@ -185,22 +194,27 @@ func (x *EndpointIndex) EndpointsFrom(prev *EndpointSet, pods []PodStatus) *Endp
 	if prev != nil && prev.x != x {
 		prev = nil
 	}
-	// The ready pods by workload: pods of one workload have its labels.
-	groups := make(map[workloadKey][]candidate, len(x.templates))
+	// The ready pods by workload (pods of one workload have its labels):
+	// numbered, counted, then laid out in one array, a group a slice of it.
+	type numbered struct {
+		w int32
+		c candidate
+	}
+	ready := make([]numbered, 0, len(pods))
+	count := make([]int32, len(x.template))
 	for _, p := range pods {
 		if p.Phase != PhaseRunning || !p.Ready || p.Reason == ReasonTerminating {
 			continue
 		}
-		wk := workloadKey{p.Namespace, p.Workload}
-		t := x.templates[wk]
-		if t == nil {
+		w, ok := x.workload[workloadKey{p.Namespace, p.Workload}]
+		if !ok {
 			continue
 		}
 		ip, err := netip.ParseAddr(p.IP)
 		if err != nil {
 			continue
 		}
-		c := candidate{Endpoint: Endpoint{Pod: p.Key(), IP: ip, Node: p.Node}, spec: &t.Spec}
+		c := candidate{Endpoint: Endpoint{Pod: p.Key(), IP: ip, Node: p.Node}, spec: &x.template[w].Spec}
 		kind, name, _ := strings.Cut(p.Workload, "/")
 		switch {
 		case kind == "StatefulSet":
@@ -208,40 +222,36 @@ func (x *EndpointIndex) EndpointsFrom(prev *EndpointSet, pods []PodStatus) *Endp
 		case c.spec.Hostname != "":
 			c.Hostname, c.Subdomain = c.spec.Hostname, c.spec.Subdomain
 		}
-		groups[wk] = append(groups[wk], c)
+		ready = append(ready, numbered{w, c})
+		count[w]++
 	}
-	var changed map[workloadKey]bool
-	for wk, cs := range groups {
+	all := make([]candidate, len(ready))
+	groups := make([][]candidate, len(x.template))
+	at := int32(0)
+	for w, n := range count {
+		groups[w] = all[at : at : at+n]
+		at += n
+	}
+	for _, r := range ready {
+		groups[r.w] = append(groups[r.w], r.c)
+	}
+	changed := make([]bool, len(groups))
+	for w, cs := range groups {
 		slices.SortFunc(cs, func(a, b candidate) int { return a.Pod.Compare(b.Pod) })
-		if prev != nil && !slices.Equal(cs, prev.groups[wk]) {
-			if changed == nil {
-				changed = map[workloadKey]bool{}
-			}
-			changed[wk] = true
-		}
-	}
-	if prev != nil {
-		for wk := range prev.groups {
-			if _, ok := groups[wk]; !ok {
-				if changed == nil {
-					changed = map[workloadKey]bool{}
-				}
-				changed[wk] = true
-			}
-		}
+		changed[w] = prev != nil && !slices.Equal(cs, prev.groups[w])
 	}
 	set := &EndpointSet{Services: make([]ServiceEndpoints, 0, len(x.services)), x: x, groups: groups}
 	var matched []candidate
 	for i, is := range x.services {
-		if prev != nil && !slices.ContainsFunc(is.workloads, func(wk workloadKey) bool { return changed[wk] }) {
+		if prev != nil && !slices.ContainsFunc(is.workloads, func(w int32) bool { return changed[w] }) {
 			set.Services = append(set.Services, prev.Services[i])
 			continue
 		}
 		s := is.svc
 		se := ServiceEndpoints{Namespace: s.Namespace, Name: s.Name}
 		matched = matched[:0]
-		for _, wk := range is.workloads {
-			matched = append(matched, groups[wk]...)
+		for _, w := range is.workloads {
+			matched = append(matched, groups[w]...)
 		}
 		if len(is.workloads) > 1 {
 			slices.SortFunc(matched, func(a, b candidate) int { return a.Pod.Compare(b.Pod) })
