@@ -409,23 +409,49 @@ func hairpinElements(addrs []netip.Addr) []nftables.SetElement {
 }
 
 // allElements adds (or deletes) the elements of every Service's four
-// kinds of element, in as few messages as there can be.
+// kinds of element.
 func (b *batch) allElements(r *plan.Ruleset, of func(*plan.ServiceRules) [4][]plan.MapElement, add bool) {
-	perShard := make([][2][]nftables.SetElement, r.Shards)
-	var refused [2][]nftables.SetElement
+	var out elementsOut
 	for _, s := range r.Services {
-		els := of(s)
-		perShard[s.Shard][0] = appendElements(perShard[s.Shard][0], els[0], true)
-		perShard[s.Shard][1] = appendElements(perShard[s.Shard][1], els[1], false)
-		refused[0] = appendElements(refused[0], els[2], true)
-		refused[1] = appendElements(refused[1], els[3], false)
+		out.gather(s.Shard, of(s))
 	}
-	for i, els := range perShard {
-		b.setElements(i, mapServiceIPs, els[0], add)
-		b.setElements(i, mapNodePorts, els[1], add)
+	b.writeElements(&out, add)
+}
+
+// elementsOut are the elements a transaction adds (or deletes), by set.
+type elementsOut struct {
+	// shards: service-ips and service-nodeports of each table.
+	shards map[int]*[2][]nftables.SetElement
+	// refused: no-endpoint-services and no-endpoint-nodeports.
+	refused [2][]nftables.SetElement
+}
+
+// gather takes the ClusterIP, NodePort, refused ClusterIP and refused
+// NodePort elements of a Service of table shard.
+func (o *elementsOut) gather(shard int, els [4][]plan.MapElement) {
+	if o.shards == nil {
+		o.shards = map[int]*[2][]nftables.SetElement{}
 	}
-	b.setElements(fixed, setNoEndpointServices, refused[0], add)
-	b.setElements(fixed, setNoEndpointNodePorts, refused[1], add)
+	ps := o.shards[shard]
+	if ps == nil {
+		ps = &[2][]nftables.SetElement{}
+		o.shards[shard] = ps
+	}
+	ps[0] = appendElements(ps[0], els[0], true)
+	ps[1] = appendElements(ps[1], els[1], false)
+	o.refused[0] = appendElements(o.refused[0], els[2], true)
+	o.refused[1] = appendElements(o.refused[1], els[3], false)
+}
+
+// writeElements adds (or deletes) what o gathered, in as few messages as
+// there can be.
+func (b *batch) writeElements(o *elementsOut, add bool) {
+	for i, ps := range o.shards {
+		b.setElements(i, mapServiceIPs, ps[0], add)
+		b.setElements(i, mapNodePorts, ps[1], add)
+	}
+	b.setElements(fixed, setNoEndpointServices, o.refused[0], add)
+	b.setElements(fixed, setNoEndpointNodePorts, o.refused[1], add)
 }
 
 // serviceDiff is what changed in one Service's rules.
@@ -536,29 +562,15 @@ func (b *batch) partial(old, r *plan.Ruleset) error {
 
 // diffElements deletes (or adds) the elements that go (come) in diffs.
 func (b *batch) diffElements(diffs []serviceDiff, add bool) {
-	perShard := map[int]*[2][]nftables.SetElement{}
-	var refused [2][]nftables.SetElement
+	var out elementsOut
 	for _, d := range diffs {
-		els := d.elementsGone
 		if add {
-			els = d.elementsCame
+			out.gather(d.shard, d.elementsCame)
+		} else {
+			out.gather(d.shard, d.elementsGone)
 		}
-		ps := perShard[d.shard]
-		if ps == nil {
-			ps = &[2][]nftables.SetElement{}
-			perShard[d.shard] = ps
-		}
-		ps[0] = appendElements(ps[0], els[0], true)
-		ps[1] = appendElements(ps[1], els[1], false)
-		refused[0] = appendElements(refused[0], els[2], true)
-		refused[1] = appendElements(refused[1], els[3], false)
 	}
-	for i, ps := range perShard {
-		b.setElements(i, mapServiceIPs, ps[0], add)
-		b.setElements(i, mapNodePorts, ps[1], add)
-	}
-	b.setElements(fixed, setNoEndpointServices, refused[0], add)
-	b.setElements(fixed, setNoEndpointNodePorts, refused[1], add)
+	b.writeElements(&out, add)
 }
 
 // diffService is what changes from o to n (either may be empty), or nil
