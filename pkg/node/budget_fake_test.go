@@ -104,7 +104,9 @@ func readyDB(c *fakeCluster) int {
 	return n
 }
 
-func (c *fakeCluster) commitWait(t *testing.T, files map[string]string) {
+// commitWait commits files and waits until every node runs the commit,
+// which it returns.
+func (c *fakeCluster) commitWait(t *testing.T, files map[string]string) string {
 	t.Helper()
 	commit := c.src.commit(files)
 	for _, n := range c.nodes {
@@ -117,6 +119,7 @@ func (c *fakeCluster) commitWait(t *testing.T, files map[string]string) {
 		}
 		cancel()
 	}
+	return commit
 }
 
 // A StatefulSet of 3 replicas whose own strategy would replace all three

@@ -107,17 +107,7 @@ func startRollingCluster(t *testing.T, deadline int) (*fakeCluster, *readiness) 
 // more than 7 pods (replicas + maxSurge), until all 6 run the new template.
 func TestFakeClusterRollingUpdateKeepsItsBounds(t *testing.T) {
 	c, r := startRollingCluster(t, 600)
-	commit := c.src.commit(map[string]string{"web.yaml": fmt.Sprintf(rollingWeb, 600, "busybox:1.37")})
-	for _, n := range c.nodes {
-		n.ag.Sync()
-	}
-	for _, n := range c.nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, err := n.ag.WaitRevision(ctx, commit); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-	}
+	c.commitWait(t, map[string]string{"web.yaml": fmt.Sprintf(rollingWeb, 600, "busybox:1.37")})
 	hash := c.hashOf("n1")
 	sawOld := false
 	for step := 0; ; step++ {
@@ -156,17 +146,7 @@ func TestFakeClusterRollingUpdateKeepsItsBounds(t *testing.T) {
 // Degraded, and the old pods keep serving.
 func TestFakeClusterBrokenImageStopsAtTheDeadline(t *testing.T) {
 	c, r := startRollingCluster(t, 30)
-	commit := c.src.commit(map[string]string{"web.yaml": fmt.Sprintf(rollingWeb, 30, "busybox:broken")})
-	for _, n := range c.nodes {
-		n.ag.Sync()
-	}
-	for _, n := range c.nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, err := n.ag.WaitRevision(ctx, commit); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-	}
+	c.commitWait(t, map[string]string{"web.yaml": fmt.Sprintf(rollingWeb, 30, "busybox:broken")})
 	hash := c.hashOf("n1")
 	r.mu.Lock()
 	r.broken = hash
@@ -203,17 +183,7 @@ func TestFakeClusterBrokenImageStopsAtTheDeadline(t *testing.T) {
 // they came from.
 func TestFakeClusterRestartMidRolloutKeepsOldPods(t *testing.T) {
 	c, r := startRollingCluster(t, 600)
-	commit := c.src.commit(map[string]string{"web.yaml": fmt.Sprintf(rollingWeb, 600, "busybox:slow")})
-	for _, n := range c.nodes {
-		n.ag.Sync()
-	}
-	for _, n := range c.nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, err := n.ag.WaitRevision(ctx, commit); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-	}
+	commit := c.commitWait(t, map[string]string{"web.yaml": fmt.Sprintf(rollingWeb, 600, "busybox:slow")})
 	hash := c.hashOf("n1")
 	r.mu.Lock()
 	r.broken = hash // the new pods never become ready: the rollout stays where it is
@@ -298,17 +268,7 @@ func TestFakeClusterRollingUpdateKeepsItsDisruptionBudget(t *testing.T) {
 		_, ready, _ := c.sample(r, c.hashOf("n1"))
 		return ready == 6
 	})
-	commit := c.src.commit(map[string]string{"web.yaml": wide("busybox:1.37"), "pdb.yaml": webBudget})
-	for _, n := range c.nodes {
-		n.ag.Sync()
-	}
-	for _, n := range c.nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, err := n.ag.WaitRevision(ctx, commit); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-	}
+	c.commitWait(t, map[string]string{"web.yaml": wide("busybox:1.37"), "pdb.yaml": webBudget})
 	hash := c.hashOf("n1")
 	for step := 0; ; step++ {
 		if step > 400 {

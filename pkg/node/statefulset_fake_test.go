@@ -125,17 +125,8 @@ func allReady(c *fakeCluster, n int) bool {
 }
 
 func (c *fakeCluster) commitDB(t *testing.T, replicas, partition int, image string) {
-	commit := c.src.commit(map[string]string{"db.yaml": fmt.Sprintf(orderedDB, replicas, partition, image)})
-	for _, n := range c.nodes {
-		n.ag.Sync()
-	}
-	for _, n := range c.nodes {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, err := n.ag.WaitRevision(ctx, commit); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-	}
+	t.Helper()
+	c.commitWait(t, map[string]string{"db.yaml": fmt.Sprintf(orderedDB, replicas, partition, image)})
 }
 
 // OrderedReady over three nodes: db-0, db-1, db-2 start in order, each

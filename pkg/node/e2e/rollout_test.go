@@ -34,33 +34,8 @@ func TestRollingUpdateKeepsItsBounds(t *testing.T) {
 	c.Commit("v1", map[string]string{"sleepers.yaml": rolling("1")})
 	c.Start()
 	c.AgreeOn(c.Members(), "sleepers-", 6, 90*time.Second, twoEach)
-	// Pods that moved while the nodes learnt of each other ran on two
-	// nodes for a while: start from one copy of each, one report of each.
-	Eventually(t, 30*time.Second, "each pod runs once and is reported once", func() (bool, string) {
-		ctrs, err := c.Containers()
-		if err != nil {
-			return false, err.Error()
-		}
-		placed := RunningPlacement(ctrs, "sleepers-")
-		for pod, nodes := range placed {
-			if len(nodes) != 1 {
-				return false, pod + " runs on " + strings.Join(nodes, ", ")
-			}
-		}
-		reported := 0
-		for _, n := range c.Members() {
-			st, err := n.Status()
-			if err != nil {
-				return false, err.Error()
-			}
-			for _, p := range st.Pods {
-				if p.Node == n.Name && strings.HasPrefix(p.Name, "sleepers-") {
-					reported++
-				}
-			}
-		}
-		return len(placed) == 6 && reported == 6, fmt.Sprintf("%d pods run, %d reported", len(placed), reported)
-	})
+	// Start from one copy of each pod, one report of each.
+	runsOnce(t, c, "sleepers-", 6)
 	oldHash := podHash(c, t)
 	c.Commit("v2", map[string]string{"sleepers.yaml": rolling("2")})
 	start := time.Now()
