@@ -67,7 +67,16 @@ type Gossip struct {
 	leaving   map[string]uint64    // members that announced they leave, at which version
 	left      bool                 // this node called Leave
 
-	queue    *memberlist.TransmitLimitedQueue
+	queue *queue
+	// localMu serialises changes of this node's state with their
+	// broadcast, so that a newer state is never queued before an older
+	// one (which would then replace it).
+	localMu sync.Mutex
+	// direct holds this node's own state messages not yet sent straight
+	// to every member; directCh wakes the sender.
+	directMu sync.Mutex
+	direct   map[string]*broadcast
+	directCh chan struct{}
 	ml       *memberlist.Memberlist
 	changeCh chan struct{}
 	syncQ    chan string // members to exchange full states with
@@ -108,10 +117,9 @@ func New(cfg Config) (*Gossip, error) {
 		maxBcast: 1400 - 128 - len(cfg.ClusterName),
 	}
 	g.meta.Store(&meta)
-	g.queue = &memberlist.TransmitLimitedQueue{
-		NumNodes:       func() int { return max(1, int(g.numActive.Load())) },
-		RetransmitMult: cfg.Timing.RetransmitMult,
-	}
+	g.direct = map[string]*broadcast{}
+	g.directCh = make(chan struct{}, 1)
+	g.queue = newQueue(cfg.Timing.RetransmitMult, func() int { return int(g.numActive.Load()) })
 	return g, nil
 }
 
@@ -170,10 +178,13 @@ func (g *Gossip) Start(ctx context.Context) error {
 	}
 	g.ml = ml
 	ctx, g.cancel = context.WithCancel(ctx)
+	g.localMu.Lock()
 	g.broadcastOwn(true)
+	g.localMu.Unlock()
 	g.run(ctx, g.notifier)
 	g.run(ctx, g.poller)
 	g.run(ctx, g.syncer)
+	g.run(ctx, g.sender)
 	if len(c.Join) > 0 {
 		g.run(ctx, g.joiner)
 	}
@@ -257,14 +268,17 @@ func (g *Gossip) SetLocalState(s NodeState) {
 	for _, w := range warns {
 		g.warn("state:"+w, "gossip: local state: "+w)
 	}
+	g.localMu.Lock()
 	g.mu.Lock()
 	ch := g.store.setLocal(s)
 	g.mu.Unlock()
-	if len(ch) == 0 {
-		return
+	if len(ch) > 0 {
+		g.broadcastChanges(ch)
 	}
-	g.broadcastChanges(ch)
-	g.changed()
+	g.localMu.Unlock()
+	if len(ch) > 0 {
+		g.changed()
+	}
 }
 
 // States returns the latest state of every member as known here, keyed by
@@ -298,7 +312,7 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 	v := g.store.cur
 	g.mu.Unlock()
 	done := make(chan struct{})
-	g.queue.QueueBroadcast(&broadcast{name: g.cfg.NodeName + "\x00leave", msg: encodeLeave(g.cfg.NodeName, v), done: done})
+	g.announce(&broadcast{name: g.cfg.NodeName + "\x00leave", msg: encodeLeave(g.cfg.NodeName, v), done: done})
 	if g.othersActive() > 0 {
 		select {
 		case <-done:
@@ -629,12 +643,7 @@ type broadcast struct {
 	once sync.Once
 }
 
-func (b *broadcast) Invalidates(o memberlist.Broadcast) bool {
-	ob, ok := o.(*broadcast)
-	return ok && ob.name == b.name
-}
-func (b *broadcast) Name() string    { return b.name }
-func (b *broadcast) Message() []byte { return b.msg }
+// Finished is called when b was sent its last time, or replaced.
 func (b *broadcast) Finished() {
 	if b.done != nil {
 		b.once.Do(func() { close(b.done) })
@@ -650,34 +659,104 @@ func deltaName(d *delta) string {
 	return d.origin + "\x00p" + d.pod.key.ns + "/" + d.pod.key.name
 }
 
-// broadcastOwn queues this node's whole state, or, if it does not fit in
-// a packet and all is set, every entry of it.
+// announce sends one of this node's own state messages: straight to every
+// alive and suspect member (by the sender, one packet each), and by
+// gossip, piggybacked on memberlist's messages, whence every node that
+// finds it new relays it. The direct send is what bounds the delay: gossip
+// alone, each message sent a few times by each node that took it, leaves a
+// share of the nodes without it (about e^-RetransmitMult of them; tens of
+// changes in a thousand in an 8-node test) until the next push/pull. The
+// relays make up for a lost packet.
+func (g *Gossip) announce(b *broadcast) {
+	g.queue.add(b)
+	g.sendDirect(b)
+}
+
+// sendDirect has the sender send b straight to every member.
+func (g *Gossip) sendDirect(b *broadcast) {
+	g.directMu.Lock()
+	g.direct[b.name] = &broadcast{name: b.name, msg: b.msg}
+	g.directMu.Unlock()
+	select {
+	case g.directCh <- struct{}{}:
+	default:
+	}
+}
+
+// sender sends the messages announce left, as they come: changes made
+// while it sends are coalesced (a newer message replaces an older one of
+// the same name), so a node whose state changes faster than it can send
+// sends only its latest.
+func (g *Gossip) sender(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.directCh:
+		}
+		g.directMu.Lock()
+		pending := g.direct
+		g.direct = map[string]*broadcast{}
+		g.directMu.Unlock()
+		var to []memberlist.Address
+		g.mu.Lock()
+		for _, m := range g.members {
+			if !m.Self && (m.State == StateAlive || m.State == StateSuspect) {
+				to = append(to, memberlist.Address{Addr: m.Addr.String(), Name: m.Name})
+			}
+		}
+		g.mu.Unlock()
+		for _, b := range pending {
+			for _, a := range to {
+				if ctx.Err() != nil {
+					return
+				}
+				if err := g.ml.SendToAddress(a, b.msg); err != nil {
+					g.log.Debug("gossip: direct state send failed", "to", a.Name, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// broadcastOwn announces this node's whole state: in one message when it
+// fits in a packet, else every entry of it, by gossip only (at start, when
+// no member is known yet, or after a refutation; a direct send of every
+// pod to every member would be a flood, and push/pull carries it too).
+// Called with g.localMu held.
 func (g *Gossip) broadcastOwn(all bool) {
 	g.mu.Lock()
 	sn := g.store.snapshotOf(g.cfg.NodeName)
 	g.mu.Unlock()
 	msg := encodeSnapshots([]*snapshot{sn})
 	if len(msg) <= g.maxBcast {
-		g.queue.QueueBroadcast(&broadcast{name: snapshotName(sn.node), msg: msg})
+		g.announce(&broadcast{name: snapshotName(sn.node), msg: msg})
 		return
 	}
 	if !all {
 		return
 	}
-	g.queueDelta(&delta{origin: sn.node, v: sn.hv, isHeader: true, hdr: sn.hdr})
+	g.queueDelta(&delta{origin: sn.node, v: sn.hv, isHeader: true, hdr: sn.hdr}, false)
 	for _, e := range sn.pods {
-		g.queueDelta(&delta{origin: sn.node, v: e.v, pod: e})
+		g.queueDelta(&delta{origin: sn.node, v: e.v, pod: e}, false)
 	}
 }
 
-func (g *Gossip) queueDelta(d *delta) {
+// queueDelta queues d for gossip, and for a direct send if direct is set.
+func (g *Gossip) queueDelta(d *delta, direct bool) {
 	msg := encodeDelta(d)
 	if len(msg) > g.maxBcast {
 		return // push/pull carries it
 	}
-	g.queue.QueueBroadcast(&broadcast{name: deltaName(d), msg: msg})
+	b := &broadcast{name: deltaName(d), msg: msg}
+	g.queue.add(b)
+	if direct {
+		g.sendDirect(b)
+	}
 }
 
+// broadcastChanges announces the changes ch of this node's state; called
+// with g.localMu held.
 func (g *Gossip) broadcastChanges(ch []change) {
 	g.mu.Lock()
 	sn := g.store.snapshotOf(g.cfg.NodeName)
@@ -702,17 +781,19 @@ func (g *Gossip) broadcastChanges(ch []change) {
 	}
 	g.mu.Unlock()
 	if msg := encodeSnapshots([]*snapshot{sn}); len(msg) <= g.maxBcast {
-		g.queue.QueueBroadcast(&broadcast{name: snapshotName(sn.node), msg: msg})
+		g.announce(&broadcast{name: snapshotName(sn.node), msg: msg})
 		return
 	}
 	for _, d := range ds {
-		g.queueDelta(d)
+		g.queueDelta(d, true)
 	}
 }
 
 // refute moves this node's version past v, heard from a peer about this
 // node's previous run, and announces the state again.
 func (g *Gossip) refute(v uint64) {
+	g.localMu.Lock()
+	defer g.localMu.Unlock()
 	g.mu.Lock()
 	g.store.restamp(v)
 	g.mu.Unlock()
@@ -778,7 +859,7 @@ func (g *Gossip) receive(msg []byte, relay bool) {
 		return
 	}
 	if taken && relay {
-		g.queue.QueueBroadcast(&broadcast{name: name, msg: bytes.Clone(msg)})
+		g.queue.add(&broadcast{name: name, msg: bytes.Clone(msg)})
 	}
 	if refute != 0 {
 		g.refute(refute)
@@ -827,7 +908,7 @@ func (d *delegate) NodeMeta(limit int) []byte {
 func (d *delegate) NotifyMsg(b []byte) { (*Gossip)(d).receive(b, true) }
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.queue.GetBroadcasts(overhead, limit)
+	return d.queue.get(overhead, limit)
 }
 
 func (d *delegate) LocalState(join bool) []byte {
