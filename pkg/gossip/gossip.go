@@ -66,6 +66,11 @@ type Gossip struct {
 	repair    map[string]time.Time // dead members heard from, and when last repaired
 	leaving   map[string]uint64    // members that announced they leave, at which version
 	left      bool                 // this node called Leave
+	// published is set by the first SetLocalState: until then this
+	// node's state is sent to no one, so that peers keep what its
+	// previous run told them (a restarted daemon has not yet found what
+	// runs) rather than an empty state.
+	published bool
 
 	queue *queue
 	// localMu serialises changes of this node's state with their
@@ -178,9 +183,6 @@ func (g *Gossip) Start(ctx context.Context) error {
 	}
 	g.ml = ml
 	ctx, g.cancel = context.WithCancel(ctx)
-	g.localMu.Lock()
-	g.broadcastOwn(true)
-	g.localMu.Unlock()
 	g.run(ctx, g.notifier)
 	g.run(ctx, g.poller)
 	g.run(ctx, g.syncer)
@@ -261,6 +263,9 @@ func (g *Gossip) SetMeta(m Meta) error {
 
 // SetLocalState replaces this node's state. Changes are broadcast: the
 // whole state when it fits in one packet, else one message per changed pod.
+// Until the first call this node sends no state of its own, so that a
+// restarted node's peers keep what its previous run told them until it
+// knows what it runs, instead of an empty state.
 // Fields longer than the wire format carries are truncated (errors to 256
 // bytes); at most 5000 pods are gossiped.
 func (g *Gossip) SetLocalState(s NodeState) {
@@ -271,23 +276,34 @@ func (g *Gossip) SetLocalState(s NodeState) {
 	g.localMu.Lock()
 	g.mu.Lock()
 	ch := g.store.setLocal(s)
+	first := !g.published
+	g.published = true
 	g.mu.Unlock()
-	if len(ch) > 0 {
+	switch {
+	case first:
+		// The whole state, even when it is the empty one it started
+		// with: peers may hold this node's previous run's.
+		g.broadcastOwn(true)
+	case len(ch) > 0:
 		g.broadcastChanges(ch)
 	}
 	g.localMu.Unlock()
-	if len(ch) > 0 {
+	if first || len(ch) > 0 {
 		g.changed()
 	}
 }
 
 // States returns the latest state of every member as known here, keyed by
-// node name, this node's included. A member that never sent one has none.
+// node name, this node's included once SetLocalState was called. A member
+// that never sent one has none.
 func (g *Gossip) States() map[string]NodeState {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make(map[string]NodeState, len(g.members))
 	for name := range g.members {
+		if name == g.cfg.NodeName && !g.published {
+			continue
+		}
 		if ns, ok := g.store.stateOf(name); ok {
 			out[name] = ns
 		}
@@ -796,7 +812,11 @@ func (g *Gossip) refute(v uint64) {
 	defer g.localMu.Unlock()
 	g.mu.Lock()
 	g.store.restamp(v)
+	published := g.published
 	g.mu.Unlock()
+	if !published {
+		return // SetLocalState will announce it
+	}
 	g.log.Info("gossip: peers hold a newer state of this node (from an earlier run); re-announcing", "node", g.cfg.NodeName)
 	g.broadcastOwn(true)
 }
@@ -916,6 +936,9 @@ func (d *delegate) LocalState(join bool) []byte {
 	g.mu.Lock()
 	sns := make([]*snapshot, 0, len(g.store.nodes))
 	for name := range g.store.nodes {
+		if name == g.cfg.NodeName && !g.published {
+			continue
+		}
 		sns = append(sns, g.store.snapshotOf(name))
 	}
 	g.mu.Unlock()

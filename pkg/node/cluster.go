@@ -324,6 +324,12 @@ func (a *Agent) publish() {
 		return
 	}
 	a.mu.Lock()
+	if !a.adopted {
+		// Until the pods found running are adopted (agent.go), peers
+		// keep what the node's previous run told them.
+		a.mu.Unlock()
+		return
+	}
 	st := gossip.NodeState{Node: a.cfg.Node.Name}
 	st.Revision, st.Refused, st.RefusedError = revisions(a.running, a.refused)
 	st.SyncRequested = a.syncs.requestedCount()
