@@ -206,8 +206,9 @@ type Agent struct {
 	syncs syncState
 	// jobs are the records of Jobs' pods (jobs.go).
 	jobs *jobBook
-	// adopting holds, from the first pass until each has a status, the
-	// pods the runtime ran when the agent started; the agent publishes
+	// adopting holds, from the first pass until each has a status (and
+	// its readiness probes a result), the pods the runtime ran when the
+	// agent started; the agent publishes
 	// nothing until adopted is set: a restarted agent that gossiped before
 	// it had adopted its pods would show its peers fewer pods than run
 	// (a rollout would count them missing, Services drop their
@@ -412,6 +413,9 @@ func (a *Agent) syncProbes(ctx context.Context, d *plan.DesiredPod, obs *apply.P
 
 func (a *Agent) probeTarget(obs *apply.PodStatus, c *corev1.Container, instance string) ProbeTarget {
 	t := ProbeTarget{Namespace: obs.Namespace, Pod: obs.Name, Container: c.Name, Instance: instance, PodIP: obs.IP, Ports: c.Ports}
+	if cs, ok := obs.Container(c.Name); ok {
+		t.StartedAt = cs.CreatedAt
+	}
 	if n, ok := a.cfg.Runtime.(netnser); ok {
 		t.NetNS = n.NetNSPath(obs.Namespace, obs.Name)
 	}
@@ -798,9 +802,14 @@ func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
 	}()
 	defer a.publish()
 	defer a.servicesChanged()
+	known := st == nil || a.prober.ReadinessKnown(key)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.adoptedOne(key)
+	if known {
+		// A pod whose readiness probe has not run yet is not adopted:
+		// it would show peers as unready a pod that may serve.
+		a.adoptedOne(key)
+	}
 	if st == nil {
 		delete(a.pods, key)
 		return

@@ -351,6 +351,13 @@ func TestFakeClusterRestartedAgentNeverPublishesFewerPods(t *testing.T) {
 	c.restartEachKeepsItsPods(t)
 }
 
+// The same with a readiness probe: the restarted agent's prober has no
+// result yet for the pods it adopts.
+func TestFakeClusterRestartedAgentNeverPublishesFewerReadyPods(t *testing.T) {
+	c, _ := startRollingCluster(t, 600)
+	c.restartEachKeepsItsPods(t)
+}
+
 // restartEachKeepsItsPods restarts each agent in turn, and fails if one
 // publishes fewer pods, or fewer ready pods, than it had before.
 func (c *fakeCluster) restartEachKeepsItsPods(t *testing.T) {
