@@ -215,6 +215,8 @@ type Agent struct {
 	// endpoints).
 	adopting map[plan.Key]bool
 	adopted  bool
+	// publishMu serialises publish (cluster.go).
+	publishMu sync.Mutex
 }
 
 // adoptDeadline bounds how long a started agent keeps quiet while it

@@ -323,6 +323,11 @@ func (a *Agent) publish() {
 	if a.cfg.Cluster == nil {
 		return
 	}
+	// Pod workers publish concurrently: without this, a state read
+	// before another could be set after it, and peers would see the
+	// older one until the next change.
+	a.publishMu.Lock()
+	defer a.publishMu.Unlock()
 	a.mu.Lock()
 	if !a.adopted {
 		// Until the pods found running are adopted (agent.go), peers
