@@ -1,24 +1,54 @@
 package gossip
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// spreadRounds gives every node pods pods, then changes, in each of
-// rounds rounds, the first pod of every node at once, and waits up to
-// within for every node to see every change. With the cluster's push/pull
-// interval an hour, a change that arrives came by broadcast. It returns
-// how many (change, receiving node) pairs did not arrive within within,
-// and the arrival times of those that did.
+// startSpreadCluster starts n nodes, each with pods pods set before it
+// starts, so that the full exchanges of the joins carry them (with
+// push/pull an hour apart, nothing else would make up for a lost message
+// of a whole state sent by gossip alone).
+func startSpreadCluster(t testing.TB, n, pods int, timing Timing) []*testNode {
+	t.Helper()
+	ports := freePorts(t, n)
+	var join []string
+	for _, p := range ports {
+		join = append(join, addr(p))
+	}
+	nodes := make([]*testNode, n)
+	for i := range n {
+		cfg := nodeConfig(fmt.Sprintf("n%02d", i), ports[i], join...)
+		cfg.Timing = timing
+		rec := &logRecorder{}
+		cfg.Logger = slog.New(rec)
+		g, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.SetLocalState(NodeState{Revision: strings.Repeat("b", 40), Pods: spreadPods(cfg.NodeName, pods, "Running")})
+		if err := g.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Shutdown() })
+		nodes[i] = &testNode{Gossip: g, cfg: cfg, logs: rec}
+	}
+	return nodes
+}
+
+// spreadRounds changes, in each of rounds rounds, the first of the pods
+// pods of every node at once, and waits up to within for every node to
+// see every change. With the cluster's push/pull interval an hour, a
+// change that arrives came by broadcast. It returns how many (change,
+// receiving node) pairs did not arrive within within, and the arrival
+// times of those that did.
 func spreadRounds(t testing.TB, nodes []*testNode, rounds int, pods int, within time.Duration) (missed int, lat []time.Duration) {
 	t.Helper()
-	for _, n := range nodes {
-		n.SetLocalState(NodeState{Revision: strings.Repeat("b", 40), Pods: spreadPods(n.cfg.NodeName, pods, "Running")})
-	}
 	eventually(t, 20*time.Second, statesAgree(nodes))
 	for r := range rounds {
 		t0 := time.Now()
@@ -101,7 +131,7 @@ func TestBroadcastReachesEveryNode(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			timing := LocalTiming()
 			timing.PushPullInterval = time.Hour
-			nodes := startCluster(t, tc.nodes, timing)
+			nodes := startSpreadCluster(t, tc.nodes, tc.pods, timing)
 			eventually(t, 30*time.Second, allAlive(nodes))
 			missed, lat := spreadRounds(t, nodes, 20, tc.pods, 2*time.Second)
 			slices.Sort(lat)
