@@ -38,10 +38,12 @@
 // whose pod CIDR overlaps an alive member's is refused, both when its alive
 // message arrives and when it tries to join (merge).
 //
-// State. Every node's NodeState reaches every node: a change is broadcast
-// at once (the whole state when it fits in a packet, else one message per
-// changed pod, relayed by each node that found it new), and the full state
-// of all nodes is exchanged by memberlist's periodic push/pull. Versions
+// State. Every node's NodeState reaches every node: a change is sent at
+// once (the whole state when it fits in a packet, else one message per
+// changed pod), straight to every member and by gossip, relayed by each
+// node that found it new; the full state of all nodes is exchanged by
+// memberlist's periodic push/pull. The gossip queue is this package's own
+// (queue.go says why not memberlist's). Versions
 // start at the wall clock in nanoseconds when the process starts and grow
 // by one per change, so old messages never overwrite new ones and a
 // restarted node is not ignored; see state.go for how deletions propagate.

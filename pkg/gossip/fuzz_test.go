@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The decoders of what peers send must never panic, and what they accept
@@ -39,6 +40,11 @@ func FuzzDecodeDelta(f *testing.F) {
 	f.Add(encodeDelta(&delta{origin: "n1", v: 6, pod: podEntry{key: podKey{"default", "web"}, v: 6, del: true}}))
 	f.Add(encodeDelta(&delta{origin: "n1", v: 7, isHeader: true, hdr: header{revision: strings.Repeat("b", 40), refused: "x", refusedErr: "y", syncReq: 1 << 40}}))
 	f.Add(encodeLeave("n1", 9))
+	// A pod as the agent reports it, every field set, as one node of
+	// many pods sends each change.
+	full := spreadPods("n1", 1, "Running")[0]
+	full.LastError, full.Reason, full.Restarts, full.StartedAt = "exit 1", "Error", 3, time.Unix(1767323045, 0).UTC()
+	f.Add(encodeDelta(&delta{origin: "n1", v: 1767323045000000001, prev: 1767323045000000000, pod: podEntry{key: podKey{full.Namespace, full.Name}, v: 1767323045000000001, pod: full}}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		decodeLeave(in)
 		d, err := decodeDelta(in)
@@ -63,6 +69,10 @@ func FuzzDecodeSnapshots(f *testing.F) {
 	r.applyDelta(&delta{origin: "x", v: 2000, pod: podEntry{key: podKey{"default", "z"}, v: 2000, del: true}})
 	f.Add(encodeSnapshots([]*snapshot{s.snapshotOf("x")}))
 	f.Add(encodeSnapshots([]*snapshot{r.snapshotOf("x"), r.snapshotOf("r")}))
+	// A node whose state does not fit in a packet (push/pull carries it).
+	big := newTestStore("big", 1767323045000000000)
+	big.setLocal(NodeState{Revision: strings.Repeat("b", 40), Pods: spreadPods("big", 40, "Running")})
+	f.Add(encodeSnapshots([]*snapshot{big.snapshotOf("big")}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		sns, err := decodeSnapshots(in)
 		if err != nil {

@@ -66,8 +66,22 @@ type Gossip struct {
 	repair    map[string]time.Time // dead members heard from, and when last repaired
 	leaving   map[string]uint64    // members that announced they leave, at which version
 	left      bool                 // this node called Leave
+	// published is set by the first SetLocalState: until then this
+	// node's state is sent to no one, so that peers keep what its
+	// previous run told them (a restarted daemon has not yet found what
+	// runs) rather than an empty state.
+	published bool
 
-	queue    *memberlist.TransmitLimitedQueue
+	queue *queue
+	// localMu serialises changes of this node's state with their
+	// broadcast, so that a newer state is never queued before an older
+	// one (which would then replace it).
+	localMu sync.Mutex
+	// direct holds this node's own state messages not yet sent straight
+	// to every member; directCh wakes the sender.
+	directMu sync.Mutex
+	direct   map[string]*broadcast
+	directCh chan struct{}
 	ml       *memberlist.Memberlist
 	changeCh chan struct{}
 	syncQ    chan string // members to exchange full states with
@@ -108,10 +122,9 @@ func New(cfg Config) (*Gossip, error) {
 		maxBcast: 1400 - 128 - len(cfg.ClusterName),
 	}
 	g.meta.Store(&meta)
-	g.queue = &memberlist.TransmitLimitedQueue{
-		NumNodes:       func() int { return max(1, int(g.numActive.Load())) },
-		RetransmitMult: cfg.Timing.RetransmitMult,
-	}
+	g.direct = map[string]*broadcast{}
+	g.directCh = make(chan struct{}, 1)
+	g.queue = newQueue(cfg.Timing.RetransmitMult, func() int { return int(g.numActive.Load()) })
 	return g, nil
 }
 
@@ -170,10 +183,10 @@ func (g *Gossip) Start(ctx context.Context) error {
 	}
 	g.ml = ml
 	ctx, g.cancel = context.WithCancel(ctx)
-	g.broadcastOwn(true)
 	g.run(ctx, g.notifier)
 	g.run(ctx, g.poller)
 	g.run(ctx, g.syncer)
+	g.run(ctx, g.sender)
 	if len(c.Join) > 0 {
 		g.run(ctx, g.joiner)
 	}
@@ -250,6 +263,9 @@ func (g *Gossip) SetMeta(m Meta) error {
 
 // SetLocalState replaces this node's state. Changes are broadcast: the
 // whole state when it fits in one packet, else one message per changed pod.
+// Until the first call this node sends no state of its own, so that a
+// restarted node's peers keep what its previous run told them until it
+// knows what it runs, instead of an empty state.
 // Fields longer than the wire format carries are truncated (errors to 256
 // bytes); at most 5000 pods are gossiped.
 func (g *Gossip) SetLocalState(s NodeState) {
@@ -257,23 +273,37 @@ func (g *Gossip) SetLocalState(s NodeState) {
 	for _, w := range warns {
 		g.warn("state:"+w, "gossip: local state: "+w)
 	}
+	g.localMu.Lock()
 	g.mu.Lock()
 	ch := g.store.setLocal(s)
+	first := !g.published
+	g.published = true
 	g.mu.Unlock()
-	if len(ch) == 0 {
-		return
+	switch {
+	case first:
+		// The whole state, even when it is the empty one it started
+		// with: peers may hold this node's previous run's.
+		g.broadcastOwn(true)
+	case len(ch) > 0:
+		g.broadcastChanges(ch)
 	}
-	g.broadcastChanges(ch)
-	g.changed()
+	g.localMu.Unlock()
+	if first || len(ch) > 0 {
+		g.changed()
+	}
 }
 
 // States returns the latest state of every member as known here, keyed by
-// node name, this node's included. A member that never sent one has none.
+// node name, this node's included once SetLocalState was called. A member
+// that never sent one has none.
 func (g *Gossip) States() map[string]NodeState {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make(map[string]NodeState, len(g.members))
 	for name := range g.members {
+		if name == g.cfg.NodeName && !g.published {
+			continue
+		}
 		if ns, ok := g.store.stateOf(name); ok {
 			out[name] = ns
 		}
@@ -298,7 +328,7 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 	v := g.store.cur
 	g.mu.Unlock()
 	done := make(chan struct{})
-	g.queue.QueueBroadcast(&broadcast{name: g.cfg.NodeName + "\x00leave", msg: encodeLeave(g.cfg.NodeName, v), done: done})
+	g.announce(&broadcast{name: g.cfg.NodeName + "\x00leave", msg: encodeLeave(g.cfg.NodeName, v), done: done})
 	if g.othersActive() > 0 {
 		select {
 		case <-done:
@@ -629,12 +659,7 @@ type broadcast struct {
 	once sync.Once
 }
 
-func (b *broadcast) Invalidates(o memberlist.Broadcast) bool {
-	ob, ok := o.(*broadcast)
-	return ok && ob.name == b.name
-}
-func (b *broadcast) Name() string    { return b.name }
-func (b *broadcast) Message() []byte { return b.msg }
+// Finished is called when b was sent its last time, or replaced.
 func (b *broadcast) Finished() {
 	if b.done != nil {
 		b.once.Do(func() { close(b.done) })
@@ -650,34 +675,104 @@ func deltaName(d *delta) string {
 	return d.origin + "\x00p" + d.pod.key.ns + "/" + d.pod.key.name
 }
 
-// broadcastOwn queues this node's whole state, or, if it does not fit in
-// a packet and all is set, every entry of it.
+// announce sends one of this node's own state messages: straight to every
+// alive and suspect member (by the sender, one packet each), and by
+// gossip, piggybacked on memberlist's messages, whence every node that
+// finds it new relays it. The direct send is what bounds the delay: gossip
+// alone, each message sent a few times by each node that took it, leaves a
+// share of the nodes without it (about e^-RetransmitMult of them; tens of
+// changes in a thousand in an 8-node test) until the next push/pull. The
+// relays make up for a lost packet.
+func (g *Gossip) announce(b *broadcast) {
+	g.queue.add(b)
+	g.sendDirect(b)
+}
+
+// sendDirect has the sender send b straight to every member.
+func (g *Gossip) sendDirect(b *broadcast) {
+	g.directMu.Lock()
+	g.direct[b.name] = &broadcast{name: b.name, msg: b.msg}
+	g.directMu.Unlock()
+	select {
+	case g.directCh <- struct{}{}:
+	default:
+	}
+}
+
+// sender sends the messages announce left, as they come: changes made
+// while it sends are coalesced (a newer message replaces an older one of
+// the same name), so a node whose state changes faster than it can send
+// sends only its latest.
+func (g *Gossip) sender(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.directCh:
+		}
+		g.directMu.Lock()
+		pending := g.direct
+		g.direct = map[string]*broadcast{}
+		g.directMu.Unlock()
+		var to []memberlist.Address
+		g.mu.Lock()
+		for _, m := range g.members {
+			if !m.Self && (m.State == StateAlive || m.State == StateSuspect) {
+				to = append(to, memberlist.Address{Addr: m.Addr.String(), Name: m.Name})
+			}
+		}
+		g.mu.Unlock()
+		for _, b := range pending {
+			for _, a := range to {
+				if ctx.Err() != nil {
+					return
+				}
+				if err := g.ml.SendToAddress(a, b.msg); err != nil {
+					g.log.Debug("gossip: direct state send failed", "to", a.Name, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// broadcastOwn announces this node's whole state: in one message when it
+// fits in a packet, else every entry of it, by gossip only (at start, when
+// no member is known yet, or after a refutation; a direct send of every
+// pod to every member would be a flood, and push/pull carries it too).
+// Called with g.localMu held.
 func (g *Gossip) broadcastOwn(all bool) {
 	g.mu.Lock()
 	sn := g.store.snapshotOf(g.cfg.NodeName)
 	g.mu.Unlock()
 	msg := encodeSnapshots([]*snapshot{sn})
 	if len(msg) <= g.maxBcast {
-		g.queue.QueueBroadcast(&broadcast{name: snapshotName(sn.node), msg: msg})
+		g.announce(&broadcast{name: snapshotName(sn.node), msg: msg})
 		return
 	}
 	if !all {
 		return
 	}
-	g.queueDelta(&delta{origin: sn.node, v: sn.hv, isHeader: true, hdr: sn.hdr})
+	g.queueDelta(&delta{origin: sn.node, v: sn.hv, isHeader: true, hdr: sn.hdr}, false)
 	for _, e := range sn.pods {
-		g.queueDelta(&delta{origin: sn.node, v: e.v, pod: e})
+		g.queueDelta(&delta{origin: sn.node, v: e.v, pod: e}, false)
 	}
 }
 
-func (g *Gossip) queueDelta(d *delta) {
+// queueDelta queues d for gossip, and for a direct send if direct is set.
+func (g *Gossip) queueDelta(d *delta, direct bool) {
 	msg := encodeDelta(d)
 	if len(msg) > g.maxBcast {
 		return // push/pull carries it
 	}
-	g.queue.QueueBroadcast(&broadcast{name: deltaName(d), msg: msg})
+	b := &broadcast{name: deltaName(d), msg: msg}
+	g.queue.add(b)
+	if direct {
+		g.sendDirect(b)
+	}
 }
 
+// broadcastChanges announces the changes ch of this node's state; called
+// with g.localMu held.
 func (g *Gossip) broadcastChanges(ch []change) {
 	g.mu.Lock()
 	sn := g.store.snapshotOf(g.cfg.NodeName)
@@ -702,20 +797,26 @@ func (g *Gossip) broadcastChanges(ch []change) {
 	}
 	g.mu.Unlock()
 	if msg := encodeSnapshots([]*snapshot{sn}); len(msg) <= g.maxBcast {
-		g.queue.QueueBroadcast(&broadcast{name: snapshotName(sn.node), msg: msg})
+		g.announce(&broadcast{name: snapshotName(sn.node), msg: msg})
 		return
 	}
 	for _, d := range ds {
-		g.queueDelta(d)
+		g.queueDelta(d, true)
 	}
 }
 
 // refute moves this node's version past v, heard from a peer about this
 // node's previous run, and announces the state again.
 func (g *Gossip) refute(v uint64) {
+	g.localMu.Lock()
+	defer g.localMu.Unlock()
 	g.mu.Lock()
 	g.store.restamp(v)
+	published := g.published
 	g.mu.Unlock()
+	if !published {
+		return // SetLocalState will announce it
+	}
 	g.log.Info("gossip: peers hold a newer state of this node (from an earlier run); re-announcing", "node", g.cfg.NodeName)
 	g.broadcastOwn(true)
 }
@@ -778,7 +879,7 @@ func (g *Gossip) receive(msg []byte, relay bool) {
 		return
 	}
 	if taken && relay {
-		g.queue.QueueBroadcast(&broadcast{name: name, msg: bytes.Clone(msg)})
+		g.queue.add(&broadcast{name: name, msg: bytes.Clone(msg)})
 	}
 	if refute != 0 {
 		g.refute(refute)
@@ -827,7 +928,7 @@ func (d *delegate) NodeMeta(limit int) []byte {
 func (d *delegate) NotifyMsg(b []byte) { (*Gossip)(d).receive(b, true) }
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.queue.GetBroadcasts(overhead, limit)
+	return d.queue.get(overhead, limit)
 }
 
 func (d *delegate) LocalState(join bool) []byte {
@@ -835,6 +936,9 @@ func (d *delegate) LocalState(join bool) []byte {
 	g.mu.Lock()
 	sns := make([]*snapshot, 0, len(g.store.nodes))
 	for name := range g.store.nodes {
+		if name == g.cfg.NodeName && !g.published {
+			continue
+		}
 		sns = append(sns, g.store.snapshotOf(name))
 	}
 	g.mu.Unlock()

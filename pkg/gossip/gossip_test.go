@@ -397,3 +397,36 @@ func TestSuspicionEndsWhenMemberRefutes(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, allAlive(nodes))
 }
+
+// A restarted node sends no state until it sets one: its peers keep its
+// previous run's pods meanwhile, never an empty list, then take the new
+// run's state over the old one.
+func TestRestartedNodeKeepsItsStateUntilItSetsOne(t *testing.T) {
+	nodes := startCluster(t, 3, LocalTiming())
+	eventually(t, 15*time.Second, allAlive(nodes))
+	pods := []PodStatus{pod("a", "Running", true), pod("b", "Running", true)}
+	nodes[2].SetLocalState(NodeState{Pods: pods})
+	eventually(t, 10*time.Second, statesAgree(nodes))
+	check := func(when string) {
+		t.Helper()
+		for _, n := range nodes[:2] {
+			if got := len(n.States()["n02"].Pods); got != 2 {
+				t.Fatalf("%s: %s sees %d pods of n02, want 2", when, n.cfg.NodeName, got)
+			}
+		}
+	}
+	nodes[2].Shutdown()
+	nodes[2] = start(t, nodes[2].cfg)
+	// The new run is a member again, and has exchanged full states with
+	// its peers, but has not said what it runs.
+	eventually(t, 15*time.Second, allAlive(nodes))
+	for range 2 * int(LocalTiming().PushPullInterval/(100*time.Millisecond)) {
+		check("before the restarted node set its state")
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, ok := nodes[2].States()["n02"]; ok {
+		t.Fatal("the restarted node lists a state of its own before it set one")
+	}
+	nodes[2].SetLocalState(NodeState{Pods: []PodStatus{pod("a", "Running", true), pod("c", "Running", false)}})
+	eventually(t, 10*time.Second, statesAgree(nodes))
+}

@@ -210,7 +210,24 @@ type Agent struct {
 	syncs syncState
 	// jobs are the records of Jobs' pods (jobs.go).
 	jobs *jobBook
+	// adopting holds, from the first pass until each has a status (and
+	// its readiness probes a result), the pods the runtime ran when the
+	// agent started; the agent publishes
+	// nothing until adopted is set: a restarted agent that gossiped before
+	// it had adopted its pods would show its peers fewer pods than run
+	// (a rollout would count them missing, Services drop their
+	// endpoints).
+	adopting map[plan.Key]bool
+	adopted  bool
+	// publishMu serialises publish (cluster.go).
+	publishMu sync.Mutex
 }
+
+// adoptDeadline bounds how long a started agent keeps quiet while it
+// adopts the pods it finds: a pod whose status cannot be had (no revision
+// to compare it with: the one that ran is not in the cache, the repository
+// is unreachable) does not keep the node's state from peers for longer.
+const adoptDeadline = 30 * time.Second
 
 // New returns an agent for cfg; Run starts it.
 func New(cfg Config) (*Agent, error) {
@@ -325,6 +342,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.restore(ctx); err != nil {
 		a.log.Warn("the revision that ran before could not be loaded; waiting for a fetch", "err", err)
 	}
+	adoptTimer := a.clock.AfterFunc(adoptDeadline, a.adoptionTimedOut)
+	defer adoptTimer.Stop()
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sourceLoop(ctx) })
 	wg.Go(func() { a.housekeeping(ctx) })
@@ -400,6 +419,9 @@ func (a *Agent) syncProbes(ctx context.Context, d *plan.DesiredPod, obs *apply.P
 
 func (a *Agent) probeTarget(obs *apply.PodStatus, c *corev1.Container, instance string) ProbeTarget {
 	t := ProbeTarget{Namespace: obs.Namespace, Pod: obs.Name, Container: c.Name, Instance: instance, PodIP: obs.IP, Ports: c.Ports}
+	if cs, ok := obs.Container(c.Name); ok {
+		t.StartedAt = cs.CreatedAt
+	}
 	if n, ok := a.cfg.Runtime.(netnser); ok {
 		t.NetNS = n.NetNSPath(obs.Namespace, obs.Name)
 	}
@@ -722,8 +744,23 @@ func (a *Agent) pass(ctx context.Context) {
 	for _, p := range observed {
 		running[p.Key()] = true
 	}
+	adoptedNow := false
+	defer func() {
+		if adoptedNow {
+			a.publish()
+		}
+	}()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.adopting == nil && !a.adopted {
+		a.adopting = map[plan.Key]bool{}
+		for k := range running {
+			if _, ok := a.pods[k]; !ok {
+				a.adopting[k] = true
+			}
+		}
+		adoptedNow = a.adoptedOne(plan.Key{})
+	}
 	a.place(running)
 	a.retain(running)
 	if a.histDirty {
@@ -778,8 +815,14 @@ func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
 	}()
 	defer a.publish()
 	defer a.servicesChanged()
+	known := st == nil || a.prober.ReadinessKnown(key)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if known {
+		// A pod whose readiness probe has not run yet is not adopted:
+		// it would show peers as unready a pod that may serve.
+		a.adoptedOne(key)
+	}
 	if st == nil {
 		delete(a.pods, key)
 		if a.jobs.own[key] {
@@ -796,6 +839,35 @@ func (a *Agent) setPodStatus(key plan.Key, st *plan.PodStatus) {
 			a.log.Warn("saving job records", "err", err)
 		}
 		a.nudge()
+	}
+}
+
+// adoptedOne notes that the pod key has a status (the zero key: none
+// more), and reports whether that ended the adoption (a.mu held).
+func (a *Agent) adoptedOne(key plan.Key) bool {
+	if a.adopted || a.adopting == nil {
+		return false
+	}
+	delete(a.adopting, key)
+	if len(a.adopting) > 0 {
+		return false
+	}
+	a.adopted = true
+	a.log.Debug("adopted the pods found running; publishing the node's state")
+	return true
+}
+
+// adoptionTimedOut publishes the node's state even though some pod found
+// running has no status yet (adoptDeadline).
+func (a *Agent) adoptionTimedOut() {
+	a.mu.Lock()
+	late := !a.adopted
+	waiting := len(a.adopting)
+	a.adopted = true
+	a.mu.Unlock()
+	if late {
+		a.log.Warn("publishing the node's state before every running pod was adopted", "waiting", waiting, "after", adoptDeadline)
+		a.publish()
 	}
 }
 

@@ -352,7 +352,18 @@ func (a *Agent) publish() {
 	if a.cfg.Cluster == nil {
 		return
 	}
+	// Pod workers publish concurrently: without this, a state read
+	// before another could be set after it, and peers would see the
+	// older one until the next change.
+	a.publishMu.Lock()
+	defer a.publishMu.Unlock()
 	a.mu.Lock()
+	if !a.adopted {
+		// Until the pods found running are adopted (agent.go), peers
+		// keep what the node's previous run told them.
+		a.mu.Unlock()
+		return
+	}
 	st := gossip.NodeState{Node: a.cfg.Node.Name}
 	st.Revision, st.Refused, st.RefusedError = revisions(a.running, a.refused)
 	st.SyncRequested = a.syncs.requestedCount()

@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -29,6 +30,26 @@ type fakeBus struct {
 	// blind: nodes that see only themselves while the others hear them
 	// (a join the node has not heard of yet).
 	blind map[string]bool
+	// published records every state the nodes in it set, once a test
+	// asked for it (record).
+	published map[string][]gossip.NodeState
+}
+
+// record has the bus keep every state name publishes from now on.
+func (b *fakeBus) record(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.published == nil {
+		b.published = map[string][]gossip.NodeState{}
+	}
+	b.published[name] = []gossip.NodeState{}
+}
+
+// recorded returns the states name published since record.
+func (b *fakeBus) recorded(name string) []gossip.NodeState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.published[name])
 }
 
 func newFakeBus(clk *clocktest.Fake) *fakeBus {
@@ -80,6 +101,9 @@ func (v view) SetLocalState(s gossip.NodeState) {
 	}
 	old, had := v.bus.states[v.name]
 	v.bus.states[v.name] = s
+	if rec, ok := v.bus.published[v.name]; ok {
+		v.bus.published[v.name] = append(rec, s)
+	}
 	v.bus.mu.Unlock()
 	if !had || fmt.Sprint(old) != fmt.Sprint(s) {
 		v.bus.changed()
@@ -97,6 +121,13 @@ func (v view) States() map[string]gossip.NodeState {
 		out[k] = s
 	}
 	return out
+}
+
+// States is every node's state as the bus holds it.
+func (b *fakeBus) States() map[string]gossip.NodeState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.states)
 }
 
 func (b *fakeBus) changed() {
@@ -306,6 +337,62 @@ func TestFakeClusterQuickRestartMovesNothing(t *testing.T) {
 		}
 		if got := n.rt.Count("stop"); got != stops[name] {
 			t.Fatalf("%s stopped something: %v", name, n.rt.Ops())
+		}
+	}
+}
+
+// A restarted agent publishes its pods only once it has adopted them:
+// peers never see its pod count, nor its ready count, drop (they would
+// count a rollout's pods short, and drop its Service endpoints).
+func TestFakeClusterRestartedAgentNeverPublishesFewerPods(t *testing.T) {
+	c := newFakeCluster(t, "n1", "n2", "n3")
+	c.src.commit(web(9, "busybox:1.36"))
+	for _, name := range []string{"n1", "n2", "n3"} {
+		c.start(name)
+	}
+	waitFor(t, "9 pods running", func() bool { return c.total() == 9 })
+	c.restartEachKeepsItsPods(t)
+}
+
+// The same with a readiness probe: the restarted agent's prober has no
+// result yet for the pods it adopts.
+func TestFakeClusterRestartedAgentNeverPublishesFewerReadyPods(t *testing.T) {
+	c, _ := startRollingCluster(t, 600)
+	c.restartEachKeepsItsPods(t)
+}
+
+// restartEachKeepsItsPods restarts each agent in turn, and fails if one
+// publishes fewer pods, or fewer ready pods, than it had before.
+func (c *fakeCluster) restartEachKeepsItsPods(t *testing.T) {
+	ready := func(st gossip.NodeState) (n int) {
+		for _, p := range st.Pods {
+			if p.Ready {
+				n++
+			}
+		}
+		return n
+	}
+	for _, name := range []string{"n1", "n2", "n3"} {
+		before := len(c.runningOn()[name])
+		if before == 0 {
+			t.Fatalf("%s runs no pod", name)
+		}
+		waitFor(t, name+" publishes its pods ready", func() bool {
+			st := c.bus.States()[name]
+			return len(st.Pods) == before && ready(st) == before
+		})
+		c.bus.record(name)
+		c.nodes[name].stop()
+		c.start(name)
+		waitFor(t, name+" publishes its pods again", func() bool {
+			c.clk.Advance(100 * time.Millisecond)
+			rec := c.bus.recorded(name)
+			return len(rec) > 0 && len(rec[len(rec)-1].Pods) == before && ready(rec[len(rec)-1]) == before
+		})
+		for i, st := range c.bus.recorded(name) {
+			if len(st.Pods) < before || ready(st) < before {
+				t.Fatalf("%s's state %d after its restart has %d pods, %d ready; it ran %d ready: %+v", name, i, len(st.Pods), ready(st), before, st)
+			}
 		}
 	}
 }

@@ -41,6 +41,11 @@ type ProbeTarget struct {
 	NetNS string
 	// Ports of the container, to resolve named probe ports.
 	Ports []corev1.ContainerPort
+	// StartedAt is when the instance started: a probe's initial delay
+	// counts from then, so the probes of a container an agent adopts
+	// (it ran before the agent started) run at once. The zero time means
+	// now.
+	StartedAt time.Time
 }
 
 func (t ProbeTarget) podKey() plan.Key { return plan.Key{Namespace: t.Namespace, Name: t.Pod} }

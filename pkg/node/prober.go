@@ -48,6 +48,8 @@ type probedInstance struct {
 	cancel  context.CancelFunc
 	started bool
 	ready   bool
+	// probed: its readiness probe gave a result (or it has none).
+	probed bool
 }
 
 // NewProber returns a prober that runs exec probes through ex, timed by
@@ -86,7 +88,7 @@ func (p *Prober) Sync(ctx context.Context, t ProbeTarget, c *corev1.Container) {
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	in := &probedInstance{cancel: cancel, started: c.StartupProbe == nil, ready: c.ReadinessProbe == nil}
+	in := &probedInstance{cancel: cancel, started: c.StartupProbe == nil, ready: c.ReadinessProbe == nil, probed: c.ReadinessProbe == nil}
 	p.instances[key] = in
 	for kind, pr := range map[probeKind]*corev1.Probe{probeStartup: c.StartupProbe, probeLiveness: c.LivenessProbe, probeReadiness: c.ReadinessProbe} {
 		if pr == nil {
@@ -98,6 +100,20 @@ func (p *Prober) Sync(ctx context.Context, t ProbeTarget, c *corev1.Container) {
 			p.run(ctx, key, t, kind, pr)
 		}()
 	}
+}
+
+// ReadinessKnown says whether every instance of the pod whose probes run
+// has had a result from its readiness probe (or has none): until then a
+// pod's readiness says only that no probe passed yet.
+func (p *Prober) ReadinessKnown(podKey plan.Key) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, in := range p.instances {
+		if k.pod == podKey && !in.probed {
+			return false
+		}
+	}
+	return true
 }
 
 // Forget stops the probes of the pod's instances that keep does not
@@ -134,6 +150,9 @@ func (p *Prober) run(ctx context.Context, key instanceKey, t ProbeTarget, kind p
 		successes = 1
 	}
 	wait := time.Duration(pr.InitialDelaySeconds) * time.Second
+	if !t.StartedAt.IsZero() {
+		wait = max(wait-p.clock.Now().Sub(t.StartedAt), 0)
+	}
 	okRun, failRun := 0, 0
 	for {
 		timer := p.clock.NewTimer(wait)
@@ -176,12 +195,15 @@ func (p *Prober) run(ctx context.Context, key instanceKey, t ProbeTarget, kind p
 				failRun = 0
 			}
 		case probeReadiness:
-			switch {
-			case okRun >= successes:
-				p.set(key, func(in *probedInstance) { in.ready = true })
-			case failRun >= failures:
-				p.set(key, func(in *probedInstance) { in.ready = false })
-			}
+			p.set(key, func(in *probedInstance) {
+				in.probed = true
+				switch {
+				case okRun >= successes:
+					in.ready = true
+				case failRun >= failures:
+					in.ready = false
+				}
+			})
 		}
 	}
 }
@@ -201,7 +223,7 @@ func (p *Prober) set(key instanceKey, f func(*probedInstance)) {
 	if ok {
 		before := *in
 		f(in)
-		changed = before.started != in.started || before.ready != in.ready
+		changed = before.started != in.started || before.ready != in.ready || before.probed != in.probed
 	}
 	p.mu.Unlock()
 	if changed && p.onChange != nil {

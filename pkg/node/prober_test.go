@@ -288,3 +288,48 @@ func TestForgetStopsTheProbesOfGoneInstances(t *testing.T) {
 		t.Fatal("Stop did not return: a probe goroutine is left")
 	}
 }
+
+// An adopted container (it started before the prober knew it) is probed
+// at once when its initial delay has passed, and its readiness is known
+// after the first result, a failure included.
+func TestAdoptedInstanceIsProbedAtOnce(t *testing.T) {
+	ex, clk, rec := &fakeExec{}, newFakeClock(), &recorder{}
+	ex.code.Store(1)
+	p := NewProber(ex, nil, clk, rec.change, rec.kill)
+	defer p.Stop()
+	started := clk.Now().Add(-time.Minute)
+	tgt := ProbeTarget{Namespace: "default", Pod: "p", Container: "c", Instance: "i1", StartedAt: started}
+	p.Sync(context.Background(), tgt, &corev1.Container{Name: "c", ReadinessProbe: execProbe(1, 1)})
+	if p.ReadinessKnown(tgt.podKey()) {
+		t.Fatal("readiness known before any probe ran")
+	}
+	// The initial delay of 7 s passed a minute ago: the first wait is
+	// none, then the probe runs and waits its period.
+	clk.tick(t, 1)
+	clk.waitFor(t, 1)
+	clk.mu.Lock()
+	first := clk.waits[0]
+	clk.mu.Unlock()
+	if first != 0 {
+		t.Fatalf("first wait %v, want none", first)
+	}
+	if got := ex.calls.Load(); got != 1 {
+		t.Fatalf("%d probes ran before any time passed, want 1", got)
+	}
+	if p := clk.Pending(); len(p) != 1 || p[0] != 5*time.Second {
+		t.Fatalf("pending waits %v, want the period 5s", p)
+	}
+	if !p.ReadinessKnown(tgt.podKey()) {
+		t.Fatal("readiness unknown after a probe failed")
+	}
+	rec.mu.Lock()
+	changed := rec.changed
+	rec.mu.Unlock()
+	if changed == 0 {
+		t.Fatal("the first result, a failure, was not signalled")
+	}
+	// A pod without probes has nothing to wait for.
+	if !p.ReadinessKnown(plan.Key{Namespace: "default", Name: "other"}) {
+		t.Fatal("readiness of a pod without probes is not known")
+	}
+}
