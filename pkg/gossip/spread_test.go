@@ -115,7 +115,10 @@ func spreadPods(node string, n int, phase string) []PodStatus {
 }
 
 // TestBroadcastReachesEveryNode: a pod status change reaches every node by
-// broadcast, within 2 s, with no push/pull to make up for a lost one.
+// broadcast, with no push/pull to make up for a lost one (it is an hour
+// away). The wait is bounded at 20 s, far above the latencies logged (and
+// measured by BenchmarkPropagation), so that only a lost change fails the
+// test, not a slow machine.
 // Before the own queue (memberlist's lost whole broadcasts) and the direct
 // sends (gossip alone misses a share of the nodes), 0.5 to 17 % of the
 // changes missed some node.
@@ -133,13 +136,13 @@ func TestBroadcastReachesEveryNode(t *testing.T) {
 			timing.PushPullInterval = time.Hour
 			nodes := startSpreadCluster(t, tc.nodes, tc.pods, timing)
 			eventually(t, 30*time.Second, allAlive(nodes))
-			missed, lat := spreadRounds(t, nodes, 20, tc.pods, 2*time.Second)
+			missed, lat := spreadRounds(t, nodes, 20, tc.pods, 20*time.Second)
 			slices.Sort(lat)
 			if len(lat) > 0 {
 				t.Logf("%d arrivals: median %v, p99 %v, max %v", len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
 			}
 			if missed > 0 {
-				t.Errorf("%d of %d changes did not reach a node by broadcast within 2 s", missed, 20*tc.nodes*(tc.nodes-1))
+				t.Errorf("%d of %d changes did not reach a node by broadcast within 20 s", missed, 20*tc.nodes*(tc.nodes-1))
 			}
 		})
 	}
