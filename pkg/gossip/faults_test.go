@@ -113,9 +113,14 @@ func (f *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Co
 func (f *faultTransport) PacketCh() <-chan *memberlist.Packet { return f.packets }
 func (f *faultTransport) StreamCh() <-chan net.Conn           { return f.streams }
 
+// Shutdown shuts the inner transport down, then stops forwarding: the
+// inner transport's listeners hand over what they read before they stop,
+// and block until it is taken (memberlist keeps reading until its
+// transport is down).
 func (f *faultTransport) Shutdown() error {
+	err := f.Transport.Shutdown()
 	f.once.Do(func() { close(f.done) })
-	return f.Transport.Shutdown()
+	return err
 }
 
 // withFaults makes cfg's node use a faultTransport, returned.
