@@ -12,14 +12,16 @@ import (
 )
 
 // The Service proxy's ruleset, as data: what ProxyRules computes and
-// pkg/apply/proxy writes into the nftables table "inet gitorch". The fixed
-// part of the table (base chains hooked into prerouting, output and
-// postrouting, the dispatch through the maps, the masquerade) is the same
-// on every node and for every set of Services; it is described in
-// docs/services.md and built by pkg/apply/proxy. What changes with the
-// Services and their endpoints is here: the elements of four verdict maps,
-// a chain per Service port and per endpoint, and a set per endpoint of a
-// Service with ClientIP affinity.
+// pkg/apply/proxy writes into the nftables tables "inet gitorch" and
+// "inet gitorch-<shard>". The fixed part of the tables (base chains hooked
+// into prerouting, output and postrouting, the dispatch through the maps,
+// the masquerade, the refusal) is the same on every node and for every set
+// of Services; it is described in docs/services.md and built by
+// pkg/apply/proxy. What changes with the Services and their endpoints is
+// here, Service by Service: the elements of two verdict maps and two sets
+// of refused ports, a chain per Service port and per nodePort, a set per
+// endpoint of a Service with ClientIP affinity, the endpoints' addresses
+// for hairpin traffic, and the table each Service is in.
 
 // PortRange is a range of ports, both ends included.
 type PortRange struct{ Min, Max int32 }
