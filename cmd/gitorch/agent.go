@@ -156,7 +156,7 @@ and without a key, the node is a cluster of one that does not gossip.`,
 	f.String("cluster-domain", plan.DefaultClusterDomain, "the cluster's DNS domain: <service>.<namespace>.svc.<domain>")
 	f.StringSlice("dns-upstream", nil, "resolvers (IP[:PORT],...) the cluster DNS forwards other names to (default: the nameservers of /etc/resolv.conf)")
 	f.String("service-node-port-range", plan.DefaultNodePortRange.String(), "range of nodePorts: a Service's nodePort outside it gets no rule; one left out is allocated in it")
-	f.Bool("service-proxy", true, "write the Service rules (nftables table inet gitorch, see docs/services.md); false leaves Services to another proxy")
+	f.Bool("service-proxy", true, "write the Service rules (nftables tables inet gitorch and inet gitorch-<n>, see docs/services.md); false leaves Services to another proxy")
 	f.String("registry-config", "", "docker config.json holding registry credentials (default: /root/.docker/config.json when it exists)")
 	f.StringSlice("plain-http-registry", nil, "registries (host or host:port) reached over plain HTTP instead of HTTPS")
 	f.String("api-address", defaultAPIAddress, "address of the status and logs API")

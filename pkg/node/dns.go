@@ -123,7 +123,7 @@ func (a *Agent) dnsLoop(ctx context.Context) {
 	}
 	var last dnsInputs
 	for {
-		in := a.dnsInputs()
+		in := a.dnsInputs(&last)
 		if !last.same(in) {
 			if last.sameObjects(in) {
 				in.ips = last.ips
@@ -147,12 +147,13 @@ type dnsInputs struct {
 	services  []*corev1.Service
 	ips       []plan.ServiceIP // set by dnsLoop
 	endpoints map[plan.Key][]plan.DNSEndpoint
+	// index reads the revision's Services for their endpoints, once.
+	index *plan.EndpointIndex
 }
 
-// sameObjects says both come from the same revision (the agent replaces
-// its objects whole).
+// sameObjects says both come from the same revision.
 func (d dnsInputs) sameObjects(o dnsInputs) bool {
-	return len(d.objects) > 0 && len(d.objects) == len(o.objects) && &d.objects[0] == &o.objects[0]
+	return len(d.objects) > 0 && sameObjects(d.objects, o.objects)
 }
 
 func (d dnsInputs) same(o dnsInputs) bool {
@@ -162,8 +163,8 @@ func (d dnsInputs) same(o dnsInputs) bool {
 // dnsInputs gathers the inputs of plan.ClusterDNS: the Services of the
 // running revision, and for headless ones their endpoints (plan.Endpoints
 // of the pods of the cluster: this node's from the agent, the others' from
-// gossip).
-func (a *Agent) dnsInputs() dnsInputs {
+// gossip), with the endpoint index of last when the revision is the same.
+func (a *Agent) dnsInputs(last *dnsInputs) dnsInputs {
 	a.mu.Lock()
 	objects := a.objects
 	a.mu.Unlock()
@@ -176,7 +177,11 @@ func (a *Agent) dnsInputs() dnsInputs {
 		}
 	}
 	if headless {
-		in.endpoints = plan.HeadlessDNSEndpoints(objects, plan.Endpoints(objects, a.clusterPods()))
+		in.index = last.index
+		if !last.sameObjects(in) || in.index == nil {
+			in.index = plan.NewEndpointIndex(objects)
+		}
+		in.endpoints = plan.HeadlessDNSEndpoints(objects, in.index.Endpoints(a.clusterPods()))
 	}
 	return in
 }

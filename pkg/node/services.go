@@ -133,8 +133,8 @@ func (a *Agent) ruleset(c *rulesetCache) (plan.Ruleset, int, bool) {
 	return r, c.count, true
 }
 
-// sameObjects reports whether a and b are one revision's objects: a
-// revision's slice is never changed once loaded.
+// sameObjects reports whether a and b are one revision's objects: the
+// agent replaces its objects whole, and never changes a revision's slice.
 func sameObjects(a, b []runtime.Object) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

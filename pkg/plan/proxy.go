@@ -100,7 +100,9 @@ func (e MapElement) String() string {
 	return s
 }
 
-func (e MapElement) compare(o MapElement) int {
+// Compare orders elements by key: address, protocol, port (the order of
+// a Ruleset's elements).
+func (e MapElement) Compare(o MapElement) int {
 	return cmp.Or(e.Addr.Compare(o.Addr), cmp.Compare(e.Proto, o.Proto), cmp.Compare(e.Port, o.Port))
 }
 
@@ -306,7 +308,7 @@ func (r *Ruleset) elements(of func(*ServiceRules) []MapElement) []MapElement {
 	for _, s := range r.Services {
 		out = append(out, of(s)...)
 	}
-	slices.SortFunc(out, MapElement.compare)
+	slices.SortFunc(out, MapElement.Compare)
 	return out
 }
 
@@ -771,9 +773,9 @@ func serviceRules(s *corev1.Service, addr netip.Addr, se ServiceEndpoints, opts 
 		r.NodePorts = append(r.NodePorts, MapElement{Proto: proto, Port: uint16(sp.NodePort), Chain: ext.Name})
 	}
 	sortElements := func(els []MapElement) []MapElement {
-		slices.SortFunc(els, MapElement.compare)
+		slices.SortFunc(els, MapElement.Compare)
 		// Two ports of one Service on one key: the first port's.
-		return slices.CompactFunc(els, func(a, b MapElement) bool { return a.compare(b) == 0 })
+		return slices.CompactFunc(els, func(a, b MapElement) bool { return a.Compare(b) == 0 })
 	}
 	r.ServiceIPs = sortElements(r.ServiceIPs)
 	r.NodePorts = sortElements(r.NodePorts)

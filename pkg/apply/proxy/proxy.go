@@ -643,10 +643,10 @@ func elementsDiff(old, new []plan.MapElement) (gone, come []plan.MapElement) {
 	i, j := 0, 0
 	for i < len(old) || j < len(new) {
 		switch {
-		case j == len(new) || i < len(old) && elementLess(old[i], new[j]):
+		case j == len(new) || i < len(old) && old[i].Compare(new[j]) < 0:
 			gone = append(gone, old[i])
 			i++
-		case i == len(old) || elementLess(new[j], old[i]):
+		case i == len(old) || new[j].Compare(old[i]) < 0:
 			come = append(come, new[j])
 			j++
 		default:
@@ -658,16 +658,6 @@ func elementsDiff(old, new []plan.MapElement) (gone, come []plan.MapElement) {
 		}
 	}
 	return gone, come
-}
-
-func elementLess(a, b plan.MapElement) bool {
-	if c := a.Addr.Compare(b.Addr); c != 0 {
-		return c < 0
-	}
-	if a.Proto != b.Proto {
-		return a.Proto < b.Proto
-	}
-	return a.Port < b.Port
 }
 
 func (b *batch) addSet(table int, s plan.AffinitySet) {
