@@ -636,8 +636,10 @@ func (a *Agent) Leave(ctx context.Context) error {
 				msg = "leave: 1 pod still runs here"
 			}
 			if len(held) > 0 {
-				msg += "; held by PodDisruptionBudgets that allow no disruption now: " + heldText(held)
+				msg += "; held by PodDisruptionBudgets that allow no disruption now: " + heldText(held) +
+					" (they allow one once another pod they select is ready, or once the budget is relaxed in Git)"
 			}
+			msg += "; the node stays unschedulable: run leave again, or restart the agent to make it schedulable again"
 			return fmt.Errorf("%s: %w", msg, ctx.Err())
 		case <-a.podsChanged:
 		}
