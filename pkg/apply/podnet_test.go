@@ -377,17 +377,9 @@ func ipNet(p netip.Prefix) *net.IPNet {
 
 func inNS(t *testing.T, path string, fn func(*netlink.Handle)) {
 	t.Helper()
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
+	if err := applytest.InNetNS(path, func(h *netlink.Handle) error { fn(h); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	fn(h)
 }
 
 // nft runs fn with an nftables connection in the namespace at path and

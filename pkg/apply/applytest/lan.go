@@ -83,7 +83,7 @@ func NewLAN(t testing.TB, n int) *LAN {
 		t.Fatalf("LAN %s: %v", l.Name, err)
 	}
 	l.Bridge = bridge
-	if err := inNetNS(bridge, func(h *netlink.Handle) error {
+	if err := InNetNS(bridge, func(h *netlink.Handle) error {
 		if err := linkUp(h, "lo"); err != nil {
 			return err
 		}
@@ -120,7 +120,7 @@ func (l *LAN) connect(host Host) error {
 		return err
 	}
 	defer hostNS.Close()
-	if err := inNetNS(l.Bridge, func(h *netlink.Handle) error {
+	if err := InNetNS(l.Bridge, func(h *netlink.Handle) error {
 		br, err := h.LinkByName("br0")
 		if err != nil {
 			return err
@@ -137,7 +137,7 @@ func (l *LAN) connect(host Host) error {
 	}); err != nil {
 		return err
 	}
-	return inNetNS(host.NetNS, func(h *netlink.Handle) error {
+	return InNetNS(host.NetNS, func(h *netlink.Handle) error {
 		if err := linkUp(h, "lo"); err != nil {
 			return err
 		}
@@ -157,7 +157,7 @@ func (l *LAN) connect(host Host) error {
 // would: its port on the bridge goes down, so nothing reaches it or leaves
 // it; the host itself keeps its address and sees its link lose carrier.
 func (h Host) Cut() error {
-	return inNetNS(h.bridge, func(nh *netlink.Handle) error {
+	return InNetNS(h.bridge, func(nh *netlink.Handle) error {
 		l, err := nh.LinkByName(h.port)
 		if err != nil {
 			return err
@@ -168,7 +168,7 @@ func (h Host) Cut() error {
 
 // Restore puts a cut host back on the LAN.
 func (h Host) Restore() error {
-	return inNetNS(h.bridge, func(nh *netlink.Handle) error { return linkUp(nh, h.port) })
+	return InNetNS(h.bridge, func(nh *netlink.Handle) error { return linkUp(nh, h.port) })
 }
 
 // Command returns a command that runs name with args in the host's
@@ -210,8 +210,8 @@ func (h Host) Start(t testing.TB, name string, args ...string) *exec.Cmd {
 // Transport's DialContext that calls Do) instead.
 func (h Host) Do(fn func() error) error { return nsfile.Do(h.NetNS, fn) }
 
-// inNetNS runs fn with a netlink handle in the namespace at path.
-func inNetNS(path string, fn func(*netlink.Handle) error) error {
+// InNetNS runs fn with a netlink handle in the namespace at path.
+func InNetNS(path string, fn func(*netlink.Handle) error) error {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		return err

@@ -89,23 +89,9 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 
 func (n *testNet) inNode(fn func(h *netlink.Handle) error) {
 	n.t.Helper()
-	if err := inNetNS(n.node.NetNS, fn); err != nil {
+	if err := applytest.InNetNS(n.node.NetNS, fn); err != nil {
 		n.t.Fatal(err)
 	}
-}
-
-func inNetNS(path string, fn func(h *netlink.Handle) error) error {
-	ns, err := netns.GetFromPath(path)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	return fn(h)
 }
 
 // addPod makes a pod at 10.244.1.<last>.
@@ -138,7 +124,7 @@ func (n *testNet) addPod(name string, last byte) pod {
 		}
 		return h.LinkSetUp(l)
 	})
-	if err := inNetNS(p.netns, func(h *netlink.Handle) error {
+	if err := applytest.InNetNS(p.netns, func(h *netlink.Handle) error {
 		for _, name := range []string{"lo", "eth0"} {
 			l, err := h.LinkByName(name)
 			if err != nil {
@@ -356,7 +342,7 @@ func TestExternalTrafficPolicyLocalKeepsTheClientAddress(t *testing.T) {
 	p := n.addPod("web-0", 10)
 	n.serve(p, 8080)
 	// The pod answers the outside host directly: give it a route back.
-	if err := inNetNS(n.other.NetNS, func(h *netlink.Handle) error {
+	if err := applytest.InNetNS(n.other.NetNS, func(h *netlink.Handle) error {
 		eth0, err := h.LinkByName("eth0")
 		if err != nil {
 			return err
